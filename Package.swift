@@ -1,0 +1,41 @@
+// swift-tools-version: 6.0
+import PackageDescription
+import Foundation
+
+// Kernels are compiled for the build machine's CPU (like llama.cpp's GGML_NATIVE):
+// with a target CPU, SIMD16<Float> lowers to AVX-512/AVX2 instead of scalar libm calls.
+// Set MIXTRAL_TARGET_CPU to build for another CPU (e.g. "x86-64-v3"), or "generic".
+let targetCPU = ProcessInfo.processInfo.environment["MIXTRAL_TARGET_CPU"] ?? "native"
+let cpuFlags: [String] = targetCPU == "generic" ? [] : ["-target-cpu", targetCPU]
+let fastSwift: [SwiftSetting] = [
+    .unsafeFlags(cpuFlags + ["-enforce-exclusivity=unchecked"]),
+]
+
+let package = Package(
+    name: "swift-mixtral",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "Mixtral", targets: ["Mixtral"]),
+        .library(name: "MixtralTokenizers", targets: ["MixtralTokenizers"]),
+        .executable(name: "mixtral", targets: ["MixtralCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // Compute kernels (matrix-vector, matrix-matrix, attention, norms) and the thread pool.
+        .target(name: "MixtralKernels", swiftSettings: fastSwift),
+        // Text <-> token ids: SentencePiece, tokenizer.json, chat templates.
+        .target(name: "MixtralTokenizers"),
+        // Files -> tensors -> model -> logits -> sampling -> generation.
+        .target(name: "Mixtral", dependencies: ["MixtralKernels", "MixtralTokenizers"], swiftSettings: fastSwift),
+        // The `mixtral` command-line tool.
+        .executableTarget(
+            name: "MixtralCLI",
+            dependencies: ["Mixtral", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(name: "MixtralTests", dependencies: ["Mixtral"]),
+        .testTarget(name: "MixtralTokenizersTests", dependencies: ["MixtralTokenizers"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,34 @@
+/// Text <-> token ids. Every implementation must reproduce its reference library exactly
+/// (sentencepiece for tokenizer.model, Hugging Face `tokenizers` for tokenizer.json).
+public protocol Tokenizer: Sendable {
+    /// Number of ids the tokenizer can produce (pieces plus added tokens).
+    var vocabularySize: Int { get }
+    var bosTokenID: Int? { get }
+    var eosTokenIDs: [Int] { get }
+
+    /// Encodes text. `addSpecialTokens` adds BOS/EOS as the tokenizer's configuration asks
+    /// (transformers' `add_special_tokens=True`).
+    func encode(_ text: String, addSpecialTokens: Bool) throws -> [Int]
+
+    /// Decodes ids to text, like transformers' `decode(ids, skip_special_tokens:)`.
+    func decode(_ ids: [Int], skipSpecialTokens: Bool) -> String
+
+    /// Whether an id is a special (control) token, dropped by `skipSpecialTokens`.
+    func isSpecial(_ id: Int) -> Bool
+}
+
+public enum TokenizerError: Error, CustomStringConvertible, Equatable {
+    case fileNotFound(String)
+    case malformed(file: String, reason: String)
+    case unsupported(file: String, feature: String)
+    case idOutOfRange(id: Int, vocabularySize: Int)
+
+    public var description: String {
+        switch self {
+        case .fileNotFound(let path): return "tokenizer file not found: \(path)"
+        case .malformed(let file, let reason): return "malformed tokenizer file \(file): \(reason)"
+        case .unsupported(let file, let feature): return "unsupported tokenizer feature in \(file): \(feature)"
+        case .idOutOfRange(let id, let size): return "token id \(id) is out of range for a vocabulary of \(size)"
+        }
+    }
+}
