@@ -1,0 +1,162 @@
+/// y = x W^T for a weight matrix W [N, K] stored in place (nn.Linear without bias):
+/// x is [T, K] fp32 row-major, y is [T, N] fp32. Accumulation is fp32.
+///
+/// T == 1 (decode) streams each weight row once through a SIMD dot product. T > 1
+/// (prefill) converts a panel of weight rows to fp32 once and reuses it for all tokens in
+/// 4x4 register tiles, so weights are read from memory once per call.
+public func linear(_ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix,
+                   _ y: UnsafeMutablePointer<Float>, pool: ComputePool) {
+    let n = w.rows
+    let k = w.columns
+    if tokens == 1 {
+        pool.parallelRanges(n, granularity: 16) { rows in
+            for r in rows { y[r] = rowDot(w, r, x, k) }
+        }
+        return
+    }
+    let panelRows = 4
+    pool.parallelRanges(n, granularity: panelRows) { rows in
+        let panel = UnsafeMutablePointer<Float>.allocate(capacity: panelRows * k)
+        defer { panel.deallocate() }
+        var r0 = rows.lowerBound
+        while r0 < rows.upperBound {
+            let count = min(panelRows, rows.upperBound - r0)
+            for i in 0..<count { dequantizeRow(w.type, w.row(r0 + i), panel + i * k, count: k) }
+            if count == panelRows {
+                var t = 0
+                while t + 4 <= tokens {
+                    tile4x4(panel, k, x + t * k, y + t * n + r0, n)
+                    t += 4
+                }
+                while t < tokens {
+                    for i in 0..<panelRows { y[t * n + r0 + i] = dot(panel + i * k, x + t * k, k) }
+                    t += 1
+                }
+            } else {
+                for t in 0..<tokens {
+                    for i in 0..<count { y[t * n + r0 + i] = dot(panel + i * k, x + t * k, k) }
+                }
+            }
+            r0 += count
+        }
+    }
+}
+
+/// Dot product of weight row r with x, converting the row's elements on the fly.
+@inline(__always) func rowDot(_ w: WeightMatrix, _ r: Int, _ x: UnsafePointer<Float>, _ k: Int) -> Float {
+    switch w.type {
+    case .f32: return dot(w.row(r).assumingMemoryBound(to: Float.self), x, k)
+    case .bf16: return dotBF16(w.row(r).assumingMemoryBound(to: UInt16.self), x, k)
+    case .f16: return dotF16(w.row(r).assumingMemoryBound(to: UInt16.self), x, k)
+    default:
+        // Block formats: dequantise the row, then dot. (Direct kernels come with quantisation.)
+        return withUnsafeTemporaryAllocation(of: Float.self, capacity: k) { row in
+            guard let base = row.baseAddress else { return 0 }
+            dequantizeRow(w.type, w.row(r), base, count: k)
+            return dot(base, x, k)
+        }
+    }
+}
+
+@inline(__always) func load16(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
+}
+
+@inline(__always) func loadBF16x16(_ p: UnsafePointer<UInt16>) -> SIMD16<Float> {
+    let bits = UnsafeRawPointer(p).loadUnaligned(as: SIMD16<UInt16>.self)
+    return unsafeBitCast(SIMD16<UInt32>(truncatingIfNeeded: bits) &<< 16, to: SIMD16<Float>.self)
+}
+
+public func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+    var acc0 = SIMD16<Float>(), acc1 = SIMD16<Float>()
+    var i = 0
+    while i + 32 <= n {
+        acc0.addProduct(load16(a + i), load16(b + i))
+        acc1.addProduct(load16(a + i + 16), load16(b + i + 16))
+        i += 32
+    }
+    if i + 16 <= n {
+        acc0.addProduct(load16(a + i), load16(b + i))
+        i += 16
+    }
+    var sum = (acc0 + acc1).sum()
+    while i < n {
+        sum += a[i] * b[i]
+        i += 1
+    }
+    return sum
+}
+
+func dotBF16(_ w: UnsafePointer<UInt16>, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
+    var acc0 = SIMD16<Float>(), acc1 = SIMD16<Float>()
+    var i = 0
+    while i + 32 <= n {
+        acc0.addProduct(loadBF16x16(w + i), load16(x + i))
+        acc1.addProduct(loadBF16x16(w + i + 16), load16(x + i + 16))
+        i += 32
+    }
+    if i + 16 <= n {
+        acc0.addProduct(loadBF16x16(w + i), load16(x + i))
+        i += 16
+    }
+    var sum = (acc0 + acc1).sum()
+    while i < n {
+        sum += bf16ToFloat(w[i]) * x[i]
+        i += 1
+    }
+    return sum
+}
+
+func dotF16(_ w: UnsafePointer<UInt16>, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
+    var acc = SIMD16<Float>()
+    var i = 0
+    while i + 16 <= n {
+        var v = SIMD16<Float>()
+        for j in 0..<16 { v[j] = f16ToFloat(w[i + j]) }
+        acc.addProduct(v, load16(x + i))
+        i += 16
+    }
+    var sum = acc.sum()
+    while i < n {
+        sum += f16ToFloat(w[i]) * x[i]
+        i += 1
+    }
+    return sum
+}
+
+/// y[t][i] = dot(panel row i, x row t) for a 4x4 tile; y rows are `ldy` apart.
+@inline(__always) func tile4x4(_ panel: UnsafePointer<Float>, _ k: Int, _ x: UnsafePointer<Float>,
+                               _ y: UnsafeMutablePointer<Float>, _ ldy: Int) {
+    let w0 = panel, w1 = panel + k, w2 = panel + 2 * k, w3 = panel + 3 * k
+    let x0 = x, x1 = x + k, x2 = x + 2 * k, x3 = x + 3 * k
+    var a00 = SIMD16<Float>(), a01 = SIMD16<Float>(), a02 = SIMD16<Float>(), a03 = SIMD16<Float>()
+    var a10 = SIMD16<Float>(), a11 = SIMD16<Float>(), a12 = SIMD16<Float>(), a13 = SIMD16<Float>()
+    var a20 = SIMD16<Float>(), a21 = SIMD16<Float>(), a22 = SIMD16<Float>(), a23 = SIMD16<Float>()
+    var a30 = SIMD16<Float>(), a31 = SIMD16<Float>(), a32 = SIMD16<Float>(), a33 = SIMD16<Float>()
+    var i = 0
+    while i + 16 <= k {
+        let v0 = load16(w0 + i), v1 = load16(w1 + i), v2 = load16(w2 + i), v3 = load16(w3 + i)
+        let u0 = load16(x0 + i)
+        a00.addProduct(u0, v0); a01.addProduct(u0, v1); a02.addProduct(u0, v2); a03.addProduct(u0, v3)
+        let u1 = load16(x1 + i)
+        a10.addProduct(u1, v0); a11.addProduct(u1, v1); a12.addProduct(u1, v2); a13.addProduct(u1, v3)
+        let u2 = load16(x2 + i)
+        a20.addProduct(u2, v0); a21.addProduct(u2, v1); a22.addProduct(u2, v2); a23.addProduct(u2, v3)
+        let u3 = load16(x3 + i)
+        a30.addProduct(u3, v0); a31.addProduct(u3, v1); a32.addProduct(u3, v2); a33.addProduct(u3, v3)
+        i += 16
+    }
+    var s = SIMD16<Float>()
+    for (index, accumulator) in [a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33].enumerated() {
+        s[index] = accumulator.sum()
+    }
+    while i < k {
+        for t in 0..<4 {
+            for j in 0..<4 { s[t * 4 + j] += x[t * k + i] * panel[j * k + i] }
+        }
+        i += 1
+    }
+    for t in 0..<4 {
+        for j in 0..<4 { y[t * ldy + j] = s[t * 4 + j] }
+    }
+}
