@@ -118,12 +118,48 @@ def write_reference(folder):
         json.dump(result, f)
 
 
+def processor_cases():
+    """transformers' logits processors on random scores, alone and chained in generate's
+    order (repetition penalty, temperature, top-k, top-p, min-p)."""
+    from transformers.generation.logits_process import (MinPLogitsWarper, RepetitionPenaltyLogitsProcessor,
+                                                        TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper)
+    generator = torch.Generator().manual_seed(7)
+    cases = []
+    settings = [
+        {"repetition_penalty": 1.3}, {"temperature": 0.7}, {"top_k": 5}, {"top_p": 0.8}, {"min_p": 0.1},
+        {"repetition_penalty": 1.2, "temperature": 0.8, "top_k": 10, "top_p": 0.9, "min_p": 0.05},
+        {"temperature": 1.5, "top_p": 0.5}, {"top_k": 1}, {"top_p": 0.01}, {"min_p": 0.9},
+    ]
+    for index, setting in enumerate(settings):
+        scores = torch.randn(1, 50, generator=generator) * (1 + index)
+        previous = torch.randint(0, 50, (1, 12), generator=generator)
+        processors = []
+        if "repetition_penalty" in setting:
+            processors.append(RepetitionPenaltyLogitsProcessor(setting["repetition_penalty"]))
+        if "temperature" in setting:
+            processors.append(TemperatureLogitsWarper(setting["temperature"]))
+        if "top_k" in setting:
+            processors.append(TopKLogitsWarper(setting["top_k"]))
+        if "top_p" in setting:
+            processors.append(TopPLogitsWarper(setting["top_p"]))
+        if "min_p" in setting:
+            processors.append(MinPLogitsWarper(setting["min_p"]))
+        result = scores.clone()
+        for processor in processors:
+            result = processor(previous, result)
+        cases.append({"settings": setting, "scores": scores[0].tolist(), "previous": previous[0].tolist(),
+                      "expected": [None if v == float("-inf") else v for v in result[0].tolist()]})
+    return cases
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     default_out = os.path.join(here, "..", "..", "Tests", "MixtralTests", "Fixtures", "parity")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=default_out)
     args = parser.parse_args()
+    with open(os.path.join(args.out, "..", "processors.json"), "w") as f:
+        json.dump(processor_cases(), f)
     for name, (config, options, post) in fixtures().items():
         make(name, config, options, post, args.out)
         with open(os.path.join(args.out, name, "reference.json")) as f:
