@@ -36,6 +36,8 @@ struct GenerateCommand: ParsableCommand {
     var doSample = false
     @Flag(name: .long, help: "Greedy decoding even if the model's defaults sample.")
     var greedy = false
+    @Flag(name: .long, help: "Do not stop at end-of-sequence tokens (for benchmarks and comparisons).")
+    var ignoreEos = false
     @Option(name: .long, help: "Context length limit (default: the model's max_position_embeddings).")
     var ctx: Int?
     @Flag(name: .long, help: "Print one JSON object (ids, text, speeds) instead of streaming text.")
@@ -55,6 +57,7 @@ struct GenerateCommand: ParsableCommand {
         if let repetitionPenalty { options.repetitionPenalty = repetitionPenalty }
         if let seed { options.seed = seed }
         options.stopStrings = stop
+        if ignoreEos { options.eosTokenIDs = [] }
         if let problem = options.validationError() { throw CLIError(problem) }
         return options
     }
