@@ -13,7 +13,7 @@ let fastSwift: [SwiftSetting] = [
 
 let package = Package(
     name: "swift-mixtral",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .library(name: "Mixtral", targets: ["Mixtral"]),
         .library(name: "MixtralTokenizers", targets: ["MixtralTokenizers"]),

@@ -7,7 +7,7 @@ struct MixtralCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mixtral",
         abstract: "Run Mixtral, Mistral and Llama models on the CPU, exactly as transformers computes them.",
-        subcommands: [GenerateCommand.self, ScoreCommand.self],
+        subcommands: [GenerateCommand.self, ScoreCommand.self, BenchCommand.self],
         defaultSubcommand: GenerateCommand.self)
 }
 

@@ -87,19 +87,24 @@ public func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) 
     return sum
 }
 
+/// Dot product of a bf16 row with x. bf16 is the upper half of an fp32, so one 32-bit
+/// load holds two weights: `word << 16` is the even one and `word & 0xFFFF0000` the odd
+/// one. No widening is needed; x is read as its even and odd elements instead.
 func dotBF16(_ w: UnsafePointer<UInt16>, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
-    var acc0 = SIMD16<Float>(), acc1 = SIMD16<Float>()
+    var even = SIMD16<Float>(), odd = SIMD16<Float>()
+    let mask = SIMD16<UInt32>(repeating: 0xFFFF_0000)
     var i = 0
     while i + 32 <= n {
-        acc0.addProduct(loadBF16x16(w + i), load16(x + i))
-        acc1.addProduct(loadBF16x16(w + i + 16), load16(x + i + 16))
+        let words = UnsafeRawPointer(w + i).loadUnaligned(as: SIMD16<UInt32>.self)
+        let pair = UnsafeRawPointer(x + i).loadUnaligned(as: (SIMD16<Float>, SIMD16<Float>).self)
+        // x[i..<i+32] as 32 floats: deinterleave into even and odd lanes.
+        let xEven = SIMD16<Float>(lowHalf: pair.0.evenHalf, highHalf: pair.1.evenHalf)
+        let xOdd = SIMD16<Float>(lowHalf: pair.0.oddHalf, highHalf: pair.1.oddHalf)
+        even.addProduct(unsafeBitCast(words &<< 16, to: SIMD16<Float>.self), xEven)
+        odd.addProduct(unsafeBitCast(words & mask, to: SIMD16<Float>.self), xOdd)
         i += 32
     }
-    if i + 16 <= n {
-        acc0.addProduct(loadBF16x16(w + i), load16(x + i))
-        i += 16
-    }
-    var sum = (acc0 + acc1).sum()
+    var sum = (even + odd).sum()
     while i < n {
         sum += bf16ToFloat(w[i]) * x[i]
         i += 1

@@ -1,28 +1,126 @@
-import Dispatch
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
-/// Runs the parts of one heavy operation on all cores. Every kernel takes its parallelism
-/// from here, so the number of threads is set in one place.
+/// A persistent pool of worker threads that runs the parts of one heavy operation on all
+/// cores. The calling thread works too. Between operations the workers spin briefly on an
+/// epoch counter (operations of one forward pass follow each other within microseconds),
+/// then sleep on a condition variable, so an idle engine uses no CPU.
 public final class ComputePool: @unchecked Sendable {
     public let threadCount: Int
 
+    private let epoch = Atomic<Int>(0)
+    private let nextPart = Atomic<Int>(0)
+    private let busyWorkers = Atomic<Int>(0)
+    private let stopping = Atomic<Bool>(false)
+    private var job: ((Int) -> Void)?
+    private var jobParts = 0
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private var workers: [pthread_t] = []
+    /// Spin iterations before a waiting worker sleeps (about 50-100 µs).
+    private let spinLimit = 20_000
+
     public init(threadCount: Int) {
         self.threadCount = max(1, threadCount)
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(wake, nil)
+        for _ in 1..<self.threadCount {
+            let box = Unmanaged.passRetained(WorkerStart(pool: self))
+            var thread = pthread_t()
+            #if canImport(Glibc)
+            let created = pthread_create(&thread, nil, { raw in
+                guard let raw else { return nil }
+                Unmanaged<WorkerStart>.fromOpaque(raw).takeRetainedValue().pool.workerLoop()
+                return nil
+            }, box.toOpaque())
+            #else
+            let created = pthread_create(&thread, nil, { raw in
+                Unmanaged<WorkerStart>.fromOpaque(raw).takeRetainedValue().pool.workerLoop()
+                return nil
+            }, box.toOpaque())
+            #endif
+            if created == 0 { workers.append(thread) } else { box.release() }
+        }
     }
 
-    /// A pool with one thread per core.
-    public static func defaultThreadCount() -> Int { ProcessInfo_activeProcessorCount() }
+    deinit {
+        stopping.store(true, ordering: .releasing)
+        pthread_mutex_lock(mutex)
+        epoch.add(1, ordering: .releasing)
+        pthread_cond_broadcast(wake)
+        pthread_mutex_unlock(mutex)
+        for thread in workers { pthread_join(thread, nil) }
+        pthread_cond_destroy(wake)
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+        wake.deallocate()
+    }
 
-    /// Calls `body(part)` for part in 0..<parts, spread over the threads; returns when all
-    /// parts are done.
+    private final class WorkerStart {
+        unowned let pool: ComputePool
+        init(pool: ComputePool) { self.pool = pool }
+    }
+
+    /// One thread per core.
+    public static func defaultThreadCount() -> Int {
+        max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    }
+
+    /// Calls `body(part)` for every part in 0..<parts, spread over the threads; returns when
+    /// all parts are done. Parts are handed out one at a time, so uneven parts balance.
     public func run(parts: Int, _ body: (Int) -> Void) {
         if parts <= 0 { return }
-        if parts == 1 || threadCount == 1 {
+        if parts == 1 || workers.isEmpty {
             for part in 0..<parts { body(part) }
             return
         }
         withoutActuallyEscaping(body) { body in
-            let box = UnsafeSendable(body)
-            DispatchQueue.concurrentPerform(iterations: parts) { part in box.value(part) }
+            job = body
+            jobParts = parts
+            nextPart.store(0, ordering: .relaxed)
+            busyWorkers.store(workers.count, ordering: .relaxed)
+            pthread_mutex_lock(mutex)
+            epoch.add(1, ordering: .releasing)
+            pthread_cond_broadcast(wake)
+            pthread_mutex_unlock(mutex)
+            work(body, parts: parts)
+            while busyWorkers.load(ordering: .acquiring) > 0 { spinPause() }
+            job = nil
+        }
+    }
+
+    private func work(_ body: (Int) -> Void, parts: Int) {
+        while true {
+            let part = nextPart.add(1, ordering: .relaxed).oldValue
+            if part >= parts { return }
+            body(part)
+        }
+    }
+
+    private func workerLoop() {
+        // Start from the epoch the pool was created with (0), not the current one: a job
+        // published before this thread got going must still be seen.
+        var seen = 0
+        while true {
+            var spins = 0
+            while epoch.load(ordering: .acquiring) == seen {
+                spins += 1
+                if spins < spinLimit {
+                    spinPause()
+                    continue
+                }
+                pthread_mutex_lock(mutex)
+                while epoch.load(ordering: .acquiring) == seen { pthread_cond_wait(wake, mutex) }
+                pthread_mutex_unlock(mutex)
+            }
+            seen = epoch.load(ordering: .acquiring)
+            if stopping.load(ordering: .acquiring) { return }
+            if let job { work(job, parts: jobParts) }
+            busyWorkers.subtract(1, ordering: .releasing)
         }
     }
 
@@ -42,16 +140,18 @@ public final class ComputePool: @unchecked Sendable {
     }
 }
 
-/// Wraps a value that is only read concurrently (closures over raw buffers).
-struct UnsafeSendable<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
+@inline(__always) func spinPause() {
+    #if arch(x86_64)
+    _mm_pause_()
+    #endif
 }
 
-#if canImport(Glibc)
-import Glibc
-func ProcessInfo_activeProcessorCount() -> Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
-#elseif canImport(Darwin)
-import Darwin
-func ProcessInfo_activeProcessorCount() -> Int { max(1, Int(sysconf(_SC_NPROCESSORS_ONLN))) }
+#if arch(x86_64)
+/// `pause`: tells the core this is a spin-wait (saves power, frees the sibling thread).
+@inline(__always) func _mm_pause_() {
+    // No intrinsic is reachable from Swift; sched_yield would be a syscall. An empty
+    // atomic load with relaxed ordering keeps the loop from being optimised away.
+    _ = dummyCounter.load(ordering: .relaxed)
+}
+private let dummyCounter = Atomic<Int>(0)
 #endif

@@ -262,3 +262,24 @@ public final class LanguageModel: @unchecked Sendable {
         return chosen
     }
 }
+
+extension LanguageModel {
+    /// Weight bytes one decode step reads: attention, router and the k routed experts of
+    /// every layer, the final norm and lm_head (one embedding row is negligible).
+    public var weightBytesPerGeneratedToken: Int {
+        var bytes = weights.lmHead.byteCount + weights.embedTokens.rowBytes
+        for layer in weights.layers {
+            let a = layer.attention
+            bytes += a.q.byteCount + a.k.byteCount + a.v.byteCount + a.o.byteCount
+            bytes += (layer.inputNorm.count + layer.postAttentionNorm.count) * 4
+            switch layer.mlp {
+            case .dense(let ffn):
+                bytes += ffn.gate.byteCount + ffn.up.byteCount + ffn.down.byteCount
+            case .sparseMoE(let router, let experts):
+                let expert = experts[0]
+                bytes += router.byteCount + config.numExpertsPerToken * (expert.gate.byteCount + expert.up.byteCount + expert.down.byteCount)
+            }
+        }
+        return bytes
+    }
+}
