@@ -1,44 +1,85 @@
-/// y = x W^T for a weight matrix W [N, K] stored in place (nn.Linear without bias):
-/// x is [T, K] fp32 row-major, y is [T, N] fp32. Accumulation is fp32.
-///
-/// T == 1 (decode) streams each weight row once through a SIMD dot product. T > 1
-/// (prefill) converts a panel of weight rows to fp32 once and reuses it for all tokens in
-/// 4x4 register tiles, so weights are read from memory once per call.
+/// One matrix product y = x W^T (nn.Linear without bias) for a weight matrix W [N, K]
+/// stored in place: x is [tokens, K] fp32 row-major, y is [tokens, N] fp32.
+public struct LinearJob: @unchecked Sendable {
+    public var x: UnsafePointer<Float>
+    public var tokens: Int
+    public var w: WeightMatrix
+    public var y: UnsafeMutablePointer<Float>
+
+    public init(_ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix, _ y: UnsafeMutablePointer<Float>) {
+        self.x = x
+        self.tokens = tokens
+        self.w = w
+        self.y = y
+    }
+}
+
+/// y = x W^T; see `LinearJob`.
 public func linear(_ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix,
                    _ y: UnsafeMutablePointer<Float>, pool: ComputePool) {
+    linear([LinearJob(x, tokens: tokens, w, y)], pool: pool)
+}
+
+/// Runs several matrix products as one parallel operation (one barrier): q/k/v of a
+/// layer, gate and up of a feed-forward, or all experts of an MoE layer. The weight rows
+/// of all jobs are cut into chunks that the threads take one at a time.
+///
+/// One token streams each weight row once through a SIMD dot product. More tokens
+/// convert a panel of weight rows to fp32 once and reuse it for all tokens in 4x4
+/// register tiles, so weights are read from memory once per call. Accumulation is fp32.
+public func linear(_ jobs: [LinearJob], pool: ComputePool) {
+    let totalRows = jobs.reduce(0) { $0 + $1.w.rows }
+    guard totalRows > 0 else { return }
+    // About 8 chunks per thread over all jobs, in multiples of the 4-row panel.
+    let chunkRows = max(16, (totalRows / (pool.threadCount * 8) + 3) / 4 * 4)
+    var chunks: [(job: Int, rows: Range<Int>)] = []
+    for (index, job) in jobs.enumerated() where job.tokens > 0 {
+        var start = 0
+        while start < job.w.rows {
+            let end = min(job.w.rows, start + chunkRows)
+            chunks.append((index, start..<end))
+            start = end
+        }
+    }
+    pool.run(parts: chunks.count) { part in
+        let chunk = chunks[part]
+        let job = jobs[chunk.job]
+        if job.tokens == 1 {
+            for r in chunk.rows { job.y[r] = rowDot(job.w, r, job.x, job.w.columns) }
+        } else {
+            linearPanels(job, rows: chunk.rows)
+        }
+    }
+}
+
+/// Rows `rows` of a many-token product, 4 weight rows at a time.
+func linearPanels(_ job: LinearJob, rows: Range<Int>) {
+    let (x, tokens, w, y) = (job.x, job.tokens, job.w, job.y)
     let n = w.rows
     let k = w.columns
-    if tokens == 1 {
-        pool.parallelRanges(n, granularity: 16) { rows in
-            for r in rows { y[r] = rowDot(w, r, x, k) }
-        }
-        return
-    }
     let panelRows = 4
-    pool.parallelRanges(n, granularity: panelRows) { rows in
-        let panel = UnsafeMutablePointer<Float>.allocate(capacity: panelRows * k)
-        defer { panel.deallocate() }
-        var r0 = rows.lowerBound
-        while r0 < rows.upperBound {
-            let count = min(panelRows, rows.upperBound - r0)
-            for i in 0..<count { dequantizeRow(w.type, w.row(r0 + i), panel + i * k, count: k) }
-            if count == panelRows {
-                var t = 0
-                while t + 4 <= tokens {
-                    tile4x4(panel, k, x + t * k, y + t * n + r0, n)
-                    t += 4
-                }
-                while t < tokens {
-                    for i in 0..<panelRows { y[t * n + r0 + i] = dot(panel + i * k, x + t * k, k) }
-                    t += 1
-                }
-            } else {
-                for t in 0..<tokens {
-                    for i in 0..<count { y[t * n + r0 + i] = dot(panel + i * k, x + t * k, k) }
-                }
+    let panel = UnsafeMutablePointer<Float>.allocate(capacity: panelRows * k)
+    defer { panel.deallocate() }
+    var r0 = rows.lowerBound
+    while r0 < rows.upperBound {
+        let count = min(panelRows, rows.upperBound - r0)
+        for i in 0..<count { dequantizeRow(w.type, w.row(r0 + i), panel + i * k, count: k) }
+        if count == panelRows {
+            var t = 0
+            while t + 4 <= tokens {
+                tile4x4(panel, k, x + t * k, y + t * n + r0, n)
+                t += 4
             }
-            r0 += count
+            while t < tokens {
+                for i in 0..<panelRows { y[t * n + r0 + i] = dot(panel + i * k, x + t * k, k) }
+                t += 1
+            }
+        } else {
+            for t in 0..<tokens {
+                for i in 0..<count { y[t * n + r0 + i] = dot(panel + i * k, x + t * k, k) }
+            }
         }
+        r0 += count
     }
 }
 

@@ -21,8 +21,9 @@ public final class ComputePool: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private var workers: [pthread_t] = []
-    /// Spin iterations before a waiting worker sleeps (about 50-100 µs).
-    private let spinLimit = 20_000
+    /// Wait iterations before an idle worker sleeps: 1,000 busy spins, then yields
+    /// (a few milliseconds in all).
+    private let spinLimit = 5_000
 
     public init(threadCount: Int) {
         self.threadCount = max(1, threadCount)
@@ -88,7 +89,13 @@ public final class ComputePool: @unchecked Sendable {
             pthread_cond_broadcast(wake)
             pthread_mutex_unlock(mutex)
             work(body, parts: parts)
-            while busyWorkers.load(ordering: .acquiring) > 0 { spinPause() }
+            var spins = 0
+            while busyWorkers.load(ordering: .acquiring) > 0 {
+                // A worker that is not running (another process has its core) must not be
+                // waited for by burning this thread's time slice.
+                spins += 1
+                if spins > 1000 { sched_yield() } else { spinPause() }
+            }
             job = nil
         }
     }
@@ -110,7 +117,7 @@ public final class ComputePool: @unchecked Sendable {
             while epoch.load(ordering: .acquiring) == seen {
                 spins += 1
                 if spins < spinLimit {
-                    spinPause()
+                    if spins > 1000 { sched_yield() } else { spinPause() }
                     continue
                 }
                 pthread_mutex_lock(mutex)

@@ -119,6 +119,8 @@ public final class LanguageModel: @unchecked Sendable {
         logits.withUnsafeMutableBufferPointer { out in
             linear(normed.pointer, tokens: rows, weights.lmHead, out.baseAddress!, pool: pool)
         }
+        // Kernels read buffers through raw pointers: keep their owners alive until here.
+        withExtendedLifetime((x, scratch, normed)) {}
         return logits
     }
 
@@ -165,9 +167,9 @@ public final class LanguageModel: @unchecked Sendable {
         let h = c.hiddenSize
         let kvWidth = c.numKeyValueHeads * c.headDim
         normalize(x, layer.inputNorm, into: s.normed, tokens: t)
-        linear(s.normed.pointer, tokens: t, layer.attention.q, s.q.pointer, pool: pool)
-        linear(s.normed.pointer, tokens: t, layer.attention.k, s.k.pointer, pool: pool)
-        linear(s.normed.pointer, tokens: t, layer.attention.v, s.v.pointer, pool: pool)
+        linear([LinearJob(s.normed.pointer, tokens: t, layer.attention.q, s.q.pointer),
+                LinearJob(s.normed.pointer, tokens: t, layer.attention.k, s.k.pointer),
+                LinearJob(s.normed.pointer, tokens: t, layer.attention.v, s.v.pointer)], pool: pool)
         let half = c.headDim / 2
         cos.withUnsafeBufferPointer { cosTable in
             sin.withUnsafeBufferPointer { sinTable in
@@ -194,22 +196,42 @@ public final class LanguageModel: @unchecked Sendable {
         switch layer.mlp {
         case .dense(let ffn):
             let out = FloatBuffer(capacity: t * h)
-            feedForward(ffn, input: s.normed.pointer, tokens: t, output: out.pointer)
+            feedForward([FeedForwardCall(ffn: ffn, input: s.normed.pointer, tokens: t, output: out.pointer)])
             for i in 0..<(t * h) { x[i] += out[i] }
+            withExtendedLifetime(out) {}
         case .sparseMoE(let router, let experts):
             sparseMoE(router: router, experts: experts, input: s.normed.pointer, tokens: t, residual: x)
         }
     }
 
-    /// down(silu(gate x) * up x) for `tokens` rows.
-    func feedForward(_ ffn: DecoderWeights.FeedForward, input: UnsafePointer<Float>, tokens t: Int,
-                     output: UnsafeMutablePointer<Float>) {
-        let inter = ffn.gate.rows
-        let gate = FloatBuffer(capacity: t * inter), up = FloatBuffer(capacity: t * inter)
-        linear(input, tokens: t, ffn.gate, gate.pointer, pool: pool)
-        linear(input, tokens: t, ffn.up, up.pointer, pool: pool)
-        siluMultiply(gate.pointer, up.pointer, count: t * inter)
-        linear(gate.pointer, tokens: t, ffn.down, output, pool: pool)
+    /// One feed-forward's input and output rows.
+    struct FeedForwardCall {
+        let ffn: DecoderWeights.FeedForward
+        let input: UnsafePointer<Float>
+        let tokens: Int
+        let output: UnsafeMutablePointer<Float>
+    }
+
+    /// down(silu(gate x) * up x) for several feed-forwards (the experts of a layer) at
+    /// once: all gate and up products in one parallel operation, all down products in a
+    /// second one.
+    func feedForward(_ calls: [FeedForwardCall]) {
+        let hidden = calls.map { FloatBuffer(capacity: 2 * $0.tokens * $0.ffn.gate.rows) }
+        var gateUp: [LinearJob] = []
+        for (call, buffer) in zip(calls, hidden) {
+            let up = buffer.pointer + call.tokens * call.ffn.gate.rows
+            gateUp.append(LinearJob(call.input, tokens: call.tokens, call.ffn.gate, buffer.pointer))
+            gateUp.append(LinearJob(call.input, tokens: call.tokens, call.ffn.up, up))
+        }
+        linear(gateUp, pool: pool)
+        var down: [LinearJob] = []
+        for (call, buffer) in zip(calls, hidden) {
+            let count = call.tokens * call.ffn.gate.rows
+            siluMultiply(buffer.pointer, buffer.pointer + count, count: count)
+            down.append(LinearJob(buffer.pointer, tokens: call.tokens, call.ffn.down, call.output))
+        }
+        linear(down, pool: pool)
+        withExtendedLifetime(hidden) {}
     }
 
     /// Mixtral's sparse MoE block: router softmax over all experts in fp32, top-k,
@@ -233,20 +255,28 @@ public final class LanguageModel: @unchecked Sendable {
                 for expert in chosen { routed[expert].append((token, probabilities[expert] / total)) }
             }
         }
+        // Gather each used expert's tokens, run all experts together, scatter back.
+        let used = routed.indices.filter { !routed[$0].isEmpty }
+        let gathered = used.map { FloatBuffer(capacity: routed[$0].count * h) }
+        let outputs = used.map { FloatBuffer(capacity: routed[$0].count * h) }
+        for (slot, expert) in used.enumerated() {
+            for (row, item) in routed[expert].enumerated() {
+                (gathered[slot].pointer + row * h).update(from: input + item.token * h, count: h)
+            }
+        }
+        feedForward(used.indices.map { slot in
+            FeedForwardCall(ffn: experts[used[slot]], input: gathered[slot].pointer,
+                            tokens: routed[used[slot]].count, output: outputs[slot].pointer)
+        })
         let moeOut = FloatBuffer(capacity: t * h)
         moeOut.pointer.initialize(repeating: 0, count: t * h)
-        for (expert, assignments) in routed.enumerated() where !assignments.isEmpty {
-            let n = assignments.count
-            let gathered = FloatBuffer(capacity: n * h), out = FloatBuffer(capacity: n * h)
-            for (row, item) in assignments.enumerated() {
-                (gathered.pointer + row * h).update(from: input + item.token * h, count: h)
-            }
-            feedForward(experts[expert], input: gathered.pointer, tokens: n, output: out.pointer)
-            for (row, item) in assignments.enumerated() {
-                for i in 0..<h { moeOut[item.token * h + i] += out[row * h + i] * item.weight }
+        for (slot, expert) in used.enumerated() {
+            for (row, item) in routed[expert].enumerated() {
+                for i in 0..<h { moeOut[item.token * h + i] += outputs[slot][row * h + i] * item.weight }
             }
         }
         for i in 0..<(t * h) { x[i] += moeOut[i] }
+        withExtendedLifetime((gathered, outputs, moeOut)) {}
     }
 
     /// Indices of the k largest values, largest first; ties go to the lower index.
