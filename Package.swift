@@ -36,6 +36,7 @@ let package = Package(
         ),
         .testTarget(name: "MixtralTests", dependencies: ["Mixtral"]),
         .testTarget(name: "MixtralTokenizersTests", dependencies: ["MixtralTokenizers"]),
+        .testTarget(name: "MixtralKernelsTests", dependencies: ["MixtralKernels"], swiftSettings: fastSwift),
     ],
     swiftLanguageModes: [.v6]
 )
