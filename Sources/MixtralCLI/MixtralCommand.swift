@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Mixtral
+import MixtralKernels
 
 @main
 struct MixtralCommand: ParsableCommand {
@@ -19,10 +20,19 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "Worker threads (default: one per core).")
     var threads: Int?
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Activations in prompt (prefill) products with bf16 weights: fp32 (exact, as transformers in fp32) or bf16 (as llama.cpp; faster with AVX512-BF16).",
+        valueName: "fp32|bf16"))
+    var precision: String = "fp32"
+
     func load() throws -> ModelBundle {
         if let threads, threads < 1 { throw CLIError("--threads must be at least 1") }
+        guard let activationPrecision = ActivationPrecision(rawValue: precision) else {
+            throw CLIError("--precision must be fp32 or bf16, not '\(precision)'")
+        }
         let start = Date()
         let bundle = try ModelBundle.load(path: model, threads: threads)
+        bundle.model.precision = activationPrecision
         let c = bundle.model.config
         log(String(format: "loaded %@ (%@, %d layers, hidden %d, %@) in %.2f s", model, c.architecture.rawValue,
                    c.numLayers, c.hiddenSize, c.isMoE ? "\(c.numExperts) experts top-\(c.numExpertsPerToken)" : "dense",

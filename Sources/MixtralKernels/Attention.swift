@@ -63,6 +63,7 @@ public func attention(_ q: UnsafePointer<Float>, tokens: Int, firstPosition: Int
             while start <= position {
                 let count = min(tile, position + 1 - start)
                 var tileMax = -Float.infinity
+                for j in count..<((count + 15) / 16 * 16) { scores[j] = -.infinity }
                 for j in 0..<count {
                     let s = dot(query, keys + (start + j) * kvStride + kvOffset, d) * scale
                     scores[j] = s
@@ -74,8 +75,15 @@ public func attention(_ q: UnsafePointer<Float>, tokens: Int, firstPosition: Int
                     for i in 0..<d { result[i] *= correction }
                 }
                 runningSum *= correction
+                // p_j = exp(s_j - max), 16 at a time (the tile buffer is a multiple of 16).
+                var j = 0
+                while j < count {
+                    let p = exp16(load16(scores + j) - newMax)
+                    UnsafeMutableRawPointer(scores + j).storeBytes(of: p, as: SIMD16<Float>.self)
+                    j += 16
+                }
                 for j in 0..<count {
-                    let p = expf(scores[j] - newMax)
+                    let p = scores[j]
                     runningSum += p
                     addScaled(result, values + (start + j) * kvStride + kvOffset, p, count: d)
                 }

@@ -46,3 +46,28 @@ public func softmax(_ x: UnsafeMutablePointer<Float>, count n: Int) {
         i += 1
     }
 }
+
+/// e^x for 16 lanes: Cephes' expf polynomial (max error about 1 ulp) after reducing by
+/// powers of two; e^x is 0 below -87.3 (including -inf) and +inf above 88.7.
+@inline(__always) func exp16(_ x: SIMD16<Float>) -> SIMD16<Float> {
+    let clamped = x.clamped(lowerBound: SIMD16(repeating: -87.336), upperBound: SIMD16(repeating: 88.72))
+    // Adding 1.5 * 2^23 rounds x * log2(e) to an integer n held in the low mantissa bits.
+    let magic: Float = 12_582_912
+    let shifted = clamped * 1.442_695_04 + magic
+    let n = shifted - magic
+    var r = clamped - n * 0.693_359_375
+    r = r - n * -2.121_944_4e-4
+    var p = SIMD16<Float>(repeating: 1.987_569_15e-4)
+    p = p * r + 1.398_199_95e-3
+    p = p * r + 8.333_451_9e-3
+    p = p * r + 4.166_579_59e-2
+    p = p * r + 1.666_666_55e-1
+    p = p * r + 5.000_000_1e-1
+    p = p * (r * r) + r + 1
+    let exponent = unsafeBitCast(shifted, to: SIMD16<UInt32>.self) &- magic.bitPattern &+ 127
+    let scale = unsafeBitCast(exponent &<< 23, to: SIMD16<Float>.self)
+    var result = p * scale
+    result.replace(with: 0, where: x .< -87.336)
+    result.replace(with: .infinity, where: x .> 88.72)
+    return result
+}

@@ -14,10 +14,20 @@ public struct LinearJob: @unchecked Sendable {
     }
 }
 
+/// How activations enter matrix products with bf16 weights.
+public enum ActivationPrecision: String, Sendable, CaseIterable {
+    /// fp32 activations: the products equal transformers' fp32 computation.
+    case float32 = "fp32"
+    /// Activations rounded to bf16 for multi-token (prefill) products with bf16 weights,
+    /// as llama.cpp and transformers in bf16 do; uses AVX512-BF16 dot products where the
+    /// CPU has them (about twice the fp32 throughput). Decode keeps fp32 activations.
+    case bfloat16 = "bf16"
+}
+
 /// y = x W^T; see `LinearJob`.
 public func linear(_ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix,
-                   _ y: UnsafeMutablePointer<Float>, pool: ComputePool) {
-    linear([LinearJob(x, tokens: tokens, w, y)], pool: pool)
+                   _ y: UnsafeMutablePointer<Float>, precision: ActivationPrecision = .float32, pool: ComputePool) {
+    linear([LinearJob(x, tokens: tokens, w, y)], precision: precision, pool: pool)
 }
 
 /// Runs several matrix products as one parallel operation (one barrier): q/k/v of a
@@ -27,7 +37,14 @@ public func linear(_ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix,
 /// One token streams each weight row once through a SIMD dot product. More tokens
 /// convert a panel of weight rows to fp32 once and reuse it for all tokens in 4x4
 /// register tiles, so weights are read from memory once per call. Accumulation is fp32.
-public func linear(_ jobs: [LinearJob], pool: ComputePool) {
+public func linear(_ jobs: [LinearJob], precision: ActivationPrecision = .float32, pool: ComputePool) {
+    if precision == .bfloat16, jobs.contains(where: { $0.w.type == .bf16 && $0.tokens > 1 && $0.w.columns % 2 == 0 }) {
+        let (bf16Jobs, others) = (jobs.filter { $0.w.type == .bf16 && $0.tokens > 1 && $0.w.columns % 2 == 0 },
+                                  jobs.filter { !($0.w.type == .bf16 && $0.tokens > 1 && $0.w.columns % 2 == 0) })
+        linearBF16Activations(bf16Jobs, pool: pool)
+        if !others.isEmpty { linear(others, pool: pool) }
+        return
+    }
     let totalRows = jobs.reduce(0) { $0 + $1.w.rows }
     guard totalRows > 0 else { return }
     // About 8 chunks per thread over all jobs, in multiples of the 4-row panel.
@@ -99,6 +116,14 @@ func linearPanels(_ job: LinearJob, rows: Range<Int>) {
     }
 }
 
+/// Sum of the 16 lanes as a tree (SIMD's `sum()` adds them one after another).
+@inline(__always) func horizontalSum(_ v: SIMD16<Float>) -> Float {
+    let a = v.lowHalf + v.highHalf
+    let b = a.lowHalf + a.highHalf
+    let c = b.lowHalf + b.highHalf
+    return c[0] + c[1]
+}
+
 @inline(__always) func load16(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
     UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
 }
@@ -120,7 +145,7 @@ public func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) 
         acc0.addProduct(load16(a + i), load16(b + i))
         i += 16
     }
-    var sum = (acc0 + acc1).sum()
+    var sum = horizontalSum(acc0 + acc1)
     while i < n {
         sum += a[i] * b[i]
         i += 1
@@ -145,7 +170,7 @@ func dotBF16(_ w: UnsafePointer<UInt16>, _ x: UnsafePointer<Float>, _ n: Int) ->
         odd.addProduct(unsafeBitCast(words & mask, to: SIMD16<Float>.self), xOdd)
         i += 32
     }
-    var sum = (even + odd).sum()
+    var sum = horizontalSum(even + odd)
     while i < n {
         sum += bf16ToFloat(w[i]) * x[i]
         i += 1
@@ -162,7 +187,7 @@ func dotF16(_ w: UnsafePointer<UInt16>, _ x: UnsafePointer<Float>, _ n: Int) -> 
         acc.addProduct(v, load16(x + i))
         i += 16
     }
-    var sum = acc.sum()
+    var sum = horizontalSum(acc)
     while i < n {
         sum += f16ToFloat(w[i]) * x[i]
         i += 1
@@ -194,7 +219,7 @@ func dotF16(_ w: UnsafePointer<UInt16>, _ x: UnsafePointer<Float>, _ n: Int) -> 
     }
     var s = SIMD16<Float>()
     for (index, accumulator) in [a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33].enumerated() {
-        s[index] = accumulator.sum()
+        s[index] = horizontalSum(accumulator)
     }
     while i < k {
         for t in 0..<4 {

@@ -59,6 +59,45 @@ import Testing
         }
     }
 
+    /// bf16 activations (AVX512-BF16 kernel where the CPU has it, else the portable path)
+    /// against the reference with the activations rounded to bf16 first.
+    @Test mutating func bf16ActivationsMatchReference() {
+        let pool = ComputePool(threadCount: 2)
+        for (tokens, rows, columns) in [(2, 70, 1024), (13, 33, 40), (30, 64, 96), (5, 8, 64)] {
+            let x = (0..<(tokens * columns)).map { _ in random.float() }
+            let roundedX = x.map { bf16ToFloat(floatToBF16($0)) }
+            let (bytes, values) = weights(.bf16, count: rows * columns)
+            var y = [Float](repeating: .nan, count: tokens * rows)
+            bytes.withUnsafeBytes { w in
+                y.withUnsafeMutableBufferPointer { yp in
+                    let matrix = WeightMatrix(type: .bf16, rows: rows, columns: columns, base: w.baseAddress!)
+                    linear(x, tokens: tokens, matrix, yp.baseAddress!, precision: .bfloat16, pool: pool)
+                }
+            }
+            let expected = Self.reference(roundedX, values, tokens: tokens, rows: rows, columns: columns)
+            for i in y.indices {
+                #expect(abs(Double(y[i]) - expected.values[i]) <= 1e-5 * expected.scale[i] + 1e-30,
+                        "tokens \(tokens) rows \(rows) columns \(columns) index \(i) (AVX512-BF16: \(cpuHasAVX512BF16))")
+            }
+        }
+    }
+
+    @Test func vectorExpMatchesLibm() {
+        // Softmax calls it with x - max <= 0; the positive range is checked up to 80.
+        var values = (-200...160).map { Float($0) * 0.5 }
+        values += [-.infinity, -87.3, 0, 1e-8, -1e-8, 0.3, 9, 77.7, 79.9, -0.7, -5.5]
+        #expect(exp16(SIMD16(repeating: 100))[0] == .infinity)
+        for start in stride(from: 0, to: values.count - 15, by: 16) {
+            let v = SIMD16<Float>((0..<16).map { values[start + $0] })
+            let e = exp16(v)
+            for lane in 0..<16 {
+                // Documented: results that would be subnormal (x < -87.336) are flushed to 0.
+                let expected = v[lane] < -87.336 ? 0 : expf(v[lane])
+                #expect(abs(e[lane] - expected) <= 2 * expected.ulp, "exp(\(v[lane]))")
+            }
+        }
+    }
+
     @Test mutating func batchedJobsEqualSeparateCalls() {
         let pool = ComputePool(threadCount: 2)
         let columns = 48

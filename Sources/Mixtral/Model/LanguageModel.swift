@@ -25,6 +25,8 @@ public final class LanguageModel: @unchecked Sendable {
     public let config: ModelConfig
     public let weights: DecoderWeights
     public let pool: ComputePool
+    /// fp32 (exact, the default) or bf16 activations in prefill products with bf16 weights.
+    public var precision: ActivationPrecision = .float32
     /// Keeps the weight files mapped while the model lives.
     let store: any WeightStore
     let inverseFrequencies: [Float]
@@ -117,7 +119,7 @@ public final class LanguageModel: @unchecked Sendable {
         }
         var logits = [Float](repeating: 0, count: rows * c.vocabSize)
         logits.withUnsafeMutableBufferPointer { out in
-            linear(normed.pointer, tokens: rows, weights.lmHead, out.baseAddress!, pool: pool)
+            linear(normed.pointer, tokens: rows, weights.lmHead, out.baseAddress!, precision: precision, pool: pool)
         }
         // Kernels read buffers through raw pointers: keep their owners alive until here.
         withExtendedLifetime((x, scratch, normed)) {}
@@ -169,7 +171,7 @@ public final class LanguageModel: @unchecked Sendable {
         normalize(x, layer.inputNorm, into: s.normed, tokens: t)
         linear([LinearJob(s.normed.pointer, tokens: t, layer.attention.q, s.q.pointer),
                 LinearJob(s.normed.pointer, tokens: t, layer.attention.k, s.k.pointer),
-                LinearJob(s.normed.pointer, tokens: t, layer.attention.v, s.v.pointer)], pool: pool)
+                LinearJob(s.normed.pointer, tokens: t, layer.attention.v, s.v.pointer)], precision: precision, pool: pool)
         let half = c.headDim / 2
         cos.withUnsafeBufferPointer { cosTable in
             sin.withUnsafeBufferPointer { sinTable in
@@ -186,7 +188,7 @@ public final class LanguageModel: @unchecked Sendable {
         let shape = AttentionShape(heads: c.numHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim, slidingWindow: c.slidingWindow)
         attention(s.q.pointer, tokens: t, firstPosition: firstPosition, keys: keys, values: values,
                   shape: shape, s.attended.pointer, pool: pool)
-        linear(s.attended.pointer, tokens: t, layer.attention.o, s.projected.pointer, pool: pool)
+        linear(s.attended.pointer, tokens: t, layer.attention.o, s.projected.pointer, precision: precision, pool: pool)
         for i in 0..<(t * h) { x[i] += s.projected[i] }
     }
 
@@ -223,14 +225,14 @@ public final class LanguageModel: @unchecked Sendable {
             gateUp.append(LinearJob(call.input, tokens: call.tokens, call.ffn.gate, buffer.pointer))
             gateUp.append(LinearJob(call.input, tokens: call.tokens, call.ffn.up, up))
         }
-        linear(gateUp, pool: pool)
+        linear(gateUp, precision: precision, pool: pool)
         var down: [LinearJob] = []
         for (call, buffer) in zip(calls, hidden) {
             let count = call.tokens * call.ffn.gate.rows
             siluMultiply(buffer.pointer, buffer.pointer + count, count: count)
             down.append(LinearJob(buffer.pointer, tokens: call.tokens, call.ffn.down, call.output))
         }
-        linear(down, pool: pool)
+        linear(down, precision: precision, pool: pool)
         withExtendedLifetime(hidden) {}
     }
 
