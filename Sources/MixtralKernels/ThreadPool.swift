@@ -1,3 +1,4 @@
+import MixtralCKernels
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -26,6 +27,7 @@ public final class ComputePool: @unchecked Sendable {
     private let spinLimit = 5_000
 
     public init(threadCount: Int) {
+        _ = keepFreedMemoryForReuse
         self.threadCount = max(1, threadCount)
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(wake, nil)
@@ -146,6 +148,12 @@ public final class ComputePool: @unchecked Sendable {
         }
     }
 }
+
+/// Activation buffers and weight panels of several MB are allocated and freed on every
+/// forward pass. glibc serves such sizes with fresh mmap()s and trims freed heap memory,
+/// so every pass would fault in and zero new pages (a fifth of prefill time was spent in
+/// clear_page). Raise both thresholds once so freed buffers are reused.
+private let keepFreedMemoryForReuse: Void = mx_keep_freed_memory_for_reuse()
 
 @inline(__always) func spinPause() {
     #if arch(x86_64)
