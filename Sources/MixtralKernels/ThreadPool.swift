@@ -12,60 +12,38 @@ import Darwin
 /// then sleep on a condition variable, so an idle engine uses no CPU.
 public final class ComputePool: @unchecked Sendable {
     public let threadCount: Int
-
-    private let epoch = Atomic<Int>(0)
-    private let nextPart = Atomic<Int>(0)
-    private let busyWorkers = Atomic<Int>(0)
-    private let stopping = Atomic<Bool>(false)
-    private var job: ((Int) -> Void)?
-    private var jobParts = 0
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    /// What the workers use; they hold it strongly, so it outlives them (the pool may go
+    /// away while a worker is still starting).
+    private let shared: Shared
     private var workers: [pthread_t] = []
-    /// Wait iterations before an idle worker sleeps: 1,000 busy spins, then yields
-    /// (a few milliseconds in all).
-    private let spinLimit = 5_000
 
     public init(threadCount: Int) {
         _ = keepFreedMemoryForReuse
         self.threadCount = max(1, threadCount)
-        pthread_mutex_init(mutex, nil)
-        pthread_cond_init(wake, nil)
+        shared = Shared()
         for _ in 1..<self.threadCount {
-            let box = Unmanaged.passRetained(WorkerStart(pool: self))
+            let box = Unmanaged.passRetained(shared)
             var thread = pthread_t()
             #if canImport(Glibc)
             let created = pthread_create(&thread, nil, { raw in
                 guard let raw else { return nil }
-                Unmanaged<WorkerStart>.fromOpaque(raw).takeRetainedValue().pool.workerLoop()
+                Unmanaged<Shared>.fromOpaque(raw).takeRetainedValue().workerLoop()
                 return nil
             }, box.toOpaque())
             #else
             let created = pthread_create(&thread, nil, { raw in
-                Unmanaged<WorkerStart>.fromOpaque(raw).takeRetainedValue().pool.workerLoop()
+                Unmanaged<Shared>.fromOpaque(raw).takeRetainedValue().workerLoop()
                 return nil
             }, box.toOpaque())
             #endif
             if created == 0 { workers.append(thread) } else { box.release() }
         }
+        shared.workerCount = workers.count
     }
 
     deinit {
-        stopping.store(true, ordering: .releasing)
-        pthread_mutex_lock(mutex)
-        epoch.add(1, ordering: .releasing)
-        pthread_cond_broadcast(wake)
-        pthread_mutex_unlock(mutex)
+        shared.stop()
         for thread in workers { pthread_join(thread, nil) }
-        pthread_cond_destroy(wake)
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
-        wake.deallocate()
-    }
-
-    private final class WorkerStart {
-        unowned let pool: ComputePool
-        init(pool: ComputePool) { self.pool = pool }
     }
 
     /// One thread per core.
@@ -81,15 +59,54 @@ public final class ComputePool: @unchecked Sendable {
             for part in 0..<parts { body(part) }
             return
         }
-        withoutActuallyEscaping(body) { body in
-            job = body
-            jobParts = parts
-            nextPart.store(0, ordering: .relaxed)
-            busyWorkers.store(workers.count, ordering: .relaxed)
+        withoutActuallyEscaping(body) { shared.run(parts: parts, $0) }
+    }
+
+    final class Shared: @unchecked Sendable {
+        private let epoch = Atomic<Int>(0)
+        private let nextPart = Atomic<Int>(0)
+        private let busyWorkers = Atomic<Int>(0)
+        private let stopping = Atomic<Bool>(false)
+        private var job: ((Int) -> Void)?
+        private var jobParts = 0
+        fileprivate var workerCount = 0
+        private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+        private let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+        /// Wait iterations before an idle worker sleeps: 1,000 busy spins, then yields
+        /// (a few milliseconds in all).
+        private let spinLimit = 5_000
+
+        init() {
+            pthread_mutex_init(mutex, nil)
+            pthread_cond_init(wake, nil)
+        }
+
+        deinit {
+            pthread_cond_destroy(wake)
+            pthread_mutex_destroy(mutex)
+            mutex.deallocate()
+            wake.deallocate()
+        }
+
+        func stop() {
+            stopping.store(true, ordering: .releasing)
+            publish()
+        }
+
+        /// Starts a new epoch and wakes sleeping workers.
+        private func publish() {
             pthread_mutex_lock(mutex)
             epoch.add(1, ordering: .releasing)
             pthread_cond_broadcast(wake)
             pthread_mutex_unlock(mutex)
+        }
+
+        func run(parts: Int, _ body: @escaping (Int) -> Void) {
+            job = body
+            jobParts = parts
+            nextPart.store(0, ordering: .relaxed)
+            busyWorkers.store(workerCount, ordering: .relaxed)
+            publish()
             work(body, parts: parts)
             var spins = 0
             while busyWorkers.load(ordering: .acquiring) > 0 {
@@ -100,36 +117,36 @@ public final class ComputePool: @unchecked Sendable {
             }
             job = nil
         }
-    }
 
-    private func work(_ body: (Int) -> Void, parts: Int) {
-        while true {
-            let part = nextPart.add(1, ordering: .relaxed).oldValue
-            if part >= parts { return }
-            body(part)
-        }
-    }
-
-    private func workerLoop() {
-        // Start from the epoch the pool was created with (0), not the current one: a job
-        // published before this thread got going must still be seen.
-        var seen = 0
-        while true {
-            var spins = 0
-            while epoch.load(ordering: .acquiring) == seen {
-                spins += 1
-                if spins < spinLimit {
-                    if spins > 1000 { sched_yield() } else { spinPause() }
-                    continue
-                }
-                pthread_mutex_lock(mutex)
-                while epoch.load(ordering: .acquiring) == seen { pthread_cond_wait(wake, mutex) }
-                pthread_mutex_unlock(mutex)
+        private func work(_ body: (Int) -> Void, parts: Int) {
+            while true {
+                let part = nextPart.add(1, ordering: .relaxed).oldValue
+                if part >= parts { return }
+                body(part)
             }
-            seen = epoch.load(ordering: .acquiring)
-            if stopping.load(ordering: .acquiring) { return }
-            if let job { work(job, parts: jobParts) }
-            busyWorkers.subtract(1, ordering: .releasing)
+        }
+
+        func workerLoop() {
+            // Start from the epoch the pool was created with (0), not the current one: a
+            // job published before this thread got going must still be seen.
+            var seen = 0
+            while true {
+                var spins = 0
+                while epoch.load(ordering: .acquiring) == seen {
+                    spins += 1
+                    if spins < spinLimit {
+                        if spins > 1000 { sched_yield() } else { spinPause() }
+                        continue
+                    }
+                    pthread_mutex_lock(mutex)
+                    while epoch.load(ordering: .acquiring) == seen { pthread_cond_wait(wake, mutex) }
+                    pthread_mutex_unlock(mutex)
+                }
+                seen = epoch.load(ordering: .acquiring)
+                if stopping.load(ordering: .acquiring) { return }
+                if let job { work(job, parts: jobParts) }
+                busyWorkers.subtract(1, ordering: .releasing)
+            }
         }
     }
 

@@ -7,6 +7,8 @@ geometry H 1024, I 2816, 8 layers, 16 heads, 4 kv heads, 8 experts top-2, vocab 
     python scripts/bench/make_bench_checkpoint.py --geometry 8x22b --layers 2 --out models/bench-8x22b
 """
 import argparse
+import os
+import shutil
 
 import torch
 from transformers import MixtralConfig, MixtralForCausalLM
@@ -44,6 +46,11 @@ def main():
             else:
                 parameter.fill_(1.0)
     model.save_pretrained(args.out)
+    # The real Mixtral tokenizer (mistral-common ships it), so the folder is complete and
+    # llama.cpp's converter accepts it.
+    import mistral_common
+    data = os.path.join(os.path.dirname(mistral_common.__file__), "data")
+    shutil.copy(os.path.join(data, "tokenizer.model.v1"), os.path.join(args.out, "tokenizer.model"))
     count = sum(p.numel() for p in model.parameters())
     print(f"wrote {args.out}: {count / 1e6:.0f}M parameters, {dtype}")
 
