@@ -35,63 +35,140 @@ public struct AttentionShape: Sendable {
 /// Causal attention for `tokens` queries at positions firstPosition ..< firstPosition+tokens.
 /// q: [tokens, heads*headDim]; keys/values: [positions, kvHeads*headDim] with the new
 /// tokens already appended; out: [tokens, heads*headDim]. Query head h reads kv head
-/// h / (heads/kvHeads). Scores are scaled by headDim^-0.5 and soft-maxed in fp32 with an
-/// online softmax over tiles of keys, so memory stays linear in the sequence length.
+/// h / (heads/kvHeads). Scores are scaled by headDim^-0.5 and soft-maxed in fp32.
+///
+/// FlashAttention-style: keys are visited in tiles of 64 with an online softmax (running
+/// max and sum, rescaling the partial output), so no [queries x keys] matrix exists and
+/// memory stays linear in the sequence length. One task handles one kv head for a block of
+/// query tokens, so all query heads of the group share each key and value read.
 public func attention(_ q: UnsafePointer<Float>, tokens: Int, firstPosition: Int,
                       keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
                       shape: AttentionShape, _ out: UnsafeMutablePointer<Float>, pool: ComputePool) {
+    let blockTokens = tokens == 1 ? 1 : 16
+    let blocks = (tokens + blockTokens - 1) / blockTokens
+    pool.run(parts: blocks * shape.kvHeads) { task in
+        let kvHead = task % shape.kvHeads
+        let firstToken = (task / shape.kvHeads) * blockTokens
+        let count = min(blockTokens, tokens - firstToken)
+        attentionBlock(q, firstToken: firstToken, tokens: count, firstPosition: firstPosition, kvHead: kvHead,
+                       keys: keys, values: values, shape: shape, out)
+    }
+}
+
+/// Attention of `tokens` query tokens (all heads of one kv group) against their keys.
+/// Rows r = token * group + head-in-group.
+private func attentionBlock(_ q: UnsafePointer<Float>, firstToken: Int, tokens: Int, firstPosition: Int, kvHead: Int,
+                            keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
+                            shape: AttentionShape, _ out: UnsafeMutablePointer<Float>) {
     let d = shape.headDim
     let group = shape.heads / shape.kvHeads
+    let rows = tokens * group
     let qStride = shape.heads * d
     let kvStride = shape.kvHeads * d
+    let kvOffset = kvHead * d
     let scale = 1 / Float(d).squareRoot()
     let tile = 64
-    pool.run(parts: tokens * shape.heads) { task in
-        let t = task / shape.heads
-        let h = task % shape.heads
-        let position = firstPosition + t
-        let first = shape.slidingWindow.map { max(0, position - $0 + 1) } ?? 0
-        let query = q + t * qStride + h * d
-        let kvOffset = (h / group) * d
-        let result = out + t * qStride + h * d
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: tile) { scoresBuffer in
-            guard let scores = scoresBuffer.baseAddress else { return }
-            result.initialize(repeating: 0, count: d)
-            var runningMax = -Float.infinity
-            var runningSum: Float = 0
-            var start = first
-            while start <= position {
-                let count = min(tile, position + 1 - start)
-                var tileMax = -Float.infinity
-                for j in count..<((count + 15) / 16 * 16) { scores[j] = -.infinity }
-                for j in 0..<count {
-                    let s = dot(query, keys + (start + j) * kvStride + kvOffset, d) * scale
-                    scores[j] = s
-                    tileMax = max(tileMax, s)
-                }
-                let newMax = max(runningMax, tileMax)
-                let correction = expf(runningMax - newMax)
-                if correction != 1 {
-                    for i in 0..<d { result[i] *= correction }
-                }
-                runningSum *= correction
-                // p_j = exp(s_j - max), 16 at a time (the tile buffer is a multiple of 16).
-                var j = 0
-                while j < count {
-                    let p = exp16(load16(scores + j) - newMax)
-                    UnsafeMutableRawPointer(scores + j).storeBytes(of: p, as: SIMD16<Float>.self)
-                    j += 16
-                }
-                for j in 0..<count {
-                    let p = scores[j]
-                    runningSum += p
-                    addScaled(result, values + (start + j) * kvStride + kvOffset, p, count: d)
-                }
-                runningMax = newMax
-                start += count
-            }
-            let inverse = 1 / runningSum
-            for i in 0..<d { result[i] *= inverse }
+    let firstQueryPosition = firstPosition + firstToken
+    let lastPosition = firstQueryPosition + tokens - 1
+    func lowestKey(_ position: Int) -> Int { shape.slidingWindow.map { max(0, position - $0 + 1) } ?? 0 }
+
+    // Scratch: scaled queries [rows][d], outputs [rows][d], scores [rows][tile],
+    // keys of a tile transposed [d][tile], running max and sum per row.
+    let scratchCount = 2 * rows * d + rows * tile + d * tile + 2 * rows
+    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
+    defer { scratch.deallocate() }
+    let queries = scratch, outputs = scratch + rows * d, scores = outputs + rows * d
+    let transposed = scores + rows * tile, runningMax = transposed + d * tile, runningSum = runningMax + rows
+    for t in 0..<tokens {
+        for g in 0..<group {
+            let source = q + (firstToken + t) * qStride + (kvHead * group + g) * d
+            let row = queries + (t * group + g) * d
+            for i in 0..<d { row[i] = source[i] * scale }
         }
+    }
+    outputs.initialize(repeating: 0, count: rows * d)
+    runningMax.initialize(repeating: -.infinity, count: rows)
+    runningSum.initialize(repeating: 0, count: rows)
+
+    var start = lowestKey(firstQueryPosition)
+    while start <= lastPosition {
+        let count = min(tile, lastPosition + 1 - start)
+        // Scores: many rows share a transposed key tile (no horizontal sums); a single
+        // token (decode) takes plain dot products instead of paying for the transpose.
+        if rows >= 16 {
+            for j in 0..<count {
+                let key = keys + (start + j) * kvStride + kvOffset
+                for i in 0..<d { transposed[i * tile + j] = key[i] }
+            }
+            for j in count..<tile {
+                for i in 0..<d { transposed[i * tile + j] = 0 }
+            }
+            for r in 0..<rows { scoreRow(queries + r * d, transposed, d: d, into: scores + r * tile) }
+        } else {
+            for r in 0..<rows {
+                for j in 0..<count { scores[r * tile + j] = dot(queries + r * d, keys + (start + j) * kvStride + kvOffset, d) }
+            }
+        }
+        for r in 0..<rows {
+            let position = firstQueryPosition + r / group
+            let row = scores + r * tile
+            // Keys this query may not see (future, or before its window) get -inf.
+            let lowest = lowestKey(position)
+            for j in 0..<tile where j >= count || start + j > position || start + j < lowest { row[j] = -.infinity }
+            var tileMax = -Float.infinity
+            for j in 0..<count { tileMax = max(tileMax, row[j]) }
+            let newMax = max(runningMax[r], tileMax)
+            if newMax == -.infinity { continue }  // nothing visible in this tile yet
+            let correction = expf(runningMax[r] - newMax)
+            runningMax[r] = newMax
+            var sum: Float = 0
+            var j = 0
+            while j < tile {
+                let p = exp16(load16(row + j) - newMax)
+                UnsafeMutableRawPointer(row + j).storeBytes(of: p, as: SIMD16<Float>.self)
+                sum += horizontalSum(p)
+                j += 16
+            }
+            runningSum[r] = runningSum[r] * correction + sum
+            let output = outputs + r * d
+            if correction != 1 {
+                for i in 0..<d { output[i] *= correction }
+            }
+        }
+        // outputs[r] += sum_j p[r][j] * v[j]: each value row is read once for all rows.
+        for j in 0..<count {
+            let value = values + (start + j) * kvStride + kvOffset
+            for r in 0..<rows {
+                let p = scores[r * tile + j]
+                if p != 0 { addScaled(outputs + r * d, value, p, count: d) }
+            }
+        }
+        start += count
+    }
+    for t in 0..<tokens {
+        for g in 0..<group {
+            let r = t * group + g
+            let destination = out + (firstToken + t) * qStride + (kvHead * group + g) * d
+            let inverse = 1 / runningSum[r]
+            for i in 0..<d { destination[i] = outputs[r * d + i] * inverse }
+        }
+    }
+}
+
+/// scores[0..<64] = sum_i query[i] * transposed[i][0..<64]: four 16-lane accumulators,
+/// one broadcast query element per step.
+@inline(__always) private func scoreRow(_ query: UnsafePointer<Float>, _ transposed: UnsafePointer<Float>, d: Int,
+                                        into scores: UnsafeMutablePointer<Float>) {
+    var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
+    for i in 0..<d {
+        let x = SIMD16<Float>(repeating: query[i])
+        let column = transposed + i * 64
+        a0.addProduct(x, load16(column))
+        a1.addProduct(x, load16(column + 16))
+        a2.addProduct(x, load16(column + 32))
+        a3.addProduct(x, load16(column + 48))
+    }
+    for (index, value) in [a0, a1, a2, a3].enumerated() {
+        UnsafeMutableRawPointer(scores + 16 * index).storeBytes(of: value, as: SIMD16<Float>.self)
     }
 }

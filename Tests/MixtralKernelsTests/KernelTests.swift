@@ -123,12 +123,14 @@ import Testing
         #expect(together == separate)
     }
 
-    @Test(arguments: [nil, 5] as [Int?])
-    mutating func attentionMatchesNaiveSoftmax(_ window: Int?) {
+    /// 1 token (decode), 6 tokens (plain dot products), 40 tokens (transposed key tiles),
+    /// with and without a sliding window.
+    @Test(arguments: [(1, nil), (6, nil), (40, nil), (1, 5), (6, 5), (40, 70)] as [(Int, Int?)])
+    mutating func attentionMatchesNaiveSoftmax(_ tokens: Int, _ window: Int?) {
         let pool = ComputePool(threadCount: 2)
         let shape = AttentionShape(heads: 4, kvHeads: 2, headDim: 8, slidingWindow: window)
         let positions = 150  // more than one 64-key tile
-        let tokens = 6, first = positions - tokens
+        let first = positions - tokens
         let q = (0..<(tokens * 32)).map { _ in random.float() * 2 }
         let k = (0..<(positions * 16)).map { _ in random.float() * 2 }
         let v = (0..<(positions * 16)).map { _ in random.float() }
