@@ -42,7 +42,7 @@ static void transpose16x16(__m512i r[16]) {
 }
 
 __attribute__((target("avx512f")))
-static void pack_panel(const uint16_t *w, size_t stride, int rows, int k, uint16_t *panel) {
+static void pack_panel_avx512(const uint16_t *w, size_t stride, int rows, int k, uint16_t *panel) {
     uint32_t *out = (uint32_t *)panel;
     const int pairs = k / 2;
     int kk0 = 0;
@@ -93,10 +93,28 @@ static void tile_32x12(const uint16_t *panel, int k, const uint16_t *x, float ou
     }
 }
 
+static void pack_panel_portable(const uint16_t *w, size_t stride, int rows, int k, uint16_t *panel) {
+    uint32_t *out = (uint32_t *)panel;
+    for (int kk = 0; kk < k / 2; kk++) {
+        for (int r = 0; r < MX_BF16_PANEL_ROWS; r++) {
+            uint32_t pair = 0;
+            if (r < rows) memcpy(&pair, w + (size_t)r * stride + 2 * kk, 4);
+            out[(size_t)kk * MX_BF16_PANEL_ROWS + r] = pair;
+        }
+    }
+}
+
+void mx_bf16_pack_panel(const uint16_t *w, size_t w_row_stride, int rows, int k, uint16_t *panel) {
+    static int has_avx512 = -1;
+    if (has_avx512 < 0) { __builtin_cpu_init(); has_avx512 = __builtin_cpu_supports("avx512f"); }
+    if (has_avx512) pack_panel_avx512(w, w_row_stride, rows, k, panel);
+    else pack_panel_portable(w, w_row_stride, rows, k, panel);
+}
+
 void mx_bf16_gemm_panel(const uint16_t *w, size_t w_row_stride, int rows, int k,
                         const uint16_t *x, int tokens, int padded_tokens,
                         float *y, size_t y_row_stride, uint16_t *panel) {
-    pack_panel(w, w_row_stride, rows, k, panel);
+    pack_panel_avx512(w, w_row_stride, rows, k, panel);
     float out[12][32];
     for (int t0 = 0; t0 < padded_tokens; t0 += 12) {
         tile_32x12(panel, k, x + (size_t)t0 * k, out);
@@ -109,6 +127,17 @@ void mx_bf16_gemm_panel(const uint16_t *w, size_t w_row_stride, int rows, int k,
 #else
 
 int mx_cpu_has_avx512bf16(void) { return 0; }
+
+void mx_bf16_pack_panel(const uint16_t *w, size_t stride, int rows, int k, uint16_t *panel) {
+    uint32_t *out = (uint32_t *)panel;
+    for (int kk = 0; kk < k / 2; kk++) {
+        for (int r = 0; r < MX_BF16_PANEL_ROWS; r++) {
+            uint32_t pair = 0;
+            if (r < rows) memcpy(&pair, w + (size_t)r * stride + 2 * kk, 4);
+            out[(size_t)kk * MX_BF16_PANEL_ROWS + r] = pair;
+        }
+    }
+}
 
 void mx_bf16_gemm_panel(const uint16_t *w, size_t w_row_stride, int rows, int k,
                         const uint16_t *x, int tokens, int padded_tokens,

@@ -1,3 +1,5 @@
+import MixtralCKernels
+
 /// One matrix product y = x W^T (nn.Linear without bias) for a weight matrix W [N, K]
 /// stored in place: x is [tokens, K] fp32 row-major, y is [tokens, N] fp32.
 public struct LinearJob: @unchecked Sendable {
@@ -47,8 +49,8 @@ public func linear(_ jobs: [LinearJob], precision: ActivationPrecision = .float3
     }
     let totalRows = jobs.reduce(0) { $0 + $1.w.rows }
     guard totalRows > 0 else { return }
-    // About 8 chunks per thread over all jobs, in multiples of the 4-row panel.
-    let chunkRows = max(16, (totalRows / (pool.threadCount * 8) + 3) / 4 * 4)
+    // About 8 chunks per thread over all jobs, in multiples of the 32-row panel.
+    let chunkRows = max(32, (totalRows / (pool.threadCount * 8) + 31) / 32 * 32)
     var chunks: [(job: Int, rows: Range<Int>)] = []
     for (index, job) in jobs.enumerated() where job.tokens > 0 {
         var start = 0
@@ -63,9 +65,101 @@ public func linear(_ jobs: [LinearJob], precision: ActivationPrecision = .float3
         let job = jobs[chunk.job]
         if job.tokens == 1 {
             for r in chunk.rows { job.y[r] = rowDot(job.w, r, job.x, job.w.columns) }
+        } else if job.w.type == .bf16 && job.w.columns % 2 == 0 {
+            linearPackedBF16(job, rows: chunk.rows)
         } else {
             linearPanels(job, rows: chunk.rows)
         }
+    }
+}
+
+/// Rows `rows` of a many-token product with bf16 weights and fp32 activations: panels of
+/// 32 rows packed as pairs of k (see mx_bf16_pack_panel), then 32x6 register tiles that
+/// broadcast one activation per step. A pair word holds the even-k weight in its low half
+/// (`word << 16` as fp32) and the odd-k weight in its high half (`word & 0xFFFF0000`).
+func linearPackedBF16(_ job: LinearJob, rows: Range<Int>) {
+    let k = job.w.columns
+    let n = job.w.rows
+    let panel = UnsafeMutablePointer<UInt16>.allocate(capacity: 32 * k)
+    defer { panel.deallocate() }
+    var r0 = rows.lowerBound
+    while r0 < rows.upperBound {
+        let count = min(32, rows.upperBound - r0)
+        mx_bf16_pack_panel(job.w.row(r0).assumingMemoryBound(to: UInt16.self), job.w.rowBytes / 2,
+                           Int32(count), Int32(k), panel)
+        let words = UnsafeRawPointer(panel)
+        var t = 0
+        while t < job.tokens {
+            let tokens = min(6, job.tokens - t)
+            if tokens == 6 {
+                tile32x6(words, k, job.x + t * k, job.y + t * n + r0, n, rows: count)
+            } else {
+                for i in 0..<tokens { tile32x1(words, k, job.x + (t + i) * k, job.y + (t + i) * n + r0, rows: count) }
+            }
+            t += tokens
+        }
+        r0 += count
+    }
+}
+
+@inline(__always) func splitPairs(_ words: SIMD16<UInt32>) -> (even: SIMD16<Float>, odd: SIMD16<Float>) {
+    (unsafeBitCast(words &<< 16, to: SIMD16<Float>.self),
+     unsafeBitCast(words & SIMD16(repeating: 0xFFFF_0000), to: SIMD16<Float>.self))
+}
+
+@inline(__always) func tile32x6(_ panel: UnsafeRawPointer, _ k: Int, _ x: UnsafePointer<Float>,
+                                _ y: UnsafeMutablePointer<Float>, _ ldy: Int, rows: Int) {
+    var a00 = SIMD16<Float>(), a01 = SIMD16<Float>(), a10 = SIMD16<Float>(), a11 = SIMD16<Float>()
+    var a20 = SIMD16<Float>(), a21 = SIMD16<Float>(), a30 = SIMD16<Float>(), a31 = SIMD16<Float>()
+    var a40 = SIMD16<Float>(), a41 = SIMD16<Float>(), a50 = SIMD16<Float>(), a51 = SIMD16<Float>()
+    let x0 = x, x1 = x + k, x2 = x + 2 * k, x3 = x + 3 * k, x4 = x + 4 * k, x5 = x + 5 * k
+    var kk = 0
+    while kk < k / 2 {
+        let (e0, o0) = splitPairs(panel.loadUnaligned(fromByteOffset: kk * 128, as: SIMD16<UInt32>.self))
+        let (e1, o1) = splitPairs(panel.loadUnaligned(fromByteOffset: kk * 128 + 64, as: SIMD16<UInt32>.self))
+        let i = 2 * kk
+        var b = SIMD16<Float>(repeating: x0[i]), c = SIMD16<Float>(repeating: x0[i + 1])
+        a00.addProduct(e0, b); a00.addProduct(o0, c); a01.addProduct(e1, b); a01.addProduct(o1, c)
+        b = SIMD16(repeating: x1[i]); c = SIMD16(repeating: x1[i + 1])
+        a10.addProduct(e0, b); a10.addProduct(o0, c); a11.addProduct(e1, b); a11.addProduct(o1, c)
+        b = SIMD16(repeating: x2[i]); c = SIMD16(repeating: x2[i + 1])
+        a20.addProduct(e0, b); a20.addProduct(o0, c); a21.addProduct(e1, b); a21.addProduct(o1, c)
+        b = SIMD16(repeating: x3[i]); c = SIMD16(repeating: x3[i + 1])
+        a30.addProduct(e0, b); a30.addProduct(o0, c); a31.addProduct(e1, b); a31.addProduct(o1, c)
+        b = SIMD16(repeating: x4[i]); c = SIMD16(repeating: x4[i + 1])
+        a40.addProduct(e0, b); a40.addProduct(o0, c); a41.addProduct(e1, b); a41.addProduct(o1, c)
+        b = SIMD16(repeating: x5[i]); c = SIMD16(repeating: x5[i + 1])
+        a50.addProduct(e0, b); a50.addProduct(o0, c); a51.addProduct(e1, b); a51.addProduct(o1, c)
+        kk += 1
+    }
+    store32(a00, a01, y, rows: rows)
+    store32(a10, a11, y + ldy, rows: rows)
+    store32(a20, a21, y + 2 * ldy, rows: rows)
+    store32(a30, a31, y + 3 * ldy, rows: rows)
+    store32(a40, a41, y + 4 * ldy, rows: rows)
+    store32(a50, a51, y + 5 * ldy, rows: rows)
+}
+
+@inline(__always) func tile32x1(_ panel: UnsafeRawPointer, _ k: Int, _ x: UnsafePointer<Float>,
+                                _ y: UnsafeMutablePointer<Float>, rows: Int) {
+    var a0 = SIMD16<Float>(), a1 = SIMD16<Float>()
+    for kk in 0..<(k / 2) {
+        let (e0, o0) = splitPairs(panel.loadUnaligned(fromByteOffset: kk * 128, as: SIMD16<UInt32>.self))
+        let (e1, o1) = splitPairs(panel.loadUnaligned(fromByteOffset: kk * 128 + 64, as: SIMD16<UInt32>.self))
+        let b = SIMD16<Float>(repeating: x[2 * kk]), c = SIMD16<Float>(repeating: x[2 * kk + 1])
+        a0.addProduct(e0, b); a0.addProduct(o0, c); a1.addProduct(e1, b); a1.addProduct(o1, c)
+    }
+    store32(a0, a1, y, rows: rows)
+}
+
+/// Writes the first `rows` (<= 32) of two 16-lane vectors.
+@inline(__always) func store32(_ low: SIMD16<Float>, _ high: SIMD16<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int) {
+    if rows == 32 {
+        UnsafeMutableRawPointer(y).storeBytes(of: low, as: SIMD16<Float>.self)
+        UnsafeMutableRawPointer(y + 16).storeBytes(of: high, as: SIMD16<Float>.self)
+    } else {
+        for i in 0..<min(rows, 16) { y[i] = low[i] }
+        for i in 16..<max(16, rows) { y[i] = high[i - 16] }
     }
 }
 

@@ -21,6 +21,11 @@ void mx_bf16_gemm_panel(const uint16_t *w, size_t w_row_stride, int rows, int k,
                         const uint16_t *x, int tokens, int padded_tokens,
                         float *y, size_t y_row_stride, uint16_t *panel);
 
+/// Packs rows [0, rows) (rows <= 32, missing rows zero) of a bf16 matrix as
+/// [k/2][32 rows][2]: one 64-byte load then holds a pair of consecutive k for 16 rows.
+/// Register transposes with AVX-512 where available, else element by element.
+void mx_bf16_pack_panel(const uint16_t *w, size_t w_row_stride, int rows, int k, uint16_t *panel);
+
 /// glibc: serve allocations up to 256 MB from the heap and keep freed memory (no
 /// mmap/munmap and page zeroing for every large temporary buffer). No-op elsewhere.
 void mx_keep_freed_memory_for_reuse(void);
