@@ -15,6 +15,14 @@ public protocol Tokenizer: Sendable {
 
     /// Whether an id is a special (control) token, dropped by `skipSpecialTokens`.
     func isSpecial(_ id: Int) -> Bool
+
+    /// Whether an id is a byte-fallback token (`<0xXX>`), whose text depends on the tokens next
+    /// to it. The streaming detokenizer holds text back while the last token is one.
+    func isByteFallbackToken(_ id: Int) -> Bool
+}
+
+extension Tokenizer {
+    public func isByteFallbackToken(_ id: Int) -> Bool { false }
 }
 
 public enum TokenizerError: Error, CustomStringConvertible, Equatable {

@@ -60,7 +60,7 @@ public struct HFTokenizer: Tokenizer {
                 throw TokenizerError.malformed(file: file, reason: "merge \(merge) is neither \"a b\" nor [a, b]")
             }
         }
-        model = try BPEModel(
+        let model = try BPEModel(
             vocabulary: vocabulary, merges: merges,
             unknownToken: modelJSON["unk_token"]?.stringValue,
             fuseUnknown: modelJSON["fuse_unk"]?.boolValue ?? false,
@@ -80,20 +80,32 @@ public struct HFTokenizer: Tokenizer {
                 singleWord: entry["single_word"]?.boolValue ?? false,
                 normalized: entry["normalized"]?.boolValue ?? !(entry["special"]?.boolValue ?? false)))
         }
+        let template = try Self.parsePostProcessor(json["post_processor"], file: file)
+        self.init(
+            model: model, addedTokens: added,
+            normalizer: try json["normalizer"].flatMap { $0.isNull ? nil : try HFNormalizer(json: $0, file: file) },
+            preTokenizer: try json["pre_tokenizer"].flatMap { $0.isNull ? nil : try HFPreTokenizer(json: $0, file: file) },
+            decoder: try json["decoder"].flatMap { $0.isNull ? nil : try HFDecoder(json: $0, file: file) },
+            template: template,
+            // Without tokenizer_config.json, BOS/EOS are the template's first/last special tokens.
+            bosTokenID: template.first.flatMap { $0?.first },
+            eosTokenIDs: template.count > 1 ? (template.last.flatMap { $0 } ?? []) : [])
+    }
+
+    init(model: BPEModel, addedTokens added: [AddedToken], normalizer: HFNormalizer?, preTokenizer: HFPreTokenizer?,
+         decoder: HFDecoder?, template: [[Int]?], bosTokenID: Int?, eosTokenIDs: [Int]) {
+        self.model = model
         addedTokens = added
         rawMatcher = AddedTokenMatcher(added.filter { !$0.normalized })
         normalizedMatcher = AddedTokenMatcher(added.filter { $0.normalized })
         addedByID = Dictionary(added.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         vocabularySize = max(model.size, (added.map(\.id).max() ?? -1) + 1)
-
-        normalizer = try json["normalizer"].flatMap { $0.isNull ? nil : try HFNormalizer(json: $0, file: file) }
-        preTokenizer = try json["pre_tokenizer"].flatMap { $0.isNull ? nil : try HFPreTokenizer(json: $0, file: file) }
-        decoder = try json["decoder"].flatMap { $0.isNull ? nil : try HFDecoder(json: $0, file: file) }
-        template = try Self.parsePostProcessor(json["post_processor"], file: file)
-
-        // Without tokenizer_config.json, BOS/EOS are the template's first/last special tokens.
-        bosTokenID = template.first.flatMap { $0?.first }
-        eosTokenIDs = template.count > 1 ? (template.last.flatMap { $0 } ?? []) : []
+        self.normalizer = normalizer
+        self.preTokenizer = preTokenizer
+        self.decoder = decoder
+        self.template = template
+        self.bosTokenID = bosTokenID
+        self.eosTokenIDs = eosTokenIDs
     }
 
     /// TemplateProcessing (single sequence), ByteLevel (no effect on ids) or a Sequence of them.
@@ -146,6 +158,11 @@ public struct HFTokenizer: Tokenizer {
     }
 
     public func isSpecial(_ id: Int) -> Bool { addedByID[id]?.special ?? false }
+
+    public func isByteFallbackToken(_ id: Int) -> Bool {
+        guard addedByID[id] == nil, let token = token(for: id) else { return false }
+        return HFDecoder.byteValue(token) != nil
+    }
 
     // MARK: Encoding
 

@@ -87,10 +87,8 @@ public struct SentencePieceTokenizer: Tokenizer {
             guard let id = reserved[text], model.pieces[id].type == type else { return nil }
             return id
         }
-        unknownTokenID = reservedID(model.unkPiece, .unknown)
-        guard unknownTokenID != nil else {
-            throw TokenizerError.malformed(file: file, reason: "no unknown piece '\(model.unkPiece)'")
-        }
+        // sentencepiece requires an unknown piece; vocabularies from GGUF files may lack one.
+        unknownTokenID = reservedID(model.unkPiece, .unknown) ?? model.pieces.firstIndex { $0.type == .unknown }
         bosTokenID = reservedID(model.bosPiece, .control)
         eosTokenIDs = reservedID(model.eosPiece, .control).map { [$0] } ?? []
         addBOS = true
@@ -115,6 +113,10 @@ public struct SentencePieceTokenizer: Tokenizer {
 
     public func isSpecial(_ id: Int) -> Bool {
         id >= 0 && id < vocabularySize && types[id] == .control
+    }
+
+    public func isByteFallbackToken(_ id: Int) -> Bool {
+        id >= 0 && id < vocabularySize && types[id] == .byte
     }
 
     /// The text of a piece ("▁Hello", "<0x0A>", "</s>"), or nil for an id out of range.
