@@ -6,7 +6,10 @@
 public enum JSONValue: Sendable, Equatable {
     case null
     case bool(Bool)
+    /// A number written with a fraction or exponent (Python float).
     case number(Double)
+    /// A number written as an integer that fits in Int (Python int).
+    case integer(Int)
     case string(String)
     case array([JSONValue])
     case object([(key: String, value: JSONValue)])
@@ -16,6 +19,8 @@ public enum JSONValue: Sendable, Equatable {
         case (.null, .null): return true
         case let (.bool(x), .bool(y)): return x == y
         case let (.number(x), .number(y)): return x == y
+        case let (.integer(x), .integer(y)): return x == y
+        case let (.integer(x), .number(y)), let (.number(y), .integer(x)): return Double(x) == y
         case let (.string(x), .string(y)): return x == y
         case let (.array(x), .array(y)): return x == y
         case let (.object(x), .object(y)):
@@ -33,10 +38,19 @@ public enum JSONValue: Sendable, Equatable {
 
     public var stringValue: String? { if case .string(let s) = self { return s }; return nil }
     public var boolValue: Bool? { if case .bool(let b) = self { return b }; return nil }
-    public var doubleValue: Double? { if case .number(let n) = self { return n }; return nil }
+    public var doubleValue: Double? {
+        switch self {
+        case .number(let n): return n
+        case .integer(let i): return Double(i)
+        default: return nil
+        }
+    }
     public var intValue: Int? {
-        if case .number(let n) = self, n.rounded() == n, abs(n) < 9.0e15 { return Int(n) }
-        return nil
+        switch self {
+        case .integer(let i): return i
+        case .number(let n) where n.rounded() == n && abs(n) < 9.0e15: return Int(n)
+        default: return nil
+        }
     }
     public var arrayValue: [JSONValue]? { if case .array(let a) = self { return a }; return nil }
     public var objectValue: [(key: String, value: JSONValue)]? { if case .object(let o) = self { return o }; return nil }
@@ -133,7 +147,12 @@ private struct JSONParser {
         case UInt8(ascii: "N"): try expect("NaN"); return .number(.nan)
         case UInt8(ascii: "I"): try expect("Infinity"); return .number(.infinity)
         default:
-            return .number(try parseNumber())
+            let start = position
+            let value = try parseNumber()
+            if isIntegerLiteral(from: start), let int = Int(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)) {
+                return .integer(int)
+            }
+            return .number(value)
         }
     }
 
@@ -150,6 +169,11 @@ private struct JSONParser {
         let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
         guard !text.isEmpty, let value = Double(text) else { throw error("invalid number '\(text)'") }
         return value
+    }
+
+    /// Whether the number just parsed (`start..<position`) is written as an integer.
+    func isIntegerLiteral(from start: Int) -> Bool {
+        !bytes[start..<position].contains { $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "e") || $0 == UInt8(ascii: "E") }
     }
 
     static func isNumberByte(_ b: UInt8) -> Bool {
@@ -259,7 +283,8 @@ extension JSONValue {
         switch self {
         case .null: out += "null"
         case .bool(let b): out += b ? "true" : "false"
-        case .number(let n): out += JSONValue.formatNumber(n)
+        case .number(let n): out += pythonFloatRepr(n)
+        case .integer(let i): out += String(i)
         case .string(let s): JSONValue.writeString(s, to: &out, ensureASCII: ensureASCII)
         case .array(let elements):
             if elements.isEmpty { out += "[]"; return }
@@ -285,14 +310,6 @@ extension JSONValue {
             }
             out += newline(level) + "}"
         }
-    }
-
-    /// Python's float repr for non-integral numbers, integers without ".0" (JSON parsed ints).
-    static func formatNumber(_ n: Double) -> String {
-        if n.isNaN { return "NaN" }
-        if n.isInfinite { return n > 0 ? "Infinity" : "-Infinity" }
-        if n.rounded() == n && abs(n) < 1e16 { return String(Int(n)) }
-        return "\(n)"
     }
 
     static func writeString(_ s: String, to out: inout String, ensureASCII: Bool) {
@@ -334,4 +351,37 @@ extension String {
         while s.hasSuffix(" ") { s.removeLast() }
         return s
     }
+}
+
+/// Python's repr() of a float (what json.dumps and str() print): shortest round-trip digits,
+/// fixed notation for decimal exponents -4...15, otherwise d.ddde+XX; NaN/Infinity as json.dumps.
+func pythonFloatRepr(_ value: Double) -> String {
+    if value.isNaN { return "NaN" }
+    if value.isInfinite { return value > 0 ? "Infinity" : "-Infinity" }
+    if value == 0 { return value.sign == .minus ? "-0.0" : "0.0" }
+    let sign = value < 0 ? "-" : ""
+    let text = "\(abs(value))"  // Swift also prints shortest round-trip digits
+    var mantissa = Substring(text)
+    var exponent = 0
+    if let e = text.firstIndex(where: { $0 == "e" || $0 == "E" }) {
+        mantissa = text[..<e]
+        exponent = Int(String(text[text.index(after: e)...].filter { $0 != "+" })) ?? 0
+    }
+    let parts = mantissa.split(separator: ".", omittingEmptySubsequences: false)
+    let integerPart = parts.first.map(String.init) ?? ""
+    let fractionPart = parts.count > 1 ? String(parts[1]) : ""
+    var digits = Array(integerPart + fractionPart)
+    var point = integerPart.count + exponent  // the decimal point follows `point` digits
+    while digits.first == "0" { digits.removeFirst(); point -= 1 }
+    while digits.last == "0" { digits.removeLast() }
+    if digits.isEmpty { return sign + "0.0" }
+    let decimalExponent = point - 1
+    if decimalExponent >= -4 && decimalExponent < 16 {
+        if point <= 0 { return sign + "0." + String(repeating: "0", count: -point) + String(digits) }
+        if point >= digits.count { return sign + String(digits) + String(repeating: "0", count: point - digits.count) + ".0" }
+        return sign + String(digits[..<point]) + "." + String(digits[point...])
+    }
+    let head = String(digits[0]) + (digits.count > 1 ? "." + String(digits[1...]) : "")
+    let magnitude = abs(decimalExponent)
+    return sign + head + "e" + (decimalExponent < 0 ? "-" : "+") + (magnitude < 10 ? "0" : "") + String(magnitude)
 }
