@@ -13,8 +13,9 @@ Writes Tests/MixtralTokenizersTests/Fixtures/chat/:
   conversations.json  conversations: messages, tools, add_generation_prompt
   jinja.json          for each template and conversation: transformers' apply_chat_template text,
                       or the message of the exception it raised
-  mistral_v3.json     for each conversation that mistral-common accepts: the token ids and text of
-                      MistralTokenizer(v3).encode_chat_completion, or the error it raised
+  mistral_v1.json,
+  mistral_v3.json     for each conversation: the token ids and text of mistral-common's
+                      MistralTokenizer(v1 / v3).encode_chat_completion, or the error it raised
 """
 import json
 import os
@@ -313,31 +314,33 @@ def main():
     from mistral_common.protocol.instruct.request import ChatCompletionRequest
     from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
     import mistral_common
-    # mistral-common picks the instruct version from the file name, so use its own .v3 file
-    # (byte-identical to the committed v3/tokenizer.model).
-    v3_path = os.path.join(os.path.dirname(mistral_common.__file__), "data", "mistral_instruct_tokenizer_240323.model.v3")
-    with open(v3_path, "rb") as a, open(os.path.join(FIXTURES, "v3", "tokenizer.model"), "rb") as b:
-        assert a.read() == b.read()
-    mistral = MistralTokenizer.from_file(v3_path)
-    encoded = []
-    for conv in CONVERSATIONS:
-        messages = []
-        for m in conv["messages"]:
-            m = dict(m)
-            if "tool_calls" in m:
-                m["tool_calls"] = [dict(c, function=dict(c["function"], arguments=json.dumps(c["function"]["arguments"])))
-                                   for c in m["tool_calls"]]
-            messages.append(m)
-        try:
-            request = ChatCompletionRequest(messages=messages, tools=conv.get("tools"))
-            tokenized = mistral.encode_chat_completion(request)
-            encoded.append({"tokens": tokenized.tokens, "text": tokenized.text})
-        except Exception as e:
-            encoded.append({"error": f"{type(e).__name__}: {e}"})
-    with open(os.path.join(OUT, "mistral_v3.json"), "w", encoding="utf-8") as f:
-        json.dump(encoded, f, ensure_ascii=False, indent=1)
-    print(f"mistral v3: {sum('tokens' in e for e in encoded)} encoded, {sum('error' in e for e in encoded)} errors",
-          file=sys.stderr)
+    data = os.path.join(os.path.dirname(mistral_common.__file__), "data")
+    # mistral-common picks the instruct version from the file name, so use its own files
+    # (byte-identical to the committed v1/ and v3/ tokenizer.model).
+    for version, file_name in [("v1", "tokenizer.model.v1"), ("v3", "mistral_instruct_tokenizer_240323.model.v3")]:
+        path = os.path.join(data, file_name)
+        with open(path, "rb") as a, open(os.path.join(FIXTURES, version, "tokenizer.model"), "rb") as b:
+            assert a.read() == b.read()
+        mistral = MistralTokenizer.from_file(path)
+        encoded = []
+        for conv in CONVERSATIONS:
+            messages = []
+            for m in conv["messages"]:
+                m = dict(m)
+                if "tool_calls" in m:
+                    m["tool_calls"] = [dict(c, function=dict(c["function"], arguments=json.dumps(c["function"]["arguments"])))
+                                       for c in m["tool_calls"]]
+                messages.append(m)
+            try:
+                request = ChatCompletionRequest(messages=messages, tools=conv.get("tools"))
+                tokenized = mistral.encode_chat_completion(request)
+                encoded.append({"tokens": tokenized.tokens, "text": tokenized.text})
+            except Exception as e:
+                encoded.append({"error": f"{type(e).__name__}: {e}"})
+        with open(os.path.join(OUT, f"mistral_{version}.json"), "w", encoding="utf-8") as f:
+            json.dump(encoded, f, ensure_ascii=False, indent=1)
+        print(f"mistral {version}: {sum('tokens' in e for e in encoded)} encoded, {sum('error' in e for e in encoded)} errors",
+              file=sys.stderr)
 
 
 if __name__ == "__main__":
