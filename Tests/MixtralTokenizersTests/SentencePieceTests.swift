@@ -65,3 +65,22 @@ import Testing
         }
     }
 }
+
+@Suite struct SegmentationTests {
+    /// Encoding segment by segment (at "▁" runs) is an optimisation that must not change ids:
+    /// compare with whole-text BPE on all reference strings joined into one long text.
+    @Test func segmentedEncodingEqualsWholeText() throws {
+        let text = try Fixtures.strings().joined(separator: " ")
+        var sentencePiece = try SentencePieceTokenizer(contentsOf: Fixtures.path("v3/tokenizer.model"))
+        #expect(sentencePiece.spaceRunsAreBoundaries)
+        let segmented = try sentencePiece.encode(text, addSpecialTokens: false)
+        sentencePiece.spaceRunsAreBoundaries = false
+        #expect(try sentencePiece.encode(text, addSpecialTokens: false) == segmented)
+
+        var hf = try HFTokenizer(contentsOf: Fixtures.path("v1-hf/tokenizer.json"))
+        #expect(hf.model.spaceRunsAreBoundaries)
+        let hfSegmented = try hf.encode(text, addSpecialTokens: false)
+        hf.model.spaceRunsAreBoundaries = false
+        #expect(try hf.encode(text, addSpecialTokens: false) == hfSegmented)
+    }
+}

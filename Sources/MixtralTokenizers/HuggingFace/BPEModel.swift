@@ -15,6 +15,9 @@ struct BPEModel: Sendable {
     let endOfWordSuffix: String?
     /// byte -> id of "<0xXX>" (-1 when absent).
     let byteIDs: [Int32]
+    /// "▁" is a token and no token has "▁" after another character (see `tokenize`).
+    /// Tests switch it off to compare both paths.
+    var spaceRunsAreBoundaries: Bool
 
     init(vocabulary entries: [(String, Int)], merges mergePairs: [(String, String)], unknownToken: String?,
          fuseUnknown: Bool, byteFallback: Bool, ignoreMerges: Bool,
@@ -63,6 +66,15 @@ struct BPEModel: Sendable {
             byteIDs[byte] = vocabulary.lookup(name) ?? -1
         }
         self.byteIDs = byteIDs
+        spaceRunsAreBoundaries = vocabulary.lookup("\u{2581}") != nil && continuingSubwordPrefix == nil
+            && endOfWordSuffix == nil && !entries.contains { token, _ in
+                var previous: Unicode.Scalar? = nil
+                for scalar in token.unicodeScalars {
+                    if scalar == "\u{2581}", let p = previous, p != "\u{2581}" { return true }
+                    previous = scalar
+                }
+                return false
+            }
     }
 
     var size: Int { tokens.count }
@@ -91,6 +103,29 @@ struct BPEModel: Sendable {
             ids.append(Int(id))
             return
         }
+        guard spaceRunsAreBoundaries else {
+            tokenizeSegment(word, into: &ids)
+            return
+        }
+        // No token has "▁" after another character, so no merge crosses the start of a "▁" run:
+        // the word can be processed segment by segment with the same result (and small heaps;
+        // Metaspace with split=false makes the whole input one word).
+        var segmentStart = word.unicodeScalars.startIndex
+        var previousWasSpace = false
+        var index = segmentStart
+        while index < word.unicodeScalars.endIndex {
+            let isSpace = word.unicodeScalars[index] == "\u{2581}"
+            if isSpace && !previousWasSpace && index > segmentStart {
+                tokenizeSegment(String(word.unicodeScalars[segmentStart..<index]), into: &ids)
+                segmentStart = index
+            }
+            previousWasSpace = isSpace
+            index = word.unicodeScalars.index(after: index)
+        }
+        tokenizeSegment(String(word.unicodeScalars[segmentStart...]), into: &ids)
+    }
+
+    private func tokenizeSegment(_ word: String, into ids: inout [Int]) {
         var symbols: [Symbol] = []
         symbols.reserveCapacity(word.utf8.count)
         var pendingUnknown: Int32? = nil  // length of a pending (possibly fused) unknown symbol

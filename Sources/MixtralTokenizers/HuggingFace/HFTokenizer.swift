@@ -14,7 +14,7 @@ public struct HFTokenizer: Tokenizer {
     public var eosTokenIDs: [Int]
     public let addedTokens: [AddedToken]
 
-    let model: BPEModel
+    var model: BPEModel
     let normalizer: HFNormalizer?
     let preTokenizer: HFPreTokenizer?
     let decoder: HFDecoder?

@@ -33,7 +33,11 @@ public struct SentencePieceTokenizer: Tokenizer {
     private let byteIDs: [Int32]
     /// User-defined pieces by first byte, longest first.
     private let userDefined: [UInt8: [(bytes: [UInt8], id: Int32)]]
+    /// Whether some user-defined piece starts with the byte (avoids a dictionary lookup per character).
+    private let startsUserDefined: [Bool]
     private let hasUnusedPieces: Bool
+    /// Computed from the vocabulary; tests switch it off to compare both paths.
+    var spaceRunsAreBoundaries: Bool
 
     public init(model: SentencePieceModel, file: String = "tokenizer.model") throws {
         guard model.modelType == .bpe else {
@@ -81,7 +85,9 @@ public struct SentencePieceTokenizer: Tokenizer {
         normalPieces = ByteStringTable(normal)
         byteIDs = bytes
         userDefined = user.mapValues { $0.sorted { $0.bytes.count > $1.bytes.count } }
+        startsUserDefined = (0..<256).map { user[UInt8($0)] != nil }
         hasUnusedPieces = model.pieces.contains { $0.type == .unused }
+        spaceRunsAreBoundaries = model.escapeWhitespaces && Self.spaceRunsAreBoundaries(pieceBytes, types)
 
         func reservedID(_ text: String, _ type: SentencePieceModel.PieceType) -> Int? {
             guard let id = reserved[text], model.pieces[id].type == type else { return nil }
@@ -172,6 +178,8 @@ public struct SentencePieceTokenizer: Tokenizer {
         var end: Int32
         var prev: Int32
         var next: Int32
+        /// The piece id once merged (-1: not looked up yet).
+        var id: Int32
         var frozen: Bool
     }
 
@@ -180,58 +188,111 @@ public struct SentencePieceTokenizer: Tokenizer {
         var left: Int32
         var right: Int32
         var size: Int32
+        var id: Int32
         /// Higher score first; on equal scores the leftmost pair first.
         static func < (a: Candidate, b: Candidate) -> Bool {
             a.score < b.score || (a.score == b.score && a.left > b.left)
         }
     }
 
+    /// Buffers reused across the segments of one encode call.
+    private struct Scratch {
+        var symbols: [Symbol] = []
+        var agenda = BinaryHeap<Candidate>()
+        var reverseMerges: [[UInt8]: ([UInt8], [UInt8])] = [:]
+        var previousWasUnknown = false
+    }
+
+    /// Whether no piece has "▁" after another character (other than "▁"). Then no merge can
+    /// cross the start of a "▁" run, and the text can be encoded segment by segment ("▁word")
+    /// with exactly the result of encoding it whole, but with small heaps (much faster on long
+    /// inputs). True for Mistral's vocabularies.
+    private static func spaceRunsAreBoundaries(_ pieces: [[UInt8]], _ types: [SentencePieceModel.PieceType]) -> Bool {
+        let space = spaceSymbol
+        for (piece, type) in zip(pieces, types) where type == .normal || type == .userDefined || type == .unused {
+            var i = 1
+            while i + space.count <= piece.count {
+                if piece[i] == space[0] && piece[i..<(i + space.count)].elementsEqual(space)
+                    && !(i >= space.count && piece[(i - space.count)..<i].elementsEqual(space)) {
+                    return false
+                }
+                i += 1
+            }
+        }
+        return true
+    }
+
     private func encodeNormalized(_ normalized: [UInt8], into ids: inout [Int]) {
         if normalized.isEmpty { return }
+        var scratch = Scratch()
         normalized.withUnsafeBufferPointer { text in
-            // Split into characters and user-defined pieces.
-            var symbols: [Symbol] = []
-            symbols.reserveCapacity(text.count)
+            guard spaceRunsAreBoundaries else {
+                encodeSegment(text, &scratch, into: &ids)
+                return
+            }
+            // Segments start where a run of "▁" starts.
+            let space = Self.spaceSymbol
+            var segmentStart = 0
             var position = 0
+            var previousWasSpace = false
             while position < text.count {
-                var length = 0
-                var frozen = false
-                if let candidates = userDefined[text[position]] {
-                    for candidate in candidates where candidate.bytes.count <= text.count - position {
-                        if text[position..<(position + candidate.bytes.count)].elementsEqual(candidate.bytes) {
-                            length = candidate.bytes.count
-                            frozen = true
-                            break
-                        }
+                let isSpace = position + 3 <= text.count && text[position] == space[0]
+                    && text[position + 1] == space[1] && text[position + 2] == space[2]
+                if isSpace && !previousWasSpace && position > segmentStart {
+                    encodeSegment(UnsafeBufferPointer(rebasing: text[segmentStart..<position]), &scratch, into: &ids)
+                    segmentStart = position
+                }
+                previousWasSpace = isSpace
+                position += isSpace ? 3 : 1
+            }
+            encodeSegment(UnsafeBufferPointer(rebasing: text[segmentStart..<text.count]), &scratch, into: &ids)
+        }
+    }
+
+    /// sentencepiece's BPE on one stretch of normalized text.
+    private func encodeSegment(_ text: UnsafeBufferPointer<UInt8>, _ scratch: inout Scratch, into ids: inout [Int]) {
+        if text.isEmpty { return }
+        scratch.symbols.removeAll(keepingCapacity: true)
+        scratch.agenda.removeAll()
+        // Split into characters and user-defined pieces (matched whole, never merged).
+        var position = 0
+        while position < text.count {
+            var length = 0
+            var frozen = false
+            if startsUserDefined[Int(text[position])], let candidates = userDefined[text[position]] {
+                for candidate in candidates where candidate.bytes.count <= text.count - position {
+                    if text[position..<(position + candidate.bytes.count)].elementsEqual(candidate.bytes) {
+                        length = candidate.bytes.count
+                        frozen = true
+                        break
                     }
                 }
-                if length == 0 { length = min(utf8Length(leadByte: text[position]), text.count - position) }
-                let index = Int32(symbols.count)
-                symbols.append(Symbol(start: Int32(position), end: Int32(position + length),
-                                      prev: index - 1, next: index + 1, frozen: frozen))
-                position += length
             }
-            symbols[symbols.count - 1].next = -1
+            if length == 0 { length = min(utf8Length(leadByte: text[position]), text.count - position) }
+            let index = Int32(scratch.symbols.count)
+            scratch.symbols.append(Symbol(start: Int32(position), end: Int32(position + length),
+                                          prev: index - 1, next: index + 1, id: -1, frozen: frozen))
+            position += length
+        }
+        scratch.symbols[scratch.symbols.count - 1].next = -1
 
-            var agenda = BinaryHeap<Candidate>()
-            agenda.reserveCapacity(symbols.count * 2)
-            var reverseMerges: [[UInt8]: ([UInt8], [UInt8])] = [:]
-
+        let checksUnused = hasUnusedPieces
+        scratch.symbols.withUnsafeMutableBufferPointer { symbols in
             func addCandidate(_ left: Int32, _ right: Int32) {
                 guard left >= 0, right >= 0 else { return }
                 let l = symbols[Int(left)], r = symbols[Int(right)]
                 if l.frozen || r.frozen { return }
                 let span = UnsafeBufferPointer(rebasing: text[Int(l.start)..<Int(r.end)])
                 guard let id = normalPieces.lookup(span) else { return }
-                agenda.push(Candidate(score: scores[Int(id)], left: left, right: right, size: Int32(span.count)))
-                if hasUnusedPieces && types[Int(id)] == .unused {
-                    reverseMerges[Array(span)] = (Array(text[Int(l.start)..<Int(l.end)]), Array(text[Int(r.start)..<Int(r.end)]))
+                scratch.agenda.push(Candidate(score: scores[Int(id)], left: left, right: right, size: Int32(span.count), id: id))
+                if checksUnused && types[Int(id)] == .unused {
+                    scratch.reverseMerges[Array(span)] = (Array(text[Int(l.start)..<Int(l.end)]), Array(text[Int(r.start)..<Int(r.end)]))
                 }
             }
 
             for i in 1..<max(symbols.count, 1) { addCandidate(Int32(i - 1), Int32(i)) }
 
-            while let top = agenda.pop() {
+            while let top = scratch.agenda.pop() {
                 let left = Int(top.left), right = Int(top.right)
                 let l = symbols[left], r = symbols[right]
                 // Skip candidates made stale by an earlier merge.
@@ -241,38 +302,40 @@ public struct SentencePieceTokenizer: Tokenizer {
                 }
                 symbols[left].end = r.end
                 symbols[left].next = r.next
+                symbols[left].id = top.id
                 if r.next >= 0 { symbols[Int(r.next)].prev = top.left }
                 symbols[right].start = r.end  // empty: merged away
                 symbols[right].end = r.end
-                addCandidate(symbols[left].prev, top.left)
-                addCandidate(top.left, symbols[left].next)
+                addCandidate(l.prev, top.left)
+                addCandidate(top.left, r.next)
             }
+        }
 
-            var previousWasUnknown = false
-            func emit(_ bytes: UnsafeBufferPointer<UInt8>) {
-                if let id = normalPieces.lookup(bytes) {
-                    if hasUnusedPieces && types[Int(id)] == .unused, let parts = reverseMerges[Array(bytes)] {
-                        parts.0.withUnsafeBufferPointer { emit($0) }
-                        parts.1.withUnsafeBufferPointer { emit($0) }
-                        return
-                    }
-                    ids.append(Int(id))
-                    previousWasUnknown = false
-                } else if model.byteFallback {
-                    for byte in bytes { ids.append(Int(byteIDs[Int(byte)])) }
-                    previousWasUnknown = false
-                } else {
-                    // Runs of unknown symbols become one unknown id.
-                    if !previousWasUnknown, let unk = unknownTokenID { ids.append(unk) }
-                    previousWasUnknown = true
-                }
+        var index: Int32 = 0
+        while index >= 0 {
+            let symbol = scratch.symbols[Int(index)]
+            emit(UnsafeBufferPointer(rebasing: text[Int(symbol.start)..<Int(symbol.end)]), knownID: symbol.id, &scratch, into: &ids)
+            index = symbol.next
+        }
+    }
+
+    /// Appends the id(s) of a final symbol: its piece, the pieces an unused piece was merged from,
+    /// its bytes (byte fallback) or the unknown id (runs of unknowns give one id).
+    private func emit(_ bytes: UnsafeBufferPointer<UInt8>, knownID: Int32, _ scratch: inout Scratch, into ids: inout [Int]) {
+        if let id = knownID >= 0 ? knownID : normalPieces.lookup(bytes) {
+            if hasUnusedPieces && types[Int(id)] == .unused, let parts = scratch.reverseMerges[Array(bytes)] {
+                parts.0.withUnsafeBufferPointer { emit($0, knownID: -1, &scratch, into: &ids) }
+                parts.1.withUnsafeBufferPointer { emit($0, knownID: -1, &scratch, into: &ids) }
+                return
             }
-            var index: Int32 = 0
-            while index >= 0 {
-                let s = symbols[Int(index)]
-                emit(UnsafeBufferPointer(rebasing: text[Int(s.start)..<Int(s.end)]))
-                index = s.next
-            }
+            ids.append(Int(id))
+            scratch.previousWasUnknown = false
+        } else if model.byteFallback {
+            for byte in bytes { ids.append(Int(byteIDs[Int(byte)])) }
+            scratch.previousWasUnknown = false
+        } else {
+            if !scratch.previousWasUnknown, let unk = unknownTokenID { ids.append(unk) }
+            scratch.previousWasUnknown = true
         }
     }
 

@@ -1,11 +1,9 @@
-/// A binary max-heap: `pop` returns the greatest element.
+/// A binary max-heap: `pop` returns the greatest element. Sifts move a hole instead of swapping,
+/// and run on the unsafe buffer (this is the inner loop of both BPE implementations).
 struct BinaryHeap<Element: Comparable> {
     private(set) var elements: [Element] = []
 
     init() {}
-
-    @inline(__always)
-    private func areInIncreasingOrder(_ a: Element, _ b: Element) -> Bool { a < b }
 
     var isEmpty: Bool { elements.isEmpty }
 
@@ -15,32 +13,37 @@ struct BinaryHeap<Element: Comparable> {
 
     mutating func push(_ element: Element) {
         elements.append(element)
-        var child = elements.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            if !areInIncreasingOrder(elements[parent], elements[child]) { break }
-            elements.swapAt(parent, child)
-            child = parent
+        elements.withUnsafeMutableBufferPointer { heap in
+            var child = heap.count - 1
+            while child > 0 {
+                let parent = (child - 1) / 2
+                if !(heap[parent] < element) { break }
+                heap[child] = heap[parent]
+                child = parent
+            }
+            heap[child] = element
         }
     }
 
     mutating func pop() -> Element? {
-        guard !elements.isEmpty else { return nil }
-        let last = elements.count - 1
-        elements.swapAt(0, last)
-        let top = elements.removeLast()
-        var parent = 0
-        let count = elements.count
-        while true {
-            let left = 2 * parent + 1
-            if left >= count { break }
-            var largest = left
-            let right = left + 1
-            if right < count && areInIncreasingOrder(elements[left], elements[right]) { largest = right }
-            if !areInIncreasingOrder(elements[parent], elements[largest]) { break }
-            elements.swapAt(parent, largest)
-            parent = largest
+        guard let last = elements.popLast() else { return nil }
+        if elements.isEmpty { return last }
+        return elements.withUnsafeMutableBufferPointer { heap -> Element in
+            let top = heap[0]
+            let count = heap.count
+            var hole = 0
+            while true {
+                let left = 2 * hole + 1
+                if left >= count { break }
+                var larger = left
+                let right = left + 1
+                if right < count && heap[left] < heap[right] { larger = right }
+                if !(last < heap[larger]) { break }
+                heap[hole] = heap[larger]
+                hole = larger
+            }
+            heap[hole] = last
+            return top
         }
-        return top
     }
 }

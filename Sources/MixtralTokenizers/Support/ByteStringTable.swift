@@ -1,3 +1,5 @@
+import Foundation
+
 /// A read-only hash table from byte strings to ids, looked up by a slice of a byte buffer without
 /// building a String or Array for every lookup (the BPE inner loops look up every candidate pair).
 /// Open addressing with linear probing; keys are stored back to back in one array.
@@ -60,24 +62,27 @@ struct ByteStringTable: Sendable {
     }
 
     /// The id of `key`, or nil.
+    @inline(__always)
     func lookup(_ key: UnsafeBufferPointer<UInt8>) -> Int32? {
         var slot = Self.hash(key) & mask
-        return keyBytes.withUnsafeBufferPointer { bytes -> Int32? in
-            while true {
-                let entryPlusOne = slots[slot]
-                if entryPlusOne == 0 { return nil }
-                let entry = Int(entryPlusOne) - 1
-                let start = Int(keyStarts[entry]), end = Int(keyStarts[entry + 1])
-                if end - start == key.count {
-                    var equal = true
-                    var i = 0
-                    while i < key.count {
-                        if bytes[start + i] != key[i] { equal = false; break }
-                        i += 1
+        return slots.withUnsafeBufferPointer { slots in
+            keyStarts.withUnsafeBufferPointer { starts in
+                keyBytes.withUnsafeBufferPointer { bytes -> Int32? in
+                    while true {
+                        let entryPlusOne = slots[slot]
+                        if entryPlusOne == 0 { return nil }
+                        let entry = Int(entryPlusOne) - 1
+                        let start = Int(starts[entry])
+                        if Int(starts[entry + 1]) - start == key.count {
+                            if key.isEmpty { return values[entry] }
+                            if let stored = bytes.baseAddress, let wanted = key.baseAddress,
+                               memcmp(stored + start, wanted, key.count) == 0 {
+                                return values[entry]
+                            }
+                        }
+                        slot = (slot + 1) & mask
                     }
-                    if equal { return values[entry] }
                 }
-                slot = (slot + 1) & mask
             }
         }
     }
