@@ -30,6 +30,7 @@ enum Fixtures {
         let raw: JSONValue
 
         init(_ relative: String) throws { raw = try Fixtures.json(relative) }
+        init(raw: JSONValue) { self.raw = raw }
 
         func idLists(_ key: String) throws -> [[Int]] {
             guard let lists = raw[key]?.arrayValue else { throw LoadError(description: "no \(key)") }

@@ -16,6 +16,11 @@ Writes, under Tests/MixtralTokenizersTests/Fixtures:
   vectors/<name>.json         per tokenizer: ids without and with special tokens, the decode of
                               those ids, and decodes of random id sequences (with and without
                               skip_special_tokens)
+  variants/<name>.json        tokenizer.json variants that exercise the components the real files
+                              do not use (normalizers, split behaviours, Digits, Metaspace split and
+                              prepend schemes, added-token options, templates, the Llama-3 regex):
+                              {"base": "v1-hf"|"smollm2", "overrides": {top-level keys replaced},
+                              "model": {model keys replaced}, and vectors for 700 strings}
 
 References: `sentencepiece` for the .model files, `tokenizers` (Tokenizer.from_file) for the
 tokenizer.json files. Everything is deterministic (fixed seed).
@@ -264,6 +269,7 @@ def main():
     prepare_fixture_files()
     strings = make_strings(rng)
     write_json(os.path.join(FIXTURES, "vectors", "strings.json"), strings)
+    make_variants(strings, random.Random(7))
     print(f"{len(strings)} strings", file=sys.stderr)
 
     # sentencepiece references
@@ -301,6 +307,112 @@ def main():
             "random_decode": [tk.decode(ids, skip_special_tokens=False) for ids in rand],
             "random_decode_skip": [tk.decode(ids, skip_special_tokens=True) for ids in rand],
         })
+
+
+LLAMA3_REGEX = (r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|"
+                r" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+VARIANTS = {
+    "v1-normalizers": ("v1-hf", {
+        "normalizer": {"type": "Sequence", "normalizers": [
+            {"type": "Strip", "strip_left": True, "strip_right": True},
+            {"type": "NFKC"}, {"type": "Lowercase"},
+            {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"},
+            {"type": "Prepend", "prepend": "\u2581"}]},
+        "pre_tokenizer": None,
+        "decoder": {"type": "Sequence", "decoders": [
+            {"type": "ByteFallback"}, {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always", "split": True}]},
+        "post_processor": {"type": "TemplateProcessing",
+                           "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                                      {"SpecialToken": {"id": "</s>", "type_id": 0}}],
+                           "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+                           "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]},
+                                              "</s>": {"id": "</s>", "ids": [2], "tokens": ["</s>"]}}},
+    }, {}),
+    "v1-nfd-metaspace-first": ("v1-hf", {
+        "normalizer": {"type": "NFD"},
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Digits", "individual_digits": False},
+            {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": True}]},
+        "decoder": {"type": "Sequence", "decoders": [
+            {"type": "ByteFallback"}, {"type": "Fuse"}, {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": True}]},
+    }, {"ignore_merges": True}),
+    "v1-split-behaviors": ("v1-hf", {
+        "normalizer": None,
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": "\\s+"}, "behavior": "MergedWithPrevious", "invert": False},
+            {"type": "Split", "pattern": {"String": "e"}, "behavior": "MergedWithNext", "invert": False},
+            {"type": "Split", "pattern": {"Regex": "[0-9]"}, "behavior": "Contiguous", "invert": False},
+            {"type": "Split", "pattern": {"Regex": "[.,!?]"}, "behavior": "Removed", "invert": False},
+            {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "never", "split": False}]},
+    }, {}),
+    "v1-whitespace-invert": ("v1-hf", {
+        "normalizer": {"type": "NFC"},
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "WhitespaceSplit"},
+            {"type": "Split", "pattern": {"Regex": "\\w+"}, "behavior": "Isolated", "invert": True},
+            {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always", "split": False}]},
+    }, {"fuse_unk": False}),
+    "v1-added-tokens": ("v1-hf", {
+        "added_tokens_extra": [
+            {"id": 32000, "content": "[INST]", "single_word": False, "lstrip": True, "rstrip": True, "normalized": False, "special": True},
+            {"id": 32001, "content": "world", "single_word": True, "lstrip": False, "rstrip": False, "normalized": True, "special": False},
+            {"id": 32002, "content": "\u2581the", "single_word": False, "lstrip": False, "rstrip": False, "normalized": True, "special": False},
+            {"id": 32003, "content": "<tab>", "single_word": False, "lstrip": False, "rstrip": True, "normalized": False, "special": False},
+        ],
+    }, {}),
+    "smollm2-digits": ("smollm2", {
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Digits", "individual_digits": True},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}]},
+    }, {}),
+    "smollm2-llama3": ("smollm2", {
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": LLAMA3_REGEX}, "behavior": "Isolated", "invert": False},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]},
+        "post_processor": {"type": "Sequence", "processors": [
+            {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": True},
+            {"type": "TemplateProcessing",
+             "single": [{"SpecialToken": {"id": "<|im_start|>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+             "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+             "special_tokens": {"<|im_start|>": {"id": "<|im_start|>", "ids": [1], "tokens": ["<|im_start|>"]}}}]},
+    }, {"ignore_merges": True}),
+    "smollm2-prefix-space": ("smollm2", {
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+    }, {}),
+}
+
+
+def make_variants(strings, rng):
+    out_dir = os.path.join(FIXTURES, "variants")
+    os.makedirs(out_dir, exist_ok=True)
+    subset = strings[:700]
+    for name, (base, overrides, model_overrides) in VARIANTS.items():
+        with open(os.path.join(FIXTURES, base, "tokenizer.json"), encoding="utf-8") as f:
+            config = json.load(f)
+        overrides = dict(overrides)
+        extra = overrides.pop("added_tokens_extra", [])
+        config.update(overrides)
+        config["added_tokens"] = config["added_tokens"] + extra
+        config["model"].update(model_overrides)
+        tk = Tokenizer.from_str(json.dumps(config))
+        encode = [tk.encode(s, add_special_tokens=False).ids for s in subset]
+        n = tk.get_vocab_size(with_added_tokens=True)
+        rand = random_id_sequences(rng, n, [1, 2] + [t["id"] for t in extra], list(range(3, 259)) if base == "v1-hf" else [], 150)
+        write_json(os.path.join(out_dir, name + ".json"), {
+            "base": base,
+            "overrides": overrides,
+            "added_tokens_extra": extra,
+            "model": model_overrides,
+            "count": len(subset),
+            "encode": encode,
+            "encode_special": {str(i): tk.encode(s, add_special_tokens=True).ids for i, s in enumerate(subset)
+                               if tk.encode(s, add_special_tokens=True).ids != encode[i]},
+            "decode": null_if_same(subset, [tk.decode(ids, skip_special_tokens=False) for ids in encode]),
+            "random_ids": rand,
+            "random_decode_skip": [tk.decode(ids, skip_special_tokens=True) for ids in rand],
+        })
+        print(f"variant {name}: {len(subset)} strings", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -69,11 +69,26 @@ public struct HFTokenizer: Tokenizer {
             continuingSubwordPrefix: modelJSON["continuing_subword_prefix"]?.stringValue,
             endOfWordSuffix: modelJSON["end_of_word_suffix"]?.stringValue, file: file)
 
+        // Ids of added tokens as tokenizers assigns them (AddedVocabulary::add_tokens): the id of
+        // the same content if already known (added or in the model), else the next free id.
+        // The "id" written in the file is not used.
         var added: [AddedToken] = []
+        var maxAddedID: Int? = nil
         for entry in json["added_tokens"]?.arrayValue ?? [] {
-            guard let id = entry["id"]?.intValue, let content = entry["content"]?.stringValue else {
-                throw TokenizerError.malformed(file: file, reason: "added token without id or content")
+            guard let content = entry["content"]?.stringValue else {
+                throw TokenizerError.malformed(file: file, reason: "added token without content")
             }
+            let id: Int
+            if let existing = added.first(where: { $0.content == content }) {
+                id = existing.id
+            } else if let modelID = model.vocabulary.lookup(content) {
+                id = Int(modelID)
+            } else if let maxAddedID, maxAddedID >= model.size {
+                id = maxAddedID + 1
+            } else {
+                id = model.size
+            }
+            maxAddedID = max(maxAddedID ?? id, id)
             added.append(AddedToken(
                 id: id, content: content, special: entry["special"]?.boolValue ?? false,
                 lstrip: entry["lstrip"]?.boolValue ?? false, rstrip: entry["rstrip"]?.boolValue ?? false,
@@ -97,8 +112,16 @@ public struct HFTokenizer: Tokenizer {
         self.model = model
         addedTokens = added
         rawMatcher = AddedTokenMatcher(added.filter { !$0.normalized })
-        normalizedMatcher = AddedTokenMatcher(added.filter { $0.normalized })
-        addedByID = Dictionary(added.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        // Normalized added tokens are matched, and decoded, in their normalized form (tokenizers
+        // normalizes their content when it registers them).
+        let normalizedTokens = added.filter(\.normalized).map { token -> AddedToken in
+            var token = token
+            token.content = normalizer?.normalize(token.content) ?? token.content
+            return token
+        }
+        normalizedMatcher = AddedTokenMatcher(normalizedTokens)
+        addedByID = Dictionary((added.filter { !$0.normalized } + normalizedTokens).map { ($0.id, $0) },
+                               uniquingKeysWith: { _, last in last })
         vocabularySize = max(model.size, (added.map(\.id).max() ?? -1) + 1)
         self.normalizer = normalizer
         self.preTokenizer = preTokenizer

@@ -2,10 +2,11 @@ import Foundation
 
 /// A pattern of tokenizer.json (`{"String": ...}` or `{"Regex": ...}`), matched on Strings.
 ///
-/// Regexes run on ICU (NSRegularExpression); tokenizers runs them on Oniguruma. The one
-/// difference that matters for tokenizer regexes is `\s`: Oniguruma's is the Unicode White_Space
-/// property (which includes U+000B and U+0085), ICU's is `[\t\n\f\r\p{Z}]`. `\s` and `\S` are
-/// therefore rewritten to the White_Space property before compiling.
+/// Regexes run on ICU (NSRegularExpression); tokenizers runs them on Oniguruma. Their shorthand
+/// classes differ: Oniguruma's `\s` is the Unicode White_Space property (ICU's lacks U+000B and
+/// U+0085) and its `\w` is letters, marks, decimal digits and connector punctuation (ICU's adds
+/// other alphabetic characters and U+200C/U+200D). The shorthands are rewritten to Oniguruma's
+/// definitions before compiling (nested sets are valid ICU inside brackets too).
 struct TextPattern: @unchecked Sendable {
     // NSRegularExpression is immutable and documented as thread-safe.
     enum Kind {
@@ -49,6 +50,10 @@ struct TextPattern: @unchecked Sendable {
                 switch ch {
                 case "s": out += "\\p{White_Space}"
                 case "S": out += "\\P{White_Space}"
+                case "w": out += "[\\p{L}\\p{M}\\p{Nd}\\p{Pc}]"
+                case "W": out += "[^\\p{L}\\p{M}\\p{Nd}\\p{Pc}]"
+                case "d": out += "\\p{Nd}"
+                case "D": out += "\\P{Nd}"
                 default: out += "\\" + String(ch)
                 }
                 escaped = false
