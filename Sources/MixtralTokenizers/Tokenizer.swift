@@ -25,11 +25,16 @@ extension Tokenizer {
     public func isByteFallbackToken(_ id: Int) -> Bool { false }
 }
 
+/// Inputs must be shorter than this many UTF-8 bytes.
+let maximumInputBytes = 1 << 30
+
 public enum TokenizerError: Error, CustomStringConvertible, Equatable {
     case fileNotFound(String)
     case malformed(file: String, reason: String)
     case unsupported(file: String, feature: String)
     case idOutOfRange(id: Int, vocabularySize: Int)
+    /// Inputs of 1 GiB or more are refused (positions are 32-bit inside the BPE loops).
+    case inputTooLong(bytes: Int)
 
     public var description: String {
         switch self {
@@ -37,6 +42,7 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
         case .malformed(let file, let reason): return "malformed tokenizer file \(file): \(reason)"
         case .unsupported(let file, let feature): return "unsupported tokenizer feature in \(file): \(feature)"
         case .idOutOfRange(let id, let size): return "token id \(id) is out of range for a vocabulary of \(size)"
+        case .inputTooLong(let bytes): return "input of \(bytes) bytes is too long to tokenize at once (limit: 1 GiB)"
         }
     }
 }

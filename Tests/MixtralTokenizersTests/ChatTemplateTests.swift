@@ -76,3 +76,24 @@ import Testing
         #expect(text == "user=a,\nassistant=b\n[2]")
     }
 }
+
+@Suite struct ChatTemplateRobustnessTests {
+    /// Hostile templates end in typed errors or values, never in a trap.
+    @Test(arguments: [
+        "{{ 9223372036854775807 + 1 }}", "{{ (-9223372036854775807 - 1) // -1 }}", "{{ (-9223372036854775807 - 1) % -1 }}",
+        "{{ 'a' * 10**12 }}", "{{ range(10**9)|length }}", "{{ (1e308 * 10)|int }}", "{{ 2 ** 200 }}",
+        "{{ [1] * -3 }}", "{{ -(-9223372036854775807 - 1) }}", "{{ ((-9223372036854775807 - 1))|abs }}",
+        "{{ 1 / 0 }}", "{{ 'abc'[::0] }}", "{{ x.y.z }}", "{{ none.attr }}", "{{ 'x' + 1 }}", "{{ {'a': 1}|tojson(indent=2) }}",
+    ])
+    func noTraps(source: String) throws {
+        let template = try ChatTemplate(source)
+        _ = try? template.render(messages: [])
+    }
+
+    @Test func undefinedSemantics() throws {
+        #expect(try ChatTemplate("[{{ nothing }}]").render(messages: []) == "[]")
+        #expect(throws: ChatTemplateError.self) { try ChatTemplate("{{ nothing.attr }}").render(messages: []) }
+        #expect(throws: ChatTemplateError.self) { try ChatTemplate("{{ nothing + 'x' }}").render(messages: []) }
+        #expect(try ChatTemplate("{{ nothing ~ 'x' }}|{{ nothing|length }}|{{ nothing is defined }}").render(messages: []) == "x|0|False")
+    }
+}

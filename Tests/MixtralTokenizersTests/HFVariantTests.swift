@@ -57,3 +57,30 @@ import Testing
         #expect(mismatches == 0, "\(name): \(mismatches) mismatches")
     }
 }
+
+@Suite struct GGUFPreTokenizerTests {
+    /// fromGGUF's "llama3" and "smollm" pre-tokenizers against tokenizer.json variants with the
+    /// same regex / Digits pipeline, encoded by the `tokenizers` library.
+    @Test(arguments: [("llama3", "smollm2-llama3"), ("smollm", "smollm2-digits")])
+    func ggufPreMatchesTokenizers(pre: String, variantName: String) throws {
+        let json = try Fixtures.json("smollm2/tokenizer.json")
+        let vocab = try #require(json["model"]?["vocab"]?.objectValue)
+        var tokens = [String](repeating: "", count: vocab.count)
+        for (token, id) in vocab { tokens[try #require(id.intValue)] = token }
+        let merges = try #require(json["model"]?["merges"]?.arrayValue).map { pair in
+            (pair.arrayValue ?? []).compactMap(\.stringValue).joined(separator: " ")
+        }
+        let added = Set((json["added_tokens"]?.arrayValue ?? []).compactMap { $0["id"]?.intValue })
+        let tokenizer = try TokenizerLoader.fromGGUF(
+            model: "gpt2", pre: pre, tokens: tokens, scores: nil, tokenTypes: tokens.indices.map { added.contains($0) ? 3 : 1 },
+            merges: merges, bosID: 1, eosID: 2, unkID: nil, addBOS: false, addEOS: false)
+        let variant = try Fixtures.json("variants/\(variantName).json")
+        let strings = try Fixtures.strings().prefix(try #require(variant["count"]?.intValue))
+        let expected = try Fixtures.Vectors(raw: variant).idLists("encode")
+        var mismatches = 0
+        for (text, ids) in zip(strings, expected) where try tokenizer.encode(text, addSpecialTokens: false) != ids {
+            mismatches += 1
+        }
+        #expect(mismatches == 0)
+    }
+}

@@ -190,6 +190,7 @@ public struct HFTokenizer: Tokenizer {
     // MARK: Encoding
 
     public func encode(_ text: String, addSpecialTokens: Bool) throws -> [Int] {
+        guard text.utf8.count < maximumInputBytes else { throw TokenizerError.inputTooLong(bytes: text.utf8.count) }
         var ids: [Int] = []
         for segment in rawMatcher.split(text, startsAtOrigin: true) {
             switch segment {

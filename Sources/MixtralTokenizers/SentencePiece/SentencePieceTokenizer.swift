@@ -133,6 +133,7 @@ public struct SentencePieceTokenizer: Tokenizer {
     // MARK: Encoding
 
     public func encode(_ text: String, addSpecialTokens: Bool) throws -> [Int] {
+        guard text.utf8.count < maximumInputBytes else { throw TokenizerError.inputTooLong(bytes: text.utf8.count) }
         var ids: [Int] = []
         if addSpecialTokens && addBOS, let bos = bosTokenID { ids.append(bos) }
         let normalized = normalize(text)

@@ -27,8 +27,10 @@ enum JinjaBuiltins {
         case ("+", .string(let a), .string(let b)): return .string(a + b)
         case ("+", .list(let a), .list(let b)): return .list(a + b)
         case ("*", .string(let s), .int(let n)), ("*", .int(let n), .string(let s)):
+            try checkSize(s.utf8.count, times: n)
             return .string(String(repeating: s, count: max(0, n)))
         case ("*", .list(let l), .int(let n)), ("*", .int(let n), .list(let l)):
+            try checkSize(l.count, times: n)
             return .list(Array((0..<max(0, n)).map { _ in l }.joined()))
         case ("%", .string, _):
             throw ChatTemplateError.unsupported(construct: "printf-style string formatting (%)", line: 0)
@@ -37,11 +39,15 @@ enum JinjaBuiltins {
         guard let a = left.numericValue, let b = right.numericValue else {
             throw ChatTemplateError.runtime("unsupported operand type(s) for \(op): '\(left.typeName)' and '\(right.typeName)'")
         }
-        let integers: (Int, Int)? = {
-            if case .float = left { return nil }
-            if case .float = right { return nil }
-            return (Int(a), Int(b))
-        }()
+        // Both int (or bool): integer arithmetic, as in Python.
+        func exactInt(_ v: JinjaValue) -> Int? {
+            switch v {
+            case .int(let i): return i
+            case .bool(let b): return b ? 1 : 0
+            default: return nil
+            }
+        }
+        let integers: (Int, Int)? = exactInt(left).flatMap { x in exactInt(right).map { (x, $0) } }
         switch op {
         case "+": if let (x, y) = integers { return .int(x &+ y) }; return .float(a + b)
         case "-": if let (x, y) = integers { return .int(x &- y) }; return .float(a - b)
@@ -51,19 +57,38 @@ enum JinjaBuiltins {
             return .float(a / b)
         case "//":
             guard b != 0 else { throw ChatTemplateError.runtime("integer division or modulo by zero") }
-            if let (x, y) = integers { return .int(Int((Double(x) / Double(y)).rounded(.down))) }
+            if let (x, y) = integers { return .int(try truncatedInt((Double(x) / Double(y)).rounded(.down))) }
             return .float((a / b).rounded(.down))
         case "%":
             guard b != 0 else { throw ChatTemplateError.runtime("integer division or modulo by zero") }
-            if let (x, y) = integers { let r = x % y; return .int(r != 0 && (r < 0) != (y < 0) ? r + y : r) }
+            if let (x, y) = integers {
+                let r = x.remainderReportingOverflow(dividingBy: y).partialValue
+                return .int(r != 0 && (r < 0) != (y < 0) ? r + y : r)
+            }
             let r = a.truncatingRemainder(dividingBy: b)
             return .float(r != 0 && (r < 0) != (b < 0) ? r + b : r)
         case "**":
-            if let (x, y) = integers, y >= 0 { return .int(Int(pow(Double(x), Double(y)))) }
-            return .float(pow(a, b))
+            let power = pow(a, b)
+            if integers != nil, b >= 0, let exact = Int(exactly: power.rounded()), abs(power) < 9.0e15 { return .int(exact) }
+            return .float(power)
         default:
             throw ChatTemplateError.unsupported(construct: "operator \(op)", line: 0)
         }
+    }
+
+    /// Renders are for prompts: refuse values that would need more than 64 MiB.
+    static func checkSize(_ size: Int, times count: Int) throws {
+        guard count > 0, size > 0 else { return }
+        let (total, overflow) = size.multipliedReportingOverflow(by: count)
+        if overflow || total > 64 << 20 { throw ChatTemplateError.runtime("result of repetition is too large") }
+    }
+
+    /// A Double as Int when it fits (Python's int() truncates toward zero).
+    static func truncatedInt(_ value: Double) throws -> Int {
+        guard value.isFinite, let result = Int(exactly: value.rounded(.towardZero)) else {
+            throw ChatTemplateError.runtime("cannot convert float \(pythonFloatRepr(value)) to integer")
+        }
+        return result
     }
 
     static func compare(_ left: JinjaValue, _ right: JinjaValue) throws -> Int {
@@ -226,16 +251,18 @@ enum JinjaBuiltins {
             return best
         case "abs":
             switch value {
-            case .int(let i): return .int(abs(i))
+            case .int(let i): return i == .min ? .float(-Double(i)) : .int(abs(i))
             case .float(let f): return .float(abs(f))
             default: throw ChatTemplateError.runtime("bad operand type for abs(): '\(value.typeName)'")
             }
         case "int":
             switch value {
             case .int: return value
-            case .float(let f): return .int(Int(f))
+            case .float(let f): return .int(try truncatedInt(f))
             case .bool(let b): return .int(b ? 1 : 0)
-            case .string(let s): return .int(Int(s.trimmingCharacters(in: .whitespaces)) ?? (argument(arguments, keywords, 0, "default")?.numericValue.map { Int($0) } ?? 0))
+            case .string(let s):
+                if let parsed = Int(s.trimmingCharacters(in: .whitespaces)) { return .int(parsed) }
+                return .int(try argument(arguments, keywords, 0, "default")?.numericValue.map(truncatedInt) ?? 0)
             default: return .int(0)
             }
         case "float":
@@ -254,7 +281,7 @@ enum JinjaBuiltins {
             guard arguments.count >= 2 else { throw ChatTemplateError.runtime("replace needs two arguments") }
             return .string(value.asString.replacingOccurrences(of: arguments[0].asString, with: arguments[1].asString, options: .literal))
         case "indent":
-            let width = argument(arguments, keywords, 0, "width")?.numericValue.map { Int($0) } ?? 4
+            let width = min(try argument(arguments, keywords, 0, "width")?.numericValue.map(truncatedInt) ?? 4, 1024)
             let first = argument(arguments, keywords, 1, "first")?.isTruthy ?? false
             let pad = String(repeating: " ", count: width)
             let lines = value.asString.components(separatedBy: "\n")
@@ -332,6 +359,8 @@ enum JinjaBuiltins {
                 guard case .int(let i) = v else { throw ChatTemplateError.runtime("range() needs integers") }
                 return i
             }
+            let span = ints.count == 1 ? ints[0] : ints.count >= 2 ? (ints[1].subtractingReportingOverflow(ints[0]).partialValue) : 0
+            guard abs(span) <= 10_000_000 else { throw ChatTemplateError.runtime("range() is too large for a chat template") }
             switch ints.count {
             case 1: return .list((0..<max(0, ints[0])).map { .int($0) })
             case 2: return .list(ints[0] < ints[1] ? (ints[0]..<ints[1]).map { .int($0) } : [])
@@ -416,7 +445,7 @@ enum JinjaBuiltins {
                 })
             case "split":
                 let separator = arguments.first.flatMap { $0.isNone ? nil : $0.asString }
-                let limit = arguments.count > 1 ? (arguments[1].numericValue.map { Int($0) } ?? -1) : -1
+                let limit = arguments.count > 1 ? (try arguments[1].numericValue.map(truncatedInt) ?? -1) : -1
                 if let separator, !separator.isEmpty {
                     var parts = s.components(separatedBy: separator)
                     if limit >= 0 && parts.count > limit + 1 {

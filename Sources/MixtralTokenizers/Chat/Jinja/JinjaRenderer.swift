@@ -191,7 +191,7 @@ struct JinjaRenderer {
         case .negate(let operand):
             let value = try evaluate(operand)
             switch value {
-            case .int(let i): return .int(-i)
+            case .int(let i): return i == .min ? .float(-Double(i)) : .int(-i)
             case .float(let f): return .float(-f)
             case .bool(let b): return .int(b ? -1 : 0)
             case .undefined(let hint): throw ChatTemplateError.undefined(hint)
