@@ -3,7 +3,7 @@ import Testing
 @testable import MixtralTokenizers
 
 @Suite struct ChatTemplateTests {
-    static let templateNames = ["mistral", "mistral-tools", "chatml", "llama3", "features"]
+    static let templateNames = ["mistral", "mistral-tools", "chatml", "llama3", "features", "llama31", "features2"]
 
     /// Every conversation through every template, against transformers' apply_chat_template.
     @Test(arguments: templateNames)

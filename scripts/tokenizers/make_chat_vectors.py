@@ -163,6 +163,126 @@ FEATURES = """{% set greeting = "Hello" ~ ", " ~ "world" %}{{ greeting|upper }}|
 {%- if add_generation_prompt %} GEN{% endif %}"""
 
 
+# Llama-3.1-Instruct style (system block, tools in the first user message, ipython results).
+LLAMA31 = """{{- bos_token }}
+{%- if custom_tools is defined %}
+    {%- set tools = custom_tools %}
+{%- endif %}
+{%- if not tools_in_user_message is defined %}
+    {%- set tools_in_user_message = true %}
+{%- endif %}
+{%- if not date_string is defined %}
+    {%- set date_string = "26 Jul 2024" %}
+{%- endif %}
+{%- if not tools is defined %}
+    {%- set tools = none %}
+{%- endif %}
+
+{#- This block extracts the system message, so we can slot it into the right place. #}
+{%- if messages[0]['role'] == 'system' %}
+    {%- set system_message = messages[0]['content']|trim %}
+    {%- set messages = messages[1:] %}
+{%- else %}
+    {%- set system_message = "" %}
+{%- endif %}
+
+{#- System message + builtin tools #}
+{{- "<|start_header_id|>system<|end_header_id|>\n\n" }}
+{%- if builtin_tools is defined or tools is not none %}
+    {{- "Environment: ipython\n" }}
+{%- endif %}
+{%- if builtin_tools is defined %}
+    {{- "Tools: " + builtin_tools | reject('equalto', 'code_interpreter') | join(", ") + "\n\n"}}
+{%- endif %}
+{{- "Cutting Knowledge Date: December 2023\n" }}
+{{- "Today Date: " + date_string + "\n\n" }}
+{%- if tools is not none and not tools_in_user_message %}
+    {{- "You have access to the following functions. To call a function, please respond with JSON for a function call." }}
+    {{- 'Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.' }}
+    {{- "Do not use variables.\n\n" }}
+    {%- for t in tools %}
+        {{- t | tojson(indent=4) }}
+        {{- "\n\n" }}
+    {%- endfor %}
+{%- endif %}
+{{- system_message }}
+{{- "<|eot_id|>" }}
+
+{#- Custom tools are passed in a user message with some extra guidance #}
+{%- if tools_in_user_message and not tools is none %}
+    {#- Extract the first user message so we can plug it in here #}
+    {%- if messages | length != 0 %}
+        {%- set first_user_message = messages[0]['content']|trim %}
+        {%- set messages = messages[1:] %}
+    {%- else %}
+        {{- raise_exception("Cannot put tools in the first user message when there's no first user message!") }}
+{%- endif %}
+    {{- '<|start_header_id|>user<|end_header_id|>\n\n' -}}
+    {{- "Given the following functions, please respond with a JSON for a function call " }}
+    {{- "with its proper arguments that best answers the given prompt.\n\n" }}
+    {{- 'Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.' }}
+    {{- "Do not use variables.\n\n" }}
+    {%- for t in tools %}
+        {{- t | tojson(indent=4) }}
+        {{- "\n\n" }}
+    {%- endfor %}
+    {{- first_user_message + "<|eot_id|>"}}
+{%- endif %}
+
+{%- for message in messages %}
+    {%- if not (message.role == 'ipython' or message.role == 'tool' or 'tool_calls' in message) %}
+        {{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' }}
+    {%- elif 'tool_calls' in message %}
+        {%- if not message.tool_calls|length == 1 %}
+            {{- raise_exception("This model only supports single tool-calls at once!") }}
+        {%- endif %}
+        {%- set tool_call = message.tool_calls[0].function %}
+        {{- '<|start_header_id|>assistant<|end_header_id|>\n\n' -}}
+        {{- '{"name": "' + tool_call.name + '", ' }}
+        {{- '"parameters": ' }}
+        {{- tool_call.arguments | tojson }}
+        {{- "}" }}
+        {{- "<|eot_id|>" }}
+    {%- elif message.role == "tool" or message.role == "ipython" %}
+        {{- "<|start_header_id|>ipython<|end_header_id|>\n\n" }}
+        {%- if message.content is mapping or message.content is iterable %}
+            {{- message.content | tojson }}
+        {%- else %}
+            {{- message.content }}
+        {%- endif %}
+        {{- "<|eot_id|>" }}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|start_header_id|>assistant<|end_header_id|>\n\n' }}
+{%- endif %}
+"""
+
+# More constructs: macros, for-else, break/continue, loop.previtem/nextitem/cycle-free loops,
+# dict methods and filters, string methods, tests, comments, '+' whitespace modifiers.
+FEATURES2 = """{#- comment -#}
+{%- macro render(m, prefix='> ') -%}
+{{ prefix }}{{ m.role|upper }}: {{ m.content if m.content is string else '(no text)' }}
+{%- endmacro -%}
+{%- for m in messages -%}
+{{ render(m) }}{% if loop.previtem is defined %} after {{ loop.previtem.role }}{% endif %}{% if loop.nextitem is defined %} before {{ loop.nextitem.role }}{% endif %}
+{% if loop.index > 3 %}{% break %}{% endif -%}
+{%- endfor %}
+{%- for x in [] %}never{% else %}empty-else{% endfor %}
+{% for k, v in {'b': 2, 'a': 1}.items() %}{{ k }}={{ v }};{% endfor %} {% for k, v in {'b': 2, 'a': 1}|dictsort %}{{ k }}{{ v }}{% endfor %}
+{% for i in range(6) %}{% if i is odd %}{% continue %}{% endif %}{{ i }}{% endfor %} {{ range(2, 9, 3)|list }}
+{{ "a-b-c".split("-", 1) }} {{ " x ".strip() }}|{{ "xxhixx".strip("x") }}|{{ "Hi".lower().startswith("h") }}|{{ "abc".endswith(("c", "z")) }}|{{ "a,b".replace(",", ";") }}
+{{ {'k': [1, {'z': none}]}|tojson }} {{ [3, 1, 2]|sort(reverse=true)|join(",") }} {{ ['b', 'a', 'b']|unique|list }} {{ [1, 2, 3]|sum }} {{ [4, 9]|max }}
+{{ messages|map(attribute='role')|unique|join('/') }} {{ messages|rejectattr('role', 'equalto', 'user')|list|length }} {{ messages|selectattr('content')|list|length }}
+{{ 10 is divisibleby 5 }} {{ 'abc' is string }} {{ {} is mapping }} {{ 3 is number }} {{ none is none }} {{ 'A' is upper }} {{ 2 in [1, 2] }} {{ 'k' in {'k': 1} }}
+{%- set ns = namespace(total=0, names=[]) %}{% for m in messages %}{% set ns.total = ns.total + (m.content|default('')|length) %}{% set ns.names = ns.names + [m.role[0]] %}{% endfor %}
+{{ ns.total }} {{ ns.names|join('') }} {{ messages[-1].role }} {{ messages[:2]|length }} {{ (messages|last).content|default('none', true) }}
+{%- if add_generation_prompt %}
+  {%+ if true %}[gen]{% endif %}
+{%- endif %}
+"""
+
+
 def chatml_template():
     with open(os.path.join(FIXTURES, "smollm2", "chat_template.jinja"), encoding="utf-8") as f:
         return f.read()
@@ -284,6 +404,8 @@ def main():
         "chatml": chatml_template(),
         "llama3": LLAMA3,
         "features": FEATURES,
+        "llama31": LLAMA31,
+        "features2": FEATURES2,
     }
     with open(os.path.join(OUT, "templates.json"), "w", encoding="utf-8") as f:
         json.dump(templates, f, ensure_ascii=False, indent=1)
