@@ -431,6 +431,25 @@ def main():
         results[name] = {"bos_token": tok.bos_token, "eos_token": tok.eos_token, "results": rendered}
     with open(os.path.join(OUT, "jinja.json"), "w", encoding="utf-8") as f:
         json.dump(results, f, ensure_ascii=False, indent=1)
+
+    # Token ids of apply_chat_template(tokenize=True) for the templates with real tokenizers:
+    # v3-hf (tokenizer.json), v3 (tokenizer.model only, converted by transformers), smollm2.
+    token_results = {}
+    for label, folder, name in [("mistral-tools@v3-hf", "v3-hf", "mistral-tools"), ("mistral@v3-hf", "v3-hf", "mistral"),
+                                ("mistral-tools@v3", "v3", "mistral-tools"), ("chatml@smollm2", "smollm2", "chatml")]:
+        tok = AutoTokenizer.from_pretrained(os.path.join(FIXTURES, folder))
+        ids = []
+        for conv in CONVERSATIONS:
+            try:
+                out = tok.apply_chat_template(
+                    conv["messages"], tools=conv.get("tools"), chat_template=templates[name], tokenize=True,
+                    return_dict=False, add_generation_prompt=conv.get("add_generation_prompt", False))
+                ids.append({"tokens": list(out)})
+            except Exception as e:
+                ids.append({"error": str(e)})
+        token_results[label] = ids
+    with open(os.path.join(OUT, "jinja_tokens.json"), "w", encoding="utf-8") as f:
+        json.dump(token_results, f, ensure_ascii=False)
     print(json.dumps({n: sum("text" in r for r in v["results"]) for n, v in results.items()}), file=sys.stderr)
 
     from mistral_common.protocol.instruct.request import ChatCompletionRequest
