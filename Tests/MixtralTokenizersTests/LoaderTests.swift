@@ -117,3 +117,22 @@ import Testing
         }
     }
 }
+
+@Suite struct ConfigurationTests {
+    /// tokenizer_config.json's add_bos_token / add_eos_token and chat_template (string and list
+    /// forms) apply to a folder with tokenizer.model.
+    @Test func tokenizerConfigForSentencePiece() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("cfg-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try FileManager.default.copyItem(atPath: Fixtures.path("v1/tokenizer.model"), toPath: folder + "/tokenizer.model")
+        let config = #"{"add_bos_token": false, "add_eos_token": true, "bos_token": {"content": "<s>", "lstrip": false}, "eos_token": "</s>", "chat_template": [{"name": "default", "template": "{{ messages[0].content }}"}, {"name": "tool_use", "template": "T"}]}"#
+        try Data(config.utf8).write(to: URL(fileURLWithPath: folder + "/tokenizer_config.json"))
+        let loaded = try TokenizerLoader.loadWithConfiguration(path: folder)
+        #expect(try loaded.tokenizer.encode("Hello", addSpecialTokens: true) == [22557, 2])
+        #expect(loaded.configuration.bosToken == "<s>" && loaded.configuration.eosToken == "</s>")
+        #expect(loaded.configuration.chatTemplate == "{{ messages[0].content }}")
+        #expect(loaded.configuration.namedChatTemplates["tool_use"] == "T")
+        #expect(try ChatEncoder(loaded: loaded).render(messages: [.user("hi")]) == "hi")
+    }
+}
