@@ -6,7 +6,7 @@ import Testing
 /// normalizers, pre-tokenizers, decoders, added-token options and post-processors that the real
 /// files do not use, against the `tokenizers` library.
 @Suite struct HFVariantTests {
-    static let variants = ["v1-normalizers", "v1-nfd-metaspace-first", "v1-split-behaviors", "v1-whitespace-invert",
+    static let variants = ["v1-hub-2023", "v1-metaspace-first", "v1-normalizers", "v1-nfd-metaspace-first", "v1-split-behaviors", "v1-whitespace-invert",
                            "v1-added-tokens", "smollm2-digits", "smollm2-llama3", "smollm2-prefix-space"]
 
     static func build(_ variant: JSONValue) throws -> HFTokenizer {
