@@ -161,7 +161,8 @@ public enum TokenizerLoader {
     /// Builds a tokenizer from GGUF metadata (`tokenizer.ggml.*`), as llama.cpp interprets it.
     ///
     /// - `model` "llama": SentencePiece BPE from `tokens`/`scores`/`tokenTypes` (types as in GGUF and
-    ///   sentencepiece: 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte); byte
+    ///   sentencepiece: 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte; 0 counts
+    ///   as normal); byte
     ///   fallback when byte tokens exist; `addSpacePrefix` (tokenizer.ggml.add_space_prefix,
     ///   default true) is sentencepiece's add_dummy_prefix.
     /// - `model` "gpt2": byte-level BPE from `tokens` and `merges` ("a b"), pre-tokenized with the
@@ -195,7 +196,8 @@ public enum TokenizerLoader {
             spModel.addDummyPrefix = addSpacePrefix ?? true
             spModel.removeExtraWhitespaces = false
             spModel.pieces = try tokens.enumerated().map { index, text in
-                let rawType = tokenTypes?[index] ?? 1
+                // 0 is llama.cpp's LLAMA_TOKEN_TYPE_UNDEFINED, treated as normal.
+                let rawType = max(tokenTypes?[index] ?? 1, 1)
                 guard let type = SentencePieceModel.PieceType(rawValue: rawType) else {
                     throw TokenizerError.malformed(file: file, reason: "token \(index) has unknown type \(rawType)")
                 }
