@@ -76,3 +76,20 @@ struct SplitMix64: RandomNumberGenerator {
         #expect(stream.finish() == "")
     }
 }
+
+@Suite struct StreamingCheckpointTests {
+    /// Long generations decode from a checkpoint, not from the first id: the result must still
+    /// equal the full decode, token by token, for a long real text.
+    @Test(arguments: ["v1", "v3-hf", "smollm2"])
+    func longStreamEqualsDecode(path: String) throws {
+        let tokenizer = try TokenizerLoader.load(path: Fixtures.path(path))
+        let text = try Fixtures.strings().prefix(300).joined(separator: "\n")
+        let ids = try tokenizer.encode(text, addSpecialTokens: true)
+        var stream = StreamingDetokenizer(tokenizer: tokenizer)
+        var out = ""
+        for id in ids { out += stream.append(id) }
+        #expect(stream.hasCheckpoint)
+        out += stream.finish()
+        #expect(Array(out.utf8) == Array(tokenizer.decode(ids, skipSpecialTokens: true).utf8))
+    }
+}
