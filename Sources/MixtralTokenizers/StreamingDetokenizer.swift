@@ -16,7 +16,7 @@
 /// the Strip and Metaspace decoders), and the anchor's text is cut off again. This holds for
 /// decoders that only treat the start of the text specially, which is checked (SentencePiece,
 /// and tokenizer.json decoders without a trailing Strip); other tokenizers decode from the start.
-public struct StreamingDetokenizer {
+public struct StreamingDetokenizer: Sendable {
     public let tokenizer: any Tokenizer
     public let skipSpecialTokens: Bool
     public private(set) var ids: [Int] = []

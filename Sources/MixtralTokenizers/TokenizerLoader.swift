@@ -138,6 +138,9 @@ public enum TokenizerLoader {
 
     static func loadFile(_ file: String, configuration: TokenizerConfiguration) throws -> any Tokenizer {
         let name = (file as NSString).lastPathComponent
+        if name.hasSuffix(".gguf") {
+            throw TokenizerError.unsupported(file: file, feature: "GGUF files (their tokenizer is metadata: read tokenizer.ggml.* and call TokenizerLoader.fromGGUF)")
+        }
         if name.hasSuffix(".json") {
             if name.hasPrefix("tekken") {
                 throw TokenizerError.unsupported(file: file, feature: "mistral-common Tekken (tiktoken) tokenizers")
