@@ -23,6 +23,14 @@ public protocol Tokenizer: Sendable {
 
 extension Tokenizer {
     public func isByteFallbackToken(_ id: Int) -> Bool { false }
+
+    /// Throws `idOutOfRange` for the first id outside the vocabulary (`decode` skips such ids;
+    /// callers that take ids from users, like a detokenize command, check them first).
+    public func validate(ids: [Int]) throws {
+        if let bad = ids.first(where: { $0 < 0 || $0 >= vocabularySize }) {
+            throw TokenizerError.idOutOfRange(id: bad, vocabularySize: vocabularySize)
+        }
+    }
 }
 
 /// Inputs must be shorter than this many UTF-8 bytes.
