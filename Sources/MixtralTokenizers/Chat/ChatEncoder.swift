@@ -74,12 +74,8 @@ extension SentencePieceTokenizer {
     /// rendered chat template needs (transformers and llama.cpp split on special tokens the same
     /// way). The text between control tokens is encoded as usual (each part gets the dummy prefix).
     public func encodeParsingControlTokens(_ text: String) throws -> [Int] {
-        let controls = (0..<vocabularySize).compactMap { id -> AddedToken? in
-            guard isSpecial(id), let piece = piece(for: id), !piece.isEmpty else { return nil }
-            return AddedToken(id: id, content: piece, special: true)
-        }
         var ids: [Int] = []
-        for segment in AddedTokenMatcher(controls).split(text, startsAtOrigin: true) {
+        for segment in controlMatcher.split(text, startsAtOrigin: true) {
             switch segment {
             case .token(let id): ids.append(id)
             case .text(let part, _): ids += try encode(part, addSpecialTokens: false)

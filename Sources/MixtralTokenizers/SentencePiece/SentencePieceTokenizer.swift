@@ -36,6 +36,8 @@ public struct SentencePieceTokenizer: Tokenizer {
     /// Whether some user-defined piece starts with the byte (avoids a dictionary lookup per character).
     private let startsUserDefined: [Bool]
     private let hasUnusedPieces: Bool
+    /// Control pieces by text, for `encodeParsingControlTokens`.
+    let controlMatcher: AddedTokenMatcher
     /// Computed from the vocabulary; tests switch it off to compare both paths.
     var spaceRunsAreBoundaries: Bool
 
@@ -88,6 +90,9 @@ public struct SentencePieceTokenizer: Tokenizer {
         startsUserDefined = (0..<256).map { user[UInt8($0)] != nil }
         hasUnusedPieces = model.pieces.contains { $0.type == .unused }
         spaceRunsAreBoundaries = model.escapeWhitespaces && Self.spaceRunsAreBoundaries(pieceBytes, types)
+        controlMatcher = AddedTokenMatcher(model.pieces.enumerated().compactMap { id, piece in
+            piece.type == .control && !piece.text.isEmpty ? AddedToken(id: id, content: piece.text, special: true) : nil
+        })
 
         func reservedID(_ text: String, _ type: SentencePieceModel.PieceType) -> Int? {
             guard let id = reserved[text], model.pieces[id].type == type else { return nil }
