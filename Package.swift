@@ -37,7 +37,7 @@ let package = Package(
             dependencies: ["Mixtral", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(name: "MixtralTests", dependencies: ["Mixtral"], exclude: ["Fixtures"]),
-        .testTarget(name: "MixtralTokenizersTests", dependencies: ["MixtralTokenizers"]),
+        .testTarget(name: "MixtralTokenizersTests", dependencies: ["MixtralTokenizers"], exclude: ["Fixtures"]),
         .testTarget(name: "MixtralKernelsTests", dependencies: ["MixtralKernels"], swiftSettings: fastSwift),
     ],
     swiftLanguageModes: [.v6]

@@ -146,7 +146,7 @@ struct JSONFields {
 
     /// The value, or nil when absent or JSON null.
     func value(_ key: String) -> JSONValue? {
-        guard let value = object[key], value != .null else { return nil }
+        guard let value = object[key], !value.isNull else { return nil }
         return value
     }
 
@@ -158,7 +158,7 @@ struct JSONFields {
 
     func optionalInt(_ key: String) throws(CheckpointError) -> Int? {
         guard let value = value(key) else { return nil }
-        guard let number = value.intValue else {
+        guard let number = value.exactInt else {
             throw .invalidConfig(file: file, reason: "\(key) must be an integer, found \(value)")
         }
         return number
@@ -177,7 +177,7 @@ struct JSONFields {
 
     func optionalNumber(_ key: String) throws(CheckpointError) -> Double? {
         guard let value = value(key) else { return nil }
-        guard let number = value.numberValue, number.isFinite else {
+        guard let number = value.doubleValue, number.isFinite else {
             throw .invalidConfig(file: file, reason: "\(key) must be a number, found \(value)")
         }
         return number
@@ -196,7 +196,7 @@ struct JSONFields {
 
     func optionalObject(_ key: String) throws(CheckpointError) -> [String: JSONValue]? {
         guard let value = value(key) else { return nil }
-        guard let object = value.objectValue else { throw .invalidConfig(file: file, reason: "\(key) must be an object") }
+        guard let object = value.dictionary else { throw .invalidConfig(file: file, reason: "\(key) must be an object") }
         return object
     }
 
@@ -206,7 +206,7 @@ struct JSONFields {
         if let list = value.arrayValue {
             var result: [Int] = []
             for item in list {
-                guard let number = item.intValue else { throw .invalidConfig(file: file, reason: "\(key) must be an integer or a list of integers") }
+                guard let number = item.exactInt else { throw .invalidConfig(file: file, reason: "\(key) must be an integer or a list of integers") }
                 result.append(number)
             }
             return result
@@ -219,6 +219,6 @@ struct JSONFields {
 func readJSONObject(_ path: String) throws(CheckpointError) -> [String: JSONValue] {
     guard FileManager.default.fileExists(atPath: path) else { throw .fileNotFound(path) }
     guard let data = FileManager.default.contents(atPath: path) else { throw .unreadable(file: path, reason: "cannot read") }
-    guard let object = JSONValue.parse(data)?.objectValue else { throw .invalidConfig(file: path, reason: "not a JSON object") }
+    guard let object = JSONValue.parse(data)?.dictionary else { throw .invalidConfig(file: path, reason: "not a JSON object") }
     return object
 }

@@ -45,14 +45,14 @@ public final class SafeTensorsFile: @unchecked Sendable {
         guard let json = JSONValue.parse(Data(headerBytes)) else {
             throw .malformedHeader(file: path, reason: "header is not valid JSON")
         }
-        guard let object = json.objectValue else {
+        guard let object = json.dictionary else {
             throw .malformedHeader(file: path, reason: "header is not a JSON object")
         }
         var entries: [String: Entry] = [:]
         var metadata: [String: String] = [:]
         for (name, value) in object {
             if name == "__metadata__" {
-                guard let map = value.objectValue else {
+                guard let map = value.dictionary else {
                     throw .malformedHeader(file: path, reason: "__metadata__ is not an object")
                 }
                 for (key, item) in map {
@@ -71,7 +71,7 @@ public final class SafeTensorsFile: @unchecked Sendable {
     }
 
     private static func parseEntry(name: String, value: JSONValue, file: String) throws(CheckpointError) -> Entry {
-        guard let info = value.objectValue else {
+        guard let info = value.dictionary else {
             throw .malformedTensor(file: file, tensor: name, reason: "entry is not an object")
         }
         guard let dtype = info["dtype"]?.stringValue, let elementSize = elementSizes[dtype] else {
@@ -100,7 +100,7 @@ public final class SafeTensorsFile: @unchecked Sendable {
         guard let list = value?.arrayValue else { return nil }
         var result: [Int] = []
         for item in list {
-            guard let number = item.intValue else { return nil }
+            guard let number = item.exactInt else { return nil }
             result.append(number)
         }
         return result
@@ -169,7 +169,7 @@ public final class SafeTensorsCheckpoint: WeightStore, @unchecked Sendable {
     }
 
     private static func readWeightMap(_ path: String) throws(CheckpointError) -> [String: String] {
-        guard let map = try readJSONObject(path)["weight_map"]?.objectValue else {
+        guard let map = try readJSONObject(path)["weight_map"]?.dictionary else {
             throw .invalidConfig(file: path, reason: "expected an object with a 'weight_map' object")
         }
         var result: [String: String] = [:]
