@@ -5,8 +5,12 @@ import Foundation
 public struct ModelBundle: Sendable {
     public let path: String
     public let model: LanguageModel
-    public let tokenizer: (any Tokenizer)?
+    /// The tokenizer with its configuration (special tokens, chat template), when the
+    /// folder has tokenizer files.
+    public let loadedTokenizer: LoadedTokenizer?
     public let defaults: GenerationOptions
+
+    public var tokenizer: (any Tokenizer)? { loadedTokenizer?.tokenizer }
 
     /// Loads a Hugging Face model folder (config.json, safetensors, tokenizer files).
     public static func load(path: String, threads: Int? = nil) throws -> ModelBundle {
@@ -18,15 +22,25 @@ public struct ModelBundle: Sendable {
             throw CheckpointError.unreadable(file: path, reason: "expected a model folder with config.json and *.safetensors")
         }
         let model = try LanguageModel(folder: path, threads: threads)
-        let tokenizer = try loadTokenizer(folder: path)
+        let hasTokenizer = ["tokenizer.json", "tokenizer.model"].contains {
+            FileManager.default.fileExists(atPath: path + "/" + $0)
+        }
+        let tokenizer = hasTokenizer ? try loadTokenizer(path: path) : nil
         let defaults = try GenerationOptions.defaults(folder: path, config: model.config)
-        return ModelBundle(path: path, model: model, tokenizer: tokenizer, defaults: defaults)
+        return ModelBundle(path: path, model: model, loadedTokenizer: tokenizer, defaults: defaults)
     }
 
-    /// The folder's tokenizer, or nil when it has no tokenizer files.
-    static func loadTokenizer(folder: String) throws -> (any Tokenizer)? {
-        let candidates = ["tokenizer.json", "tokenizer.model"]
-        guard candidates.contains(where: { FileManager.default.fileExists(atPath: folder + "/" + $0) }) else { return nil }
-        return try TokenizerLoader.load(path: folder)
+    /// The tokenizer of a model folder or a single tokenizer file.
+    public static func loadTokenizer(path: String) throws -> LoadedTokenizer {
+        try TokenizerLoader.loadWithConfiguration(path: path)
+    }
+
+    /// The chat formatting of the model: its chat template, else mistral-common's
+    /// instruct encoding.
+    public func chatEncoder() throws -> ChatEncoder {
+        guard let loadedTokenizer else {
+            throw CheckpointError.unreadable(file: path, reason: "no tokenizer files, so no chat formatting")
+        }
+        return try ChatEncoder(loaded: loadedTokenizer)
     }
 }
