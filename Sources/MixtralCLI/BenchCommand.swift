@@ -21,6 +21,8 @@ struct BenchCommand: ParsableCommand {
     var n = 128
     @Option(name: .short, help: "Repetitions.")
     var r = 5
+    @Option(name: .short, help: "Context depth: tokens already in the KV cache when pp and tg run (llama-bench's -d).")
+    var d = 0
     @Flag(name: .long, help: "Print one JSON object.")
     var json = false
 
@@ -41,16 +43,23 @@ struct BenchCommand: ParsableCommand {
             }
             return seconds
         }
+        // The cache holds `d` tokens before every measurement (prefilled once, not timed).
+        let cache = model.makeCache(maxPositions: d + max(p, n) + 1)
+        if d > 0 { _ = try model.forward(randomTokens(d), cache: cache) }
+        let depth = d > 0 ? "@d\(d)" : ""
         var results: [[String: Any]] = []
         if p > 0 {
             let tokens = randomTokens(p)
-            let seconds = try measure { _ = try model.forward(tokens, cache: model.makeCache(maxPositions: p)) }
-            results.append(summary("pp\(p)", tokens: p, seconds: seconds))
+            let seconds = try measure {
+                cache.truncate(to: d)
+                _ = try model.forward(tokens, cache: cache)
+            }
+            results.append(summary("pp\(p)" + depth, tokens: p, seconds: seconds))
         }
         if n > 0 {
             let start = randomTokens(1)
             let seconds = try measure {
-                let cache = model.makeCache(maxPositions: n + 1)
+                cache.truncate(to: d)
                 var token = start[0]
                 for _ in 0..<n {
                     let logits = try model.forward([token], cache: cache)
@@ -58,15 +67,18 @@ struct BenchCommand: ParsableCommand {
                     token = greedy.choose(from: logits)
                 }
             }
-            results.append(summary("tg\(n)", tokens: n, seconds: seconds))
+            results.append(summary("tg\(n)" + depth, tokens: n, seconds: seconds))
         }
+        let kvBytes = cache.byteCount
+        let peakRSS = peakResidentBytes()  // before the bandwidth probe allocates its buffer
         let bytesPerToken = model.weightBytesPerGeneratedToken
-        let bandwidth = measureReadBandwidth(pool: model.pool)
+        let bandwidth = measureReadBandwidth(bytes: 256 << 20, pool: model.pool)
         let bound = bandwidth / Double(bytesPerToken)
         if json {
             let object: [String: Any] = ["model": bundle.path, "threads": model.pool.threadCount, "tests": results,
                                          "weight_bytes_per_token": bytesPerToken, "read_bandwidth_bytes_per_second": bandwidth,
-                                         "tg_bound_tokens_per_second": bound]
+                                         "tg_bound_tokens_per_second": bound, "depth": d, "kv_cache_bytes": kvBytes,
+                                         "peak_rss_bytes": peakRSS]
             print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
             return
         }
@@ -79,6 +91,8 @@ struct BenchCommand: ParsableCommand {
         }
         print(String(format: "weights read per generated token: %.1f MB; read bandwidth %.1f GB/s; tg bound %.1f t/s",
                      Double(bytesPerToken) / 1e6, bandwidth / 1e9, bound))
+        print(String(format: "KV cache %.1f MB at %d positions; peak RSS %.1f MB", Double(kvBytes) / 1e6, cache.count,
+                     Double(peakRSS) / 1e6))
     }
 
     func summary(_ test: String, tokens: Int, seconds: [Double]) -> [String: Any] {
@@ -89,4 +103,19 @@ struct BenchCommand: ParsableCommand {
         return ["test": test, "tokens": tokens, "tokens_per_second": mean, "stddev": variance.squareRoot(),
                 "median_tokens_per_second": sorted[sorted.count / 2], "seconds": seconds]
     }
+}
+
+/// Peak resident set size of this process (getrusage's ru_maxrss is in KiB on Linux).
+func peakResidentBytes() -> Int {
+    var usage = rusage()
+    #if os(Linux)
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    #else
+    getrusage(RUSAGE_SELF, &usage)
+    #endif
+    #if os(Linux)
+    return Int(usage.ru_maxrss) * 1024
+    #else
+    return Int(usage.ru_maxrss)
+    #endif
 }
