@@ -72,7 +72,7 @@ struct BenchCommand: ParsableCommand {
         let kvBytes = cache.byteCount
         let peakRSS = peakResidentBytes()  // before the bandwidth probe allocates its buffer
         let bytesPerToken = model.weightBytesPerGeneratedToken
-        let bandwidth = measureReadBandwidth(bytes: 256 << 20, pool: model.pool)
+        let bandwidth = measureReadBandwidth(pool: model.pool)
         let bound = bandwidth / Double(bytesPerToken)
         if json {
             let object: [String: Any] = ["model": bundle.path, "threads": model.pool.threadCount, "tests": results,

@@ -63,7 +63,17 @@ public func linear(_ jobs: [LinearJob], precision: ActivationPrecision = .float3
     pool.run(parts: chunks.count) { part in
         let chunk = chunks[part]
         let job = jobs[chunk.job]
-        if job.tokens == 1 {
+        if job.tokens == 1 && job.w.type == .bf16 {
+            var r = chunk.rows.lowerBound
+            while r + 4 <= chunk.rows.upperBound {
+                dotBF16x4(job.w, r, job.x, job.y + r)
+                r += 4
+            }
+            while r < chunk.rows.upperBound {
+                job.y[r] = rowDot(job.w, r, job.x, job.w.columns)
+                r += 1
+            }
+        } else if job.tokens == 1 {
             for r in chunk.rows { job.y[r] = rowDot(job.w, r, job.x, job.w.columns) }
         } else if job.w.type == .bf16 && job.w.columns % 2 == 0 {
             linearPackedBF16(job, rows: chunk.rows)
@@ -270,6 +280,40 @@ func dotBF16(_ w: UnsafePointer<UInt16>, _ x: UnsafePointer<Float>, _ n: Int) ->
         i += 1
     }
     return sum
+}
+
+/// Four bf16 rows (r ..< r+4) dotted with x at once: the even/odd split of x is shared,
+/// and four weight streams are in flight.
+func dotBF16x4(_ w: WeightMatrix, _ r: Int, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
+    let n = w.columns
+    let (w0, w1, w2, w3) = (w.row(r), w.row(r + 1), w.row(r + 2), w.row(r + 3))
+    var e0 = SIMD16<Float>(), o0 = SIMD16<Float>(), e1 = SIMD16<Float>(), o1 = SIMD16<Float>()
+    var e2 = SIMD16<Float>(), o2 = SIMD16<Float>(), e3 = SIMD16<Float>(), o3 = SIMD16<Float>()
+    var i = 0
+    while i + 32 <= n {
+        let pair = UnsafeRawPointer(x + i).loadUnaligned(as: (SIMD16<Float>, SIMD16<Float>).self)
+        let xEven = SIMD16<Float>(lowHalf: pair.0.evenHalf, highHalf: pair.1.evenHalf)
+        let xOdd = SIMD16<Float>(lowHalf: pair.0.oddHalf, highHalf: pair.1.oddHalf)
+        var (even, odd) = splitPairs(w0.loadUnaligned(fromByteOffset: 2 * i, as: SIMD16<UInt32>.self))
+        e0.addProduct(even, xEven); o0.addProduct(odd, xOdd)
+        (even, odd) = splitPairs(w1.loadUnaligned(fromByteOffset: 2 * i, as: SIMD16<UInt32>.self))
+        e1.addProduct(even, xEven); o1.addProduct(odd, xOdd)
+        (even, odd) = splitPairs(w2.loadUnaligned(fromByteOffset: 2 * i, as: SIMD16<UInt32>.self))
+        e2.addProduct(even, xEven); o2.addProduct(odd, xOdd)
+        (even, odd) = splitPairs(w3.loadUnaligned(fromByteOffset: 2 * i, as: SIMD16<UInt32>.self))
+        e3.addProduct(even, xEven); o3.addProduct(odd, xOdd)
+        i += 32
+    }
+    y[0] = horizontalSum(e0 + o0)
+    y[1] = horizontalSum(e1 + o1)
+    y[2] = horizontalSum(e2 + o2)
+    y[3] = horizontalSum(e3 + o3)
+    if i < n {
+        for index in 0..<4 {
+            let bits = w.row(r + index).assumingMemoryBound(to: UInt16.self)
+            for j in i..<n { y[index] += bf16ToFloat(bits[j]) * x[j] }
+        }
+    }
 }
 
 func dotF16(_ w: UnsafePointer<UInt16>, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
