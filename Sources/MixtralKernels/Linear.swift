@@ -320,9 +320,7 @@ func dotF16(_ w: UnsafePointer<UInt16>, _ x: UnsafePointer<Float>, _ n: Int) -> 
     var acc = SIMD16<Float>()
     var i = 0
     while i + 16 <= n {
-        var v = SIMD16<Float>()
-        for j in 0..<16 { v[j] = f16ToFloat(w[i + j]) }
-        acc.addProduct(v, load16(x + i))
+        acc.addProduct(loadF16x16(w + i), load16(x + i))
         i += 16
     }
     var sum = horizontalSum(acc)
@@ -331,6 +329,17 @@ func dotF16(_ w: UnsafePointer<UInt16>, _ x: UnsafePointer<Float>, _ n: Int) -> 
         i += 1
     }
     return sum
+}
+
+/// 16 IEEE halves as fp32 (one vcvtph2ps with a target CPU).
+@inline(__always) func loadF16x16(_ p: UnsafePointer<UInt16>) -> SIMD16<Float> {
+    #if arch(x86_64) && os(macOS)
+    var v = SIMD16<Float>()
+    for j in 0..<16 { v[j] = f16ToFloat(p[j]) }
+    return v
+    #else
+    return SIMD16<Float>(UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float16>.self))
+    #endif
 }
 
 /// y[t][i] = dot(panel row i, x row t) for a 4x4 tile; y rows are `ldy` apart.
