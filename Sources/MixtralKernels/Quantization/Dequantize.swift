@@ -1,11 +1,13 @@
 /// Dequantisation of GGML block formats to Float, bit-exact with `gguf.quants.dequantize`
 /// from the `gguf` Python package (the reference; see scripts/gguf/make_vectors.py).
 ///
-/// Exactness rules followed below, matching the reference's float32 numpy arithmetic:
-/// - fp16 scales are widened exactly (`floatFromHalfBits`);
-/// - a product of scales is formed first, then multiplied by the quant
-///   (K-quants: `(d * scale) * q - (dmin * min)`), and no fused multiply-add is used;
-/// - quants are converted to Float exactly (they are small integers).
+/// Exactness: fp16 scales are widened exactly (`floatFromHalfBits`, which also keeps NaN
+/// payloads as numpy does) and the arithmetic follows the reference's float32 order
+/// (K-quants: `(d * scale) * q - (dmin * min)`). For these formats the order is not
+/// delicate: an fp16 scale has 11 significant bits, sub-block scales at most 8 and quants
+/// at most 6, so every partial product is exact in Float and only the final product or
+/// the final subtraction rounds, whatever the association and with or without fused
+/// multiply-add.
 ///
 /// All multi-byte fields are little-endian. "half" is IEEE binary16.
 
