@@ -35,9 +35,9 @@ struct GGUFDequantizeTests {
 
         var typesSeen = Set<WeightType>()
         for name in file.tensorNames {
-            let info = try file.tensor(name)
+            let info = try file.tensorInfo(name)
             let reference = try expected.floats(name)
-            #expect(try expected.tensor(name).dimensions == info.dimensions, "\(name)")
+            #expect(try expected.tensorInfo(name).dimensions == info.dimensions, "\(name)")
 
             let matrix = try file.matrix(name)
             typesSeen.insert(matrix.type)

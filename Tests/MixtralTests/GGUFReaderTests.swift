@@ -64,11 +64,11 @@ struct GGUFReaderTests {
     @Test func readsTensorsAtTheCustomAlignment() throws {
         let file = try GGUFFixtures.open("metadata.gguf")
         #expect(file.dataOffset % 64 == 0)
-        let vector = try file.tensor("vector")
+        let vector = try file.tensorInfo("vector")
         #expect(vector.dimensions == [3])
         #expect(vector.type.name == "F32")
         #expect(vector.offset == 0)
-        let matrix = try file.tensor("matrix")
+        let matrix = try file.tensorInfo("matrix")
         #expect(matrix.dimensions == [5, 2])
         #expect(matrix.shape == [2, 5])
         #expect(matrix.offset == 64)
@@ -91,15 +91,15 @@ struct GGUFReaderTests {
         #expect(try file.float("llama.rope.freq_base") == 1e6)
         #expect(try file.stringArray("tokenizer.ggml.tokens").count == 32)
         #expect(try file.stringArray("tokenizer.ggml.tokens")[5] == "<t5>")
-        let down = try file.tensor("blk.0.ffn_down_exps.weight")
+        let down = try file.tensorInfo("blk.0.ffn_down_exps.weight")
         #expect(down.dimensions == [32, 256, 2])
         #expect(down.type.weightType == .q8_0)
         #expect(down.byteCount == 2 * 256 * 34)
         let matrix = try file.matrix("blk.0.ffn_down_exps.weight")
         #expect(matrix.rows == 512 && matrix.columns == 32 && matrix.rowBytes == 34)
-        #expect(try file.tensor("token_embd.weight").type.name == "Q4_K")
+        #expect(try file.tensorInfo("token_embd.weight").type.name == "Q4_K")
         for name in file.tensorNames {
-            let info = try file.tensor(name)
+            let info = try file.tensorInfo(name)
             #expect(info.offset % 32 == 0)
             #expect(info.fileOffset + info.byteCount <= file.fileSize)
         }
@@ -134,8 +134,8 @@ struct GGUFReaderTests {
         b.padData(alignment: 32, bytes: 2 * 84)
         let path = try TemporaryGGUF.write(b.bytes)
         let file = try GGUFFile(path: path)
-        #expect(try file.tensor("q2k").type.name == "Q2_K")
-        #expect(try file.tensor("q2k").byteCount == 168)
+        #expect(try file.tensorInfo("q2k").type.name == "Q2_K")
+        #expect(try file.tensorInfo("q2k").byteCount == 168)
         #expect(throws: GGUFError.unsupportedTensorType(path: path, tensor: "q2k", type: "Q2_K")) { try file.matrix("q2k") }
     }
 }

@@ -64,14 +64,16 @@ public final class GGUFFile: @unchecked Sendable {
 
     // MARK: Tensors
 
-    public func tensor(_ name: String) throws(GGUFError) -> GGUFTensorInfo {
+    public func contains(_ name: String) -> Bool { tensors[name] != nil }
+
+    public func tensorInfo(_ name: String) throws(GGUFError) -> GGUFTensorInfo {
         guard let info = tensors[name] else { throw .tensorNotFound(path: path, tensor: name) }
         return info
     }
 
     /// The raw bytes of a tensor, in place.
     public func data(_ name: String) throws(GGUFError) -> UnsafeRawBufferPointer {
-        let info = try tensor(name)
+        let info = try tensorInfo(name)
         return UnsafeRawBufferPointer(rebasing: mapping.bytes[info.fileOffset ..< info.fileOffset + info.byteCount])
     }
 
@@ -80,7 +82,7 @@ public final class GGUFFile: @unchecked Sendable {
     /// 3-D expert tensor [columns, rows, experts] gives experts*rows rows, expert e's
     /// rows starting at row e*rows).
     public func matrix(_ name: String) throws(GGUFError) -> WeightMatrix {
-        let info = try tensor(name)
+        let info = try tensorInfo(name)
         let weightType = try supportedType(info)
         let columns = info.dimensions.first ?? 1
         let rows = info.dimensions.dropFirst().reduce(1, *)
@@ -90,7 +92,7 @@ public final class GGUFFile: @unchecked Sendable {
     /// A 3-D tensor [columns, rows, count] (innermost first) as `count` matrices of
     /// [rows, columns], e.g. the experts of `blk.N.ffn_up_exps.weight`.
     public func matrices(_ name: String) throws(GGUFError) -> [WeightMatrix] {
-        let info = try tensor(name)
+        let info = try tensorInfo(name)
         let weightType = try supportedType(info)
         guard info.dimensions.count == 3 else {
             throw .unexpectedShape(path: path, tensor: name, dimensions: info.dimensions, expected: "3 dimensions")
@@ -103,7 +105,7 @@ public final class GGUFFile: @unchecked Sendable {
 
     /// A tensor of a supported type dequantised to Float, in GGUF (innermost-first) order.
     public func floats(_ name: String) throws(GGUFError) -> [Float] {
-        let info = try tensor(name)
+        let info = try tensorInfo(name)
         let weightType = try supportedType(info)
         let base = try base(info)
         let count = info.elementCount
