@@ -237,11 +237,22 @@ def write_quantize(path: Path) -> None:
     """F32 rows and their Q8_0 / Q4_0 encodings by gguf.quants.quantize."""
     rng = np.random.default_rng(7)
     rows = test_rows(rng, 32, 256)
-    # Values on rounding ties after scaling: multiples of max/127 * (k + 0.5) and max/-8 ...
-    ties = np.tile(np.arange(-16, 16, dtype=np.float32) * np.float32(0.5), 8)
-    rows[8] = ties
-    rows[9] = -ties
-    rows[10] = 0.0
+    # Rounding ties for Q8_0: max 127 makes d = 1, so k + 0.5 lands exactly on a tie
+    # (the reference rounds halves away from zero).
+    tie_block = np.concatenate([[127.0], np.arange(-15, 16) + 0.5]).astype(np.float32)
+    rows[8] = np.tile(tie_block, 8)
+    # Q4_0 truncation boundaries: max -8 makes d = 1, so x + 8.5 is an exact integer or half.
+    rows[9] = np.tile(np.arange(-16, 16, dtype=np.float32) * np.float32(0.5), 8)
+    # Q4_0 keeps the sign of the first element of largest magnitude: +8 before -8 and after.
+    rows[10] = rng.normal(0.0, 1.0, 256)
+    for b in range(8):
+        rows[10, 32 * b + 3], rows[10, 32 * b + 20] = (8.0, -8.0) if b % 2 == 0 else (-8.0, 8.0)
+    # Zero blocks, starting with -0.0 or +0.0.
+    rows[11] = 0.0
+    rows[11, ::64] = np.float32(-0.0)
+    # Scales beyond half's range (d becomes inf) and below it (d becomes subnormal or 0).
+    rows[12] = rng.normal(0.0, 1.0, 256) * np.float32(1e7)
+    rows[13] = rng.normal(0.0, 1.0, 256) * np.float32(1e-9)
     w = gguf.GGUFWriter(str(path), "llama")
     w.add_tensor("input", rows)
     w.add_tensor("input.q8_0", gguf.quants.quantize(rows, T.Q8_0), raw_dtype=T.Q8_0)
