@@ -210,17 +210,20 @@ func dequantizeQ6_K(_ block: UnsafeRawPointer, _ out: UnsafeMutablePointer<Float
     let d = loadHalf(block, 208)
     for half in 0..<2 {
         for group in 0..<4 {
-            let o = out + 128 * half + 32 * group
             let lowByteBase = 64 * half + 32 * (group & 1)
             let lowShift = UInt8(4 * (group >> 1))
             let highShift = UInt8(2 * group)
-            for l in 0..<32 {
-                let low = (ql.load(fromByteOffset: lowByteBase + l, as: UInt8.self) >> lowShift) & 0x0F
-                let high = (qh.load(fromByteOffset: 32 * half + l, as: UInt8.self) >> highShift) & 0x03
-                let q = Int(low | (high << 4)) - 32
-                let scaleIndex = (128 * half + 32 * group + l) / 16
-                let scale = Int8(bitPattern: scales.load(fromByteOffset: scaleIndex, as: UInt8.self))
-                o[l] = (d * Float(scale)) * Float(q)
+            // 32 weights = two sub-blocks of 16 with one scale each.
+            for sub in 0..<2 {
+                let scale = Int8(bitPattern: scales.load(fromByteOffset: 8 * half + 2 * group + sub, as: UInt8.self))
+                let ds = d * Float(scale)
+                let o = out + 128 * half + 32 * group + 16 * sub
+                for i in 0..<16 {
+                    let l = 16 * sub + i
+                    let low = (ql.load(fromByteOffset: lowByteBase + l, as: UInt8.self) >> lowShift) & 0x0F
+                    let high = (qh.load(fromByteOffset: 32 * half + l, as: UInt8.self) >> highShift) & 0x03
+                    o[i] = ds * Float(Int(low | (high << 4)) - 32)
+                }
             }
         }
     }
