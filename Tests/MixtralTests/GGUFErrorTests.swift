@@ -119,8 +119,20 @@ struct GGUFErrorTests {
         let file = try GGUFFixtures.open("metadata.gguf")
         // The writer pads after the last tensor too; cutting into that padding is harmless.
         let dataEnd = file.tensors.values.map { $0.fileOffset + $0.byteCount }.max() ?? 0
-        for length in 0 ..< dataEnd where length < file.dataOffset + 8 || length % 7 == 0 {
-            let error = try TemporaryGGUF.openError(Array(bytes[0..<length]))
+        // One copy, cut shorter and shorter (much faster than a new file per length).
+        let path = try TemporaryGGUF.write(bytes)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        for length in (0 ..< dataEnd).reversed() where length < file.dataOffset + 8 || length % 7 == 0 {
+            let handle = try #require(FileHandle(forWritingAtPath: path))
+            try handle.truncate(atOffset: UInt64(length))
+            try handle.close()
+            let error: GGUFError?
+            do {
+                _ = try GGUFFile(path: path)
+                error = nil
+            } catch let thrown {
+                error = thrown
+            }
             switch error {
             case .truncated?:
                 #expect(length <= file.dataOffset, "length \(length)")
@@ -246,14 +258,23 @@ struct GGUFErrorTests {
     @Test func randomCorruptionNeverCrashes() throws {
         let original = try Array(Data(contentsOf: GGUFFixtures.directory.appendingPathComponent("metadata.gguf")))
         let headerEnd = try GGUFFixtures.open("metadata.gguf").dataOffset
+        let path = try TemporaryGGUF.write(original)
+        defer { try? FileManager.default.removeItem(atPath: path) }
         var generator = SplitMix64(seed: 42)
         for _ in 0..<300 {
-            var bytes = original
+            // Change one byte in place, open, put it back.
             let position = Int(generator.next() % UInt64(headerEnd))
-            bytes[position] = UInt8(truncatingIfNeeded: generator.next())
-            if let error = try TemporaryGGUF.openError(bytes) {
+            let handle = try #require(FileHandle(forWritingAtPath: path))
+            try handle.seek(toOffset: UInt64(position))
+            try handle.write(contentsOf: [UInt8(truncatingIfNeeded: generator.next())])
+            do {
+                _ = try GGUFFile(path: path)
+            } catch {
                 #expect(!error.description.isEmpty)
             }
+            try handle.seek(toOffset: UInt64(position))
+            try handle.write(contentsOf: [original[position]])
+            try handle.close()
         }
     }
 
