@@ -281,7 +281,7 @@ struct GGUFErrorTests {
     private func pathOf(_ error: GGUFError?) -> String {
         guard let error else { return "" }
         switch error {
-        case .cannotOpen(let p, _), .badMagic(let p), .unsupportedVersion(let p, _), .truncated(let p, _),
+        case .cannotOpen(let p, _), .writeFailed(let p, _), .badMagic(let p), .unsupportedVersion(let p, _), .truncated(let p, _),
              .invalidMetadata(let p, _, _), .duplicateKey(let p, _), .invalidTensorInfo(let p, _, _),
              .duplicateTensor(let p, _), .unknownTensorType(let p, _, _), .unsupportedTensorType(let p, _, _),
              .misalignedTensor(let p, _, _, _), .tensorDataOutOfBounds(let p, _, _, _, _), .tensorNotFound(let p, _),

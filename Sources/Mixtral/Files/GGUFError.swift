@@ -5,6 +5,8 @@ import MixtralKernels
 public enum GGUFError: Error, Equatable, CustomStringConvertible, Sendable {
     /// The file could not be opened or mapped.
     case cannotOpen(path: String, reason: String)
+    /// Writing the file failed.
+    case writeFailed(path: String, reason: String)
     /// The file does not start with the bytes "GGUF".
     case badMagic(path: String)
     /// The GGUF version is not 2 or 3 (or the file is big-endian).
@@ -40,6 +42,8 @@ public enum GGUFError: Error, Equatable, CustomStringConvertible, Sendable {
         switch self {
         case let .cannotOpen(path, reason):
             return "\(path): cannot open GGUF file: \(reason)"
+        case let .writeFailed(path, reason):
+            return "\(path): cannot write GGUF file: \(reason)"
         case let .badMagic(path):
             return "\(path): not a GGUF file (it does not start with \"GGUF\")"
         case let .unsupportedVersion(path, version):
