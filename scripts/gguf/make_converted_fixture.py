@@ -10,13 +10,16 @@ Writes into Tests/MixtralTests/Fixtures/gguf (or --out):
                                    (F32), to check name mapping and un-permutation exactly
   tiny-mixtral-hf-per-expert.gguf  the same model's hyper-parameters and expert tensors under
                                    the older per-expert names blk.N.ffn_{gate,up,down}.E.weight
+  tiny-mixtral-hf-q8_0.gguf        tiny-mixtral-hf.gguf quantised by llama-quantize --pure Q8_0
+  tiny-mixtral-hf-q4_0.gguf        ... and --pure Q4_0 (references for the Swift GGUF export)
 
 The model: transformers' MixtralForCausalLM with random weights (seed 0), hidden 64, 2 layers,
 4 heads, 2 key/value heads, head_dim 16, 4 experts (2 per token), intermediate 32, a 64-token
 SentencePiece vocabulary trained here. The Swift test GGUFLlamaTests expects these values.
 
 Usage:
-  python3 scripts/gguf/make_converted_fixture.py --llama-cpp /work/llama.cpp/src
+  python3 scripts/gguf/make_converted_fixture.py --llama-cpp /work/llama.cpp/src \
+      --llama-quantize /work/llama.cpp/build/bin/llama-quantize
 
 Needs torch, transformers, safetensors, sentencepiece, numpy, gguf.
 """
@@ -108,6 +111,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--llama-cpp", type=Path, required=True,
                         help="llama.cpp source folder (holds convert_hf_to_gguf.py)")
+    parser.add_argument("--llama-quantize", required=True, help="path to llama.cpp's llama-quantize")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -122,7 +126,13 @@ def main() -> None:
             sys.exit(f"convert_hf_to_gguf.py failed:\n{result.stderr}")
         write_expected(checkpoint, args.out / "tiny-mixtral-hf.expected.gguf")
     write_per_expert(converted, args.out / "tiny-mixtral-hf-per-expert.gguf")
-    for name in ["tiny-mixtral-hf.gguf", "tiny-mixtral-hf.expected.gguf", "tiny-mixtral-hf-per-expert.gguf"]:
+    outputs = ["tiny-mixtral-hf.gguf", "tiny-mixtral-hf.expected.gguf", "tiny-mixtral-hf-per-expert.gguf"]
+    for qtype in ["Q8_0", "Q4_0"]:
+        target = args.out / f"tiny-mixtral-hf-{qtype.lower()}.gguf"
+        subprocess.run([args.llama_quantize, "--pure", str(converted), str(target), qtype, "1"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        outputs.append(target.name)
+    for name in outputs:
         print(f"{name}: {(args.out / name).stat().st_size} bytes", file=sys.stderr)
 
 

@@ -26,6 +26,28 @@ public struct GGUFLlamaHyperparameters: Sendable, Equatable {
 
     public var isMoE: Bool { numExperts > 1 }
 
+    public init(vocabSize: Int, hiddenSize: Int, intermediateSize: Int, numLayers: Int, numHeads: Int,
+                numKeyValueHeads: Int, headDim: Int, ropeDimensionCount: Int? = nil, rmsNormEps: Float,
+                ropeTheta: Float, contextLength: Int, numExperts: Int = 1, numExpertsPerToken: Int = 1,
+                tieWordEmbeddings: Bool = false, ropeScalingType: String? = nil, ropeScalingFactor: Float? = nil) {
+        self.vocabSize = vocabSize
+        self.hiddenSize = hiddenSize
+        self.intermediateSize = intermediateSize
+        self.numLayers = numLayers
+        self.numHeads = numHeads
+        self.numKeyValueHeads = numKeyValueHeads
+        self.headDim = headDim
+        self.ropeDimensionCount = ropeDimensionCount ?? headDim
+        self.rmsNormEps = rmsNormEps
+        self.ropeTheta = ropeTheta
+        self.contextLength = contextLength
+        self.numExperts = numExperts
+        self.numExpertsPerToken = numExpertsPerToken
+        self.tieWordEmbeddings = tieWordEmbeddings
+        self.ropeScalingType = ropeScalingType
+        self.ropeScalingFactor = ropeScalingFactor
+    }
+
     public init(file: GGUFFile) throws(GGUFError) {
         let architecture = try file.string("general.architecture")
         guard architecture == "llama" else {

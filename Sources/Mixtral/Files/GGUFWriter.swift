@@ -50,6 +50,8 @@ public final class GGUFFileWriter {
     private let descriptions: [GGUFTensorDescription]
     private let sizes: [Int]
     private var next = 0
+    /// Bytes of tensor `next` written so far.
+    private var currentBytes = 0
     private var fd: Int32
     private var buffer: [UInt8] = []
     private var written = 0
@@ -120,21 +122,38 @@ public final class GGUFFileWriter {
         guard next < descriptions.count else {
             throw .invalidTensorInfo(path: path, tensor: "(none)", reason: "more tensor data than tensors described")
         }
-        let tensor = descriptions[next]
-        guard data.count == sizes[next] else {
-            throw .invalidTensorInfo(path: path, tensor: tensor.name,
-                                     reason: "\(data.count) bytes of data given, \(sizes[next]) expected")
+        guard currentBytes == 0, data.count == sizes[next] else {
+            throw .invalidTensorInfo(path: path, tensor: descriptions[next].name,
+                                     reason: "\(data.count) bytes of data given, \(sizes[next] - currentBytes) expected")
+        }
+        try writeTensorChunk(data)
+    }
+
+    /// Writes part of the next tensor's data; the tensor is complete (and padded) once its
+    /// byte count has been written. For tensors made piece by piece, such as stacked experts.
+    public func writeTensorChunk(_ data: UnsafeRawBufferPointer) throws(GGUFError) {
+        guard next < descriptions.count else {
+            throw .invalidTensorInfo(path: path, tensor: "(none)", reason: "more tensor data than tensors described")
+        }
+        guard data.count <= sizes[next] - currentBytes else {
+            throw .invalidTensorInfo(path: path, tensor: descriptions[next].name,
+                                     reason: "\(currentBytes + data.count) bytes of data given, \(sizes[next]) expected")
         }
         try flush()
         try writeAllOrThrow(data)
-        appendPadding()
-        next += 1
+        currentBytes += data.count
+        if currentBytes == sizes[next] {
+            appendPadding()
+            next += 1
+            currentBytes = 0
+        }
     }
 
     /// Flushes and closes the file after checking that every tensor was written.
     public func finish() throws(GGUFError) {
         guard next == descriptions.count else {
-            throw .invalidTensorInfo(path: path, tensor: descriptions[next].name, reason: "data was never written")
+            throw .invalidTensorInfo(path: path, tensor: descriptions[next].name,
+                                     reason: currentBytes == 0 ? "data was never written" : "data is incomplete")
         }
         try flush()
         guard close(fd) == 0 else {
