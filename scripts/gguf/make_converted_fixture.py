@@ -113,6 +113,8 @@ def main() -> None:
                         help="llama.cpp source folder (holds convert_hf_to_gguf.py)")
     parser.add_argument("--llama-quantize", required=True, help="path to llama.cpp's llama-quantize")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--keep-checkpoint", type=Path,
+                        help="also copy the Hugging Face checkpoint folder here (for GGUFWeightStoreTests)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -125,6 +127,9 @@ def main() -> None:
         if result.returncode != 0:
             sys.exit(f"convert_hf_to_gguf.py failed:\n{result.stderr}")
         write_expected(checkpoint, args.out / "tiny-mixtral-hf.expected.gguf")
+        if args.keep_checkpoint is not None:
+            import shutil
+            shutil.copytree(checkpoint, args.keep_checkpoint, dirs_exist_ok=True)
     write_per_expert(converted, args.out / "tiny-mixtral-hf-per-expert.gguf")
     outputs = ["tiny-mixtral-hf.gguf", "tiny-mixtral-hf.expected.gguf", "tiny-mixtral-hf-per-expert.gguf"]
     for qtype in ["Q8_0", "Q4_0"]:
