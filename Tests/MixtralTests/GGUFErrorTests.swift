@@ -254,28 +254,48 @@ struct GGUFErrorTests {
         #expect({ if case .duplicateTensor(_, "w")? = $0 { true } else { false } }(try TemporaryGGUF.openError(b.bytes)))
     }
 
-    /// Random single-byte corruptions of a real file never crash: they open or throw.
-    @Test func randomCorruptionNeverCrashes() throws {
-        let original = try Array(Data(contentsOf: GGUFFixtures.directory.appendingPathComponent("metadata.gguf")))
-        let headerEnd = try GGUFFixtures.open("metadata.gguf").dataOffset
-        let path = try TemporaryGGUF.write(original)
-        defer { try? FileManager.default.removeItem(atPath: path) }
+    /// Random corruptions of headers never crash: a byte, a bit, or a random 64-bit value
+    /// (counts, lengths, offsets) at random places; the file opens or throws, and whatever
+    /// opens can be dequantised and located without trapping. (A heavier run of this,
+    /// 18,000 corruptions of three fixtures in release mode, found nothing either.)
+    @Test(arguments: ["metadata.gguf", "tiny-mixtral-hf.gguf"])
+    func randomCorruptionNeverCrashes(_ name: String) throws {
+        let original = try Array(Data(contentsOf: GGUFFixtures.directory.appendingPathComponent(name)))
+        let headerEnd = try GGUFFixtures.open(name).dataOffset
+        let url = URL(fileURLWithPath: try TemporaryGGUF.write(original))
+        defer { try? FileManager.default.removeItem(at: url) }
         var generator = SplitMix64(seed: 42)
-        for _ in 0..<300 {
-            // Change one byte in place, open, put it back.
-            let position = Int(generator.next() % UInt64(headerEnd))
-            let handle = try #require(FileHandle(forWritingAtPath: path))
-            try handle.seek(toOffset: UInt64(position))
-            try handle.write(contentsOf: [UInt8(truncatingIfNeeded: generator.next())])
+        var opened = 0
+        for _ in 0..<200 {
+            var bytes = original
+            for _ in 0 ..< 1 + Int(generator.next() % 3) {
+                let position = Int(generator.next() % UInt64(headerEnd))
+                switch generator.next() % 3 {
+                case 0:
+                    bytes[position] = UInt8(truncatingIfNeeded: generator.next())
+                case 1:
+                    bytes[position] ^= 1 << UInt8(generator.next() % 8)
+                default:
+                    let value = generator.next() >> (generator.next() % 64)
+                    for k in 0..<8 where position + k < bytes.count {
+                        bytes[position + k] = UInt8(truncatingIfNeeded: value >> UInt64(8 * k))
+                    }
+                }
+            }
+            try Data(bytes).write(to: url)
             do {
-                _ = try GGUFFile(path: path)
+                let file = try GGUFFile(path: url.path)
+                opened += 1
+                for tensor in file.tensorNames { _ = try? file.floats(tensor) }
+                if let h = try? GGUFLlamaHyperparameters(file: file) {
+                    _ = try? file.llamaMatrixUndoingRoPEPermutation(hfName: "model.layers.0.self_attn.q_proj.weight", h)
+                    _ = try? file.llamaMatrix(hfName: "model.layers.1.block_sparse_moe.experts.3.w2.weight", h)
+                }
             } catch {
                 #expect(!error.description.isEmpty)
             }
-            try handle.seek(toOffset: UInt64(position))
-            try handle.write(contentsOf: [original[position]])
-            try handle.close()
         }
+        #expect(opened > 0 && opened < 200)
     }
 
     private func pathOf(_ error: GGUFError?) -> String {

@@ -126,6 +126,20 @@ struct GGUFReaderTests {
         #expect(file.dataOffset == b.bytes.count)
     }
 
+    /// Empty tensors open (GGUF allows them) but give no matrices: their other dimensions
+    /// are not bounded by the file, so a corrupt one could ask for absurd allocations.
+    @Test func emptyTensorsGiveNoMatrices() throws {
+        var b = GGUFBuilder()
+        b.header(tensors: 1, metadata: 0)
+        b.tensorInfo("empty", dimensions: [0, 1 << 40, 1 << 20], type: 0, offset: 0)
+        b.padData(alignment: 32, bytes: 0)
+        let path = try TemporaryGGUF.write(b.bytes)
+        let file = try GGUFFile(path: path)
+        #expect(try file.floats("empty") == [])
+        #expect(throws: GGUFError.self) { try file.matrix("empty") }
+        #expect(throws: GGUFError.self) { try file.matrices("empty") }
+    }
+
     /// Tensors of ggml types the engine cannot compute with still open; using them fails.
     @Test func unsupportedButKnownTypeOpensAndFailsOnUse() throws {
         var b = GGUFBuilder()

@@ -77,29 +77,31 @@ public final class GGUFFile: @unchecked Sendable {
         return UnsafeRawBufferPointer(rebasing: mapping.bytes[info.fileOffset ..< info.fileOffset + info.byteCount])
     }
 
-    /// A tensor as a row-major matrix read in place: the innermost dimension is the
-    /// columns, all outer dimensions together are the rows (a 1-D tensor is one row; a
+    /// A non-empty tensor as a row-major matrix read in place: the innermost dimension is
+    /// the columns, all outer dimensions together are the rows (a 1-D tensor is one row; a
     /// 3-D expert tensor [columns, rows, experts] gives experts*rows rows, expert e's
     /// rows starting at row e*rows).
     public func matrix(_ name: String) throws(GGUFError) -> WeightMatrix {
         let info = try tensorInfo(name)
         let weightType = try supportedType(info)
+        try nonEmpty(info)
         let columns = info.dimensions.first ?? 1
         let rows = info.dimensions.dropFirst().reduce(1, *)
         return WeightMatrix(type: weightType, rows: rows, columns: columns, base: try base(info))
     }
 
-    /// A 3-D tensor [columns, rows, count] (innermost first) as `count` matrices of
-    /// [rows, columns], e.g. the experts of `blk.N.ffn_up_exps.weight`.
+    /// A non-empty 3-D tensor [columns, rows, count] (innermost first) as `count` matrices
+    /// of [rows, columns], e.g. the experts of `blk.N.ffn_up_exps.weight`.
     public func matrices(_ name: String) throws(GGUFError) -> [WeightMatrix] {
         let info = try tensorInfo(name)
         let weightType = try supportedType(info)
         guard info.dimensions.count == 3 else {
             throw .unexpectedShape(path: path, tensor: name, dimensions: info.dimensions, expected: "3 dimensions")
         }
+        try nonEmpty(info)
         let columns = info.dimensions[0], rows = info.dimensions[1], count = info.dimensions[2]
         let base = try base(info)
-        let stride = count == 0 ? 0 : info.byteCount / count
+        let stride = info.byteCount / count
         return (0..<count).map { WeightMatrix(type: weightType, rows: rows, columns: columns, base: base + $0 * stride) }
     }
 
@@ -122,6 +124,14 @@ public final class GGUFFile: @unchecked Sendable {
             throw .unsupportedTensorType(path: path, tensor: info.name, type: info.type.name)
         }
         return weightType
+    }
+
+    /// An empty tensor's other dimensions are not bounded by the file's size (a corrupt
+    /// [0, 2^40] tensor takes no bytes), so matrices are only made from non-empty tensors.
+    private func nonEmpty(_ info: GGUFTensorInfo) throws(GGUFError) {
+        guard info.elementCount > 0 else {
+            throw .unexpectedShape(path: path, tensor: info.name, dimensions: info.dimensions, expected: "a non-empty tensor")
+        }
     }
 
     private func base(_ info: GGUFTensorInfo) throws(GGUFError) -> UnsafeRawPointer {
