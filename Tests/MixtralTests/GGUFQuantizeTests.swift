@@ -124,4 +124,58 @@ struct GGUFQuantizeTests {
         }
         #expect(checkedTypes.isSuperset(of: [.q8_0, .q4_0, .q4_1]))
     }
+
+    /// The 8-bit-activation path: the activations are exactly quantizeRow's Q8_0 blocks,
+    /// and each row equals Σ dequantised weight x dequantised activation (in Double) up to
+    /// fp32 rounding.
+    @Test func q8ActivationMatvecIsExactOnQuantisedActivations() throws {
+        let file = try GGUFFixtures.open("tiny-mixtral-mixed.gguf")
+        let expected = try GGUFFixtures.open("tiny-mixtral-mixed.expected.gguf")
+        var generator = SplitMix64(seed: 11)
+        var checked = Set<WeightType>()
+        for name in file.tensorNames {
+            let w = try file.matrix(name)
+            guard [.q8_0, .q4_0, .q4_1].contains(w.type) else { continue }
+            let weights = try expected.floats(name)
+            let x = (0..<w.columns).map { _ in Float(Int64(generator.next() % 2001) - 1000) / 700 }
+            var activations = Q8Activations()
+            x.withUnsafeBufferPointer { activations.quantize($0.baseAddress!, count: w.columns) }
+
+            // Activations = quantizeRow(.q8_0), dequantised exactly.
+            var blocks = [UInt8](repeating: 0, count: w.columns / 32 * 34)
+            try x.withUnsafeBufferPointer { xp in
+                try blocks.withUnsafeMutableBytes { try quantizeRow(.q8_0, xp.baseAddress!, $0.baseAddress!, count: w.columns) }
+            }
+            #expect(activations.blocks == blocks)
+            var xq = [Float](repeating: 0, count: w.columns)
+            blocks.withUnsafeBytes { raw in
+                xq.withUnsafeMutableBufferPointer { dequantizeRow(.q8_0, raw.baseAddress!, $0.baseAddress!, count: w.columns) }
+            }
+
+            var y = [Float](repeating: .nan, count: w.rows)
+            y.withUnsafeMutableBufferPointer { matvec(w, activations, $0.baseAddress!, rows: 0..<w.rows) }
+            for r in 0..<w.rows {
+                var exact = 0.0, magnitude = 0.0
+                for c in 0..<w.columns {
+                    let p = Double(weights[r * w.columns + c]) * Double(xq[c])
+                    exact += p
+                    magnitude += abs(p)
+                }
+                if !(abs(Double(y[r]) - exact) <= 1e-5 * magnitude + 1e-30) {
+                    Issue.record("\(name) (\(w.type)) row \(r): \(y[r]) vs \(exact)")
+                    break
+                }
+            }
+            checked.insert(w.type)
+        }
+        #expect(checked == [.q8_0, .q4_0, .q4_1])
+        // A length that does not match gives NaN rather than reading out of bounds.
+        var short = Q8Activations()
+        let x = [Float](repeating: 1, count: 32)
+        x.withUnsafeBufferPointer { short.quantize($0.baseAddress!, count: 32) }
+        let w = try file.matrix("blk.0.attn_q.weight")
+        var y = [Float](repeating: 0, count: w.rows)
+        y.withUnsafeMutableBufferPointer { matvec(w, short, $0.baseAddress!, rows: 0..<w.rows) }
+        #expect(y.allSatisfy { $0.isNaN })
+    }
 }
