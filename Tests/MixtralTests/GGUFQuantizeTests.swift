@@ -57,8 +57,8 @@ struct GGUFQuantizeTests {
         var out = [UInt8](repeating: 0, count: 1024)
         x.withUnsafeBufferPointer { src in
             out.withUnsafeMutableBytes { dst in
-                #expect(throws: QuantizationError.unsupportedType(.q4_K)) {
-                    try quantizeRow(.q4_K, src.baseAddress!, dst.baseAddress!, count: 256)
+                #expect(throws: QuantizationError.unsupportedType(.q6_K)) {
+                    try quantizeRow(.q6_K, src.baseAddress!, dst.baseAddress!, count: 256)
                 }
                 #expect(throws: QuantizationError.partialBlock(type: .q8_0, count: 48)) {
                     try quantizeRow(.q8_0, src.baseAddress!, dst.baseAddress!, count: 48)
@@ -177,5 +177,30 @@ struct GGUFQuantizeTests {
         var y = [Float](repeating: 0, count: w.rows)
         y.withUnsafeMutableBufferPointer { matvec(w, short, $0.baseAddress!, rows: 0..<w.rows) }
         #expect(y.allSatisfy { $0.isNaN })
+    }
+
+    /// Q4_K as llama-quantize writes it (no importance matrix): the K-quant tensors' F32
+    /// inputs (kquant-sources.gguf) against llama-quantize's bytes (tiny-mixtral-mixed.gguf).
+    @Test func q4KMatchesLlamaQuantize() throws {
+        let sources = try GGUFFixtures.open("kquant-sources.gguf")
+        let quantized = try GGUFFixtures.open("tiny-mixtral-mixed.gguf")
+        var checked = 0
+        for name in sources.tensorNames where try quantized.tensorInfo(name).type.weightType == .q4_K {
+            let input = try sources.floats(name)
+            let reference = try quantized.data(name)
+            var output = [UInt8](repeating: 0, count: reference.count)
+            try input.withUnsafeBufferPointer { src in
+                try output.withUnsafeMutableBytes { dst in
+                    try quantizeRow(.q4_K, src.baseAddress!, dst.baseAddress!, count: input.count)
+                }
+            }
+            var differing = 0
+            for b in 0 ..< reference.count / 144 where !output[144 * b ..< 144 * (b + 1)].elementsEqual(reference[144 * b ..< 144 * (b + 1)]) {
+                differing += 1
+            }
+            #expect(differing == 0, "\(name): \(differing) of \(reference.count / 144) blocks differ")
+            checked += reference.count / 144
+        }
+        #expect(checked == 96)
     }
 }

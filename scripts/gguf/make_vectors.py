@@ -17,6 +17,9 @@ Writes into Tests/MixtralTests/Fixtures/gguf (or --out):
                                     general.alignment (64), written by gguf.GGUFWriter.
   quantize.gguf                     F32 rows ("input") and their Q8_0 and Q4_0 encodings by
                                     gguf.quants.quantize ("input.q8_0", "input.q4_0").
+  kquant-sources.gguf               the F32 inputs of the K-quant tensors of
+                                    tiny-mixtral-mixed.gguf (same names): with that file, the
+                                    reference for quantising to Q4_K/Q5_K/Q6_K as llama.cpp does.
 
 Usage:
   python3 scripts/gguf/make_vectors.py --llama-quantize /work/llama.cpp/build/bin/llama-quantize
@@ -100,8 +103,9 @@ def test_rows(rng: np.random.Generator, rows: int, columns: int) -> np.ndarray:
     return out
 
 
-def write_tiny_model(path: Path) -> None:
-    """An F32 llama-architecture GGUF with Mixtral's tensor layout (experts as 3-D tensors)."""
+def write_tiny_model(path: Path) -> dict[str, np.ndarray]:
+    """An F32 llama-architecture GGUF with Mixtral's tensor layout (experts as 3-D tensors).
+    Returns the tensors written."""
     rng = np.random.default_rng(20261126)
     w = gguf.GGUFWriter(str(path), "llama")
     w.add_name("tiny-mixtral-test")
@@ -125,8 +129,11 @@ def write_tiny_model(path: Path) -> None:
     w.add_token_scores([0.0] * N_VOCAB)
     w.add_token_types([1] * N_VOCAB)
 
+    tensors: dict[str, np.ndarray] = {}
+
     def add(name: str, array: np.ndarray) -> None:
-        w.add_tensor(name, array.astype(np.float32))
+        tensors[name] = array.astype(np.float32)
+        w.add_tensor(name, tensors[name])
 
     add("token_embd.weight", test_rows(rng, N_VOCAB, N_EMBD))
     add("output_norm.weight", rng.uniform(0.5, 1.5, N_EMBD))
@@ -143,6 +150,18 @@ def write_tiny_model(path: Path) -> None:
         add(p + "ffn_gate_exps.weight", test_rows(rng, N_EXPERT * N_FF, N_EMBD).reshape(N_EXPERT, N_FF, N_EMBD))
         add(p + "ffn_up_exps.weight", test_rows(rng, N_EXPERT * N_FF, N_EMBD).reshape(N_EXPERT, N_FF, N_EMBD))
         add(p + "ffn_down_exps.weight", test_rows(rng, N_EXPERT * N_EMBD, N_FF).reshape(N_EXPERT, N_EMBD, N_FF))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return tensors
+
+
+def write_kquant_sources(path: Path, tensors: dict[str, np.ndarray]) -> None:
+    w = gguf.GGUFWriter(str(path), "llama")
+    for name, qtype in TYPE_PLAN.items():
+        if qtype in (T.Q4_K, T.Q5_K, T.Q6_K):
+            w.add_tensor(name, tensors[name])
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -273,7 +292,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "tiny-mixtral-f32.gguf"
-        write_tiny_model(source)
+        sources = write_tiny_model(source)
+        write_kquant_sources(args.out / "kquant-sources.gguf", sources)
         quantized = args.out / "tiny-mixtral-mixed.gguf"
         quantize_with_llama_cpp(args.llama_quantize, source, quantized)
     write_expected(quantized, args.out / "tiny-mixtral-mixed.expected.gguf")
