@@ -57,8 +57,8 @@ struct GGUFQuantizeTests {
         var out = [UInt8](repeating: 0, count: 1024)
         x.withUnsafeBufferPointer { src in
             out.withUnsafeMutableBytes { dst in
-                #expect(throws: QuantizationError.unsupportedType(.q6_K)) {
-                    try quantizeRow(.q6_K, src.baseAddress!, dst.baseAddress!, count: 256)
+                #expect(throws: QuantizationError.unsupportedType(.q5_K)) {
+                    try quantizeRow(.q5_K, src.baseAddress!, dst.baseAddress!, count: 256)
                 }
                 #expect(throws: QuantizationError.partialBlock(type: .q8_0, count: 48)) {
                     try quantizeRow(.q8_0, src.baseAddress!, dst.baseAddress!, count: 48)
@@ -179,28 +179,31 @@ struct GGUFQuantizeTests {
         #expect(y.allSatisfy { $0.isNaN })
     }
 
-    /// Q4_K as llama-quantize writes it (no importance matrix): the K-quant tensors' F32
-    /// inputs (kquant-sources.gguf) against llama-quantize's bytes (tiny-mixtral-mixed.gguf).
-    @Test func q4KMatchesLlamaQuantize() throws {
+    /// Q4_K and Q6_K as llama-quantize writes them (no importance matrix): the K-quant
+    /// tensors' F32 inputs (kquant-sources.gguf) against llama-quantize's bytes
+    /// (tiny-mixtral-mixed.gguf).
+    @Test(arguments: [(WeightType.q4_K, 96), (.q6_K, 128)])
+    func kQuantsMatchLlamaQuantize(_ type: WeightType, _ blockCount: Int) throws {
         let sources = try GGUFFixtures.open("kquant-sources.gguf")
         let quantized = try GGUFFixtures.open("tiny-mixtral-mixed.gguf")
         var checked = 0
-        for name in sources.tensorNames where try quantized.tensorInfo(name).type.weightType == .q4_K {
+        for name in sources.tensorNames where try quantized.tensorInfo(name).type.weightType == type {
             let input = try sources.floats(name)
             let reference = try quantized.data(name)
             var output = [UInt8](repeating: 0, count: reference.count)
             try input.withUnsafeBufferPointer { src in
                 try output.withUnsafeMutableBytes { dst in
-                    try quantizeRow(.q4_K, src.baseAddress!, dst.baseAddress!, count: input.count)
+                    try quantizeRow(type, src.baseAddress!, dst.baseAddress!, count: input.count)
                 }
             }
+            let size = type.blockBytes
             var differing = 0
-            for b in 0 ..< reference.count / 144 where !output[144 * b ..< 144 * (b + 1)].elementsEqual(reference[144 * b ..< 144 * (b + 1)]) {
+            for b in 0 ..< reference.count / size where !output[size * b ..< size * (b + 1)].elementsEqual(reference[size * b ..< size * (b + 1)]) {
                 differing += 1
             }
-            #expect(differing == 0, "\(name): \(differing) of \(reference.count / 144) blocks differ")
-            checked += reference.count / 144
+            #expect(differing == 0, "\(name): \(differing) of \(reference.count / size) blocks differ")
+            checked += reference.count / size
         }
-        #expect(checked == 96)
+        #expect(checked == blockCount)
     }
 }

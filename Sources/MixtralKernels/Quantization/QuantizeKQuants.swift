@@ -1,7 +1,8 @@
-/// Quantisation to Q4_K as llama.cpp's reference quantizer does it (quantize_row_q4_K_ref,
-/// used by llama-quantize without an importance matrix), bit for bit: every operation
+/// Quantisation to Q4_K and Q6_K as llama.cpp's reference quantizers do it
+/// (quantize_row_q4_K_ref and quantize_row_q6_K_ref, used by llama-quantize without an
+/// importance matrix), bit for bit: every operation
 /// below is one IEEE float operation in the reference's order, so the same bytes come out
-/// (checked against llama-quantize on 96 blocks). That holds for llama.cpp builds whose
+/// (checked against llama-quantize: 96 Q4_K and 128 Q6_K blocks). That holds for llama.cpp builds whose
 /// ggml-base is compiled without fused multiply-add contraction, as its default CMake
 /// build is (no -march for ggml-base); a build that contracts could differ in rare blocks.
 ///
@@ -146,6 +147,108 @@ func quantizeQ4_K(_ x: UnsafePointer<Float>, _ block: UnsafeMutableRawPointer) {
                 for l in 0..<32 {
                     let byte = levels[64 * chunk + l] | (levels[64 * chunk + 32 + l] << 4)
                     block.storeBytes(of: byte, toByteOffset: 16 + 32 * chunk + l, as: UInt8.self)
+                }
+            }
+        }
+    }
+}
+
+// MARK: - Q6_K
+
+/// Signed levels -maxLevel..<maxLevel for x[i] ≈ scale * L[i], weighting element i by x[i]²:
+/// a first scale from the element of largest magnitude (which maps to -maxLevel), then 18
+/// nearby candidates, keeping the one with the best weighted least-squares fit
+/// (make_qx_quants with rmse_type 1). Writes L + maxLevel to `levels`; returns the scale.
+func fitSymmetricScale(_ x: UnsafePointer<Float>, count n: Int, maxLevel: Int, levels: UnsafeMutablePointer<UInt8>) -> Float {
+    var extreme: Float = 0, amax: Float = 0
+    for i in 0..<n where abs(x[i]) > amax {
+        amax = abs(x[i])
+        extreme = x[i]
+    }
+    if amax < 1e-15 {
+        for i in 0..<n { levels[i] = 0 }
+        return 0
+    }
+    let nmax = Float(maxLevel)
+    func level(_ v: Float) -> Int { Swift.max(-maxLevel, Swift.min(maxLevel - 1, nearestInt(v))) }
+    /// Σ w x l and Σ w l² for the levels of `iscale`, w = x².
+    func sums(_ iscale: Float) -> (lx: Float, l2: Float) {
+        var lx: Float = 0, l2: Float = 0
+        for i in 0..<n {
+            let l = Float(level(iscale * x[i]))
+            let w = x[i] * x[i]
+            lx += w * x[i] * l
+            l2 += w * l * l
+        }
+        return (lx, l2)
+    }
+    var iscale = -nmax / extreme
+    for i in 0..<n { levels[i] = UInt8(level(iscale * x[i]) + maxLevel) }
+    var (sumLX, sumL2) = sums(iscale)
+    var scale: Float = sumL2 != 0 ? sumLX / sumL2 : 0
+    var best = scale * sumLX
+    for step in -9...9 where step != 0 {
+        iscale = -(nmax + 0.1 * Float(step)) / extreme
+        (sumLX, sumL2) = sums(iscale)
+        if sumL2 > 0 && sumLX * sumLX > best * sumL2 {
+            for i in 0..<n { levels[i] = UInt8(level(iscale * x[i]) + maxLevel) }
+            scale = sumLX / sumL2
+            best = scale * sumLX
+        }
+    }
+    return scale
+}
+
+/// Q6_K block (210 bytes, layout in Dequantize.swift) from 256 Floats, as llama.cpp's
+/// quantize_row_q6_K_ref: a scale per 16 weights (`fitSymmetricScale`), the 16 scales
+/// quantised to int8 against the largest (d = that scale / -128, a half), then the
+/// weights re-quantised to 6 bits with the rounded scales.
+func quantizeQ6_K(_ x: UnsafePointer<Float>, _ block: UnsafeMutableRawPointer) {
+    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256) { buffer in
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 16) { scaleBuffer in
+            guard let levels = buffer.baseAddress, let scales = scaleBuffer.baseAddress else { return }
+            var maxScale: Float = 0, maxAbsScale: Float = 0
+            for sub in 0..<16 {
+                let scale = fitSymmetricScale(x + 16 * sub, count: 16, maxLevel: 32, levels: levels + 16 * sub)
+                scales[sub] = scale
+                if abs(scale) > maxAbsScale {
+                    maxAbsScale = abs(scale)
+                    maxScale = scale
+                }
+            }
+            if maxAbsScale < 1e-15 {
+                block.initializeMemory(as: UInt8.self, repeating: 0, count: 210)
+                storeUInt16(block, 208, halfBits(0))
+                return
+            }
+            let iscale = -128 / maxScale
+            let dBits = halfBits(1 / iscale)
+            storeUInt16(block, 208, dBits)
+            for sub in 0..<16 {
+                let q = Int8(truncatingIfNeeded: Swift.min(127, nearestInt(iscale * scales[sub])))
+                block.storeBytes(of: UInt8(bitPattern: q), toByteOffset: 192 + sub, as: UInt8.self)
+            }
+            let d = floatFromHalfBits(dBits)
+            for sub in 0..<16 {
+                let q = Int8(bitPattern: block.load(fromByteOffset: 192 + sub, as: UInt8.self))
+                let ds = d * Float(q)
+                if ds == 0 { continue }
+                for i in 0..<16 {
+                    let l = Swift.max(-32, Swift.min(31, nearestInt(x[16 * sub + i] / ds)))
+                    levels[16 * sub + i] = UInt8(l + 32)
+                }
+            }
+            // Pack: per half of 128, ql holds low nibbles (weights l and l+64 in byte l,
+            // l+32 and l+96 in byte l+32), qh the top 2 bits of l, l+32, l+64, l+96.
+            for half in 0..<2 {
+                let L = levels + 128 * half
+                for l in 0..<32 {
+                    let low = (L[l] & 0x0F) | ((L[l + 64] & 0x0F) << 4)
+                    let low2 = (L[l + 32] & 0x0F) | ((L[l + 96] & 0x0F) << 4)
+                    let high = (L[l] >> 4) | ((L[l + 32] >> 4) << 2) | ((L[l + 64] >> 4) << 4) | ((L[l + 96] >> 4) << 6)
+                    block.storeBytes(of: low, toByteOffset: 64 * half + l, as: UInt8.self)
+                    block.storeBytes(of: low2, toByteOffset: 64 * half + 32 + l, as: UInt8.self)
+                    block.storeBytes(of: high, toByteOffset: 128 + 32 * half + l, as: UInt8.self)
                 }
             }
         }
