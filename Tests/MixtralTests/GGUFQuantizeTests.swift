@@ -57,8 +57,8 @@ struct GGUFQuantizeTests {
         var out = [UInt8](repeating: 0, count: 1024)
         x.withUnsafeBufferPointer { src in
             out.withUnsafeMutableBytes { dst in
-                #expect(throws: QuantizationError.unsupportedType(.q5_K)) {
-                    try quantizeRow(.q5_K, src.baseAddress!, dst.baseAddress!, count: 256)
+                #expect(throws: QuantizationError.unsupportedType(.q5_1)) {
+                    try quantizeRow(.q5_1, src.baseAddress!, dst.baseAddress!, count: 256)
                 }
                 #expect(throws: QuantizationError.partialBlock(type: .q8_0, count: 48)) {
                     try quantizeRow(.q8_0, src.baseAddress!, dst.baseAddress!, count: 48)
@@ -179,10 +179,10 @@ struct GGUFQuantizeTests {
         #expect(y.allSatisfy { $0.isNaN })
     }
 
-    /// Q4_K and Q6_K as llama-quantize writes them (no importance matrix): the K-quant
+    /// Q4_K, Q5_K and Q6_K as llama-quantize writes them (no importance matrix): the K-quant
     /// tensors' F32 inputs (kquant-sources.gguf) against llama-quantize's bytes
     /// (tiny-mixtral-mixed.gguf).
-    @Test(arguments: [(WeightType.q4_K, 96), (.q6_K, 128)])
+    @Test(arguments: [(WeightType.q4_K, 96), (.q5_K, 128), (.q6_K, 128)])
     func kQuantsMatchLlamaQuantize(_ type: WeightType, _ blockCount: Int) throws {
         let sources = try GGUFFixtures.open("kquant-sources.gguf")
         let quantized = try GGUFFixtures.open("tiny-mixtral-mixed.gguf")

@@ -1,6 +1,6 @@
 /// Quantisation of Float rows to GGML block formats, bit-exact with `gguf.quants.quantize`
 /// from the `gguf` Python package (which itself matches ggml's reference quantizers,
-/// quantize_row_q8_0_ref and quantize_row_q4_0_ref), and for Q4_K and Q6_K with llama-quantize
+/// quantize_row_q8_0_ref and quantize_row_q4_0_ref), and for Q4_K, Q5_K and Q6_K with llama-quantize
 /// (QuantizeKQuants.swift). Block layouts: see Dequantize.swift.
 
 /// Why a row cannot be quantised.
@@ -13,7 +13,7 @@ public enum QuantizationError: Error, Equatable, CustomStringConvertible, Sendab
     public var description: String {
         switch self {
         case let .unsupportedType(type):
-            return "quantising to \(type.rawValue) is not supported (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K)"
+            return "quantising to \(type.rawValue) is not supported (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K)"
         case let .partialBlock(type, count):
             return "\(count) weights are not a whole number of \(type.rawValue) blocks of \(type.blockSize)"
         }
@@ -21,7 +21,7 @@ public enum QuantizationError: Error, Equatable, CustomStringConvertible, Sendab
 }
 
 /// The weight types `quantizeRow` can write.
-public let quantizableWeightTypes: Set<WeightType> = [.f32, .f16, .bf16, .q8_0, .q4_0, .q4_K, .q6_K]
+public let quantizableWeightTypes: Set<WeightType> = [.f32, .f16, .bf16, .q8_0, .q4_0, .q4_K, .q5_K, .q6_K]
 
 /// Quantises `count` Floats from `src` into `type.byteCount(elements: count)` bytes at `dst`
 /// (`dst` needs no particular alignment). Non-finite inputs do not trap; their encoding is
@@ -42,9 +42,11 @@ public func quantizeRow(_ type: WeightType, _ src: UnsafePointer<Float>, _ dst: 
         for b in 0..<count / 32 { quantizeQ4_0(src + 32 * b, dst + 18 * b) }
     case .q4_K:
         for b in 0..<count / 256 { quantizeQ4_K(src + 256 * b, dst + 144 * b) }
+    case .q5_K:
+        for b in 0..<count / 256 { quantizeQ5_K(src + 256 * b, dst + 176 * b) }
     case .q6_K:
         for b in 0..<count / 256 { quantizeQ6_K(src + 256 * b, dst + 210 * b) }
-    case .q4_1, .q5_0, .q5_1, .q5_K:
+    case .q4_1, .q5_0, .q5_1:
         throw .unsupportedType(type)
     }
 }

@@ -1,8 +1,8 @@
-/// Quantisation to Q4_K and Q6_K as llama.cpp's reference quantizers do it
-/// (quantize_row_q4_K_ref and quantize_row_q6_K_ref, used by llama-quantize without an
-/// importance matrix), bit for bit: every operation
+/// Quantisation to Q4_K, Q5_K and Q6_K as llama.cpp's reference quantizers do it
+/// (quantize_row_q{4,5,6}_K_ref, used by llama-quantize without an importance matrix),
+/// bit for bit: every operation
 /// below is one IEEE float operation in the reference's order, so the same bytes come out
-/// (checked against llama-quantize: 96 Q4_K and 128 Q6_K blocks). That holds for llama.cpp builds whose
+/// (checked against llama-quantize: 96 Q4_K, 128 Q5_K and 128 Q6_K blocks). That holds for llama.cpp builds whose
 /// ggml-base is compiled without fused multiply-add contraction, as its default CMake
 /// build is (no -march for ggml-base); a build that contracts could differ in rare blocks.
 ///
@@ -20,12 +20,14 @@ func nearestInt(_ x: Float) -> Int {
 }
 
 /// Levels 0...maxLevel for x[i] ≈ scale * L[i] - min (min >= 0), minimising
-/// Σ w[i] (scale L[i] - min - x[i])², searched over 21 candidate scales around
-/// maxLevel / (max - min) with a least-squares fit of scale and min for each
-/// (make_qkx2_quants with rmin -1, rdelta 0.1, 20 steps, squared error). Each accepted
-/// fit also becomes the origin the next candidates are measured from, as in the reference.
+/// Σ w[i] (scale L[i] - min - x[i])², searched over the candidate scales
+/// (maxLevel + rmin + rdelta * step) / (max - min), step 0...steps, with a least-squares
+/// fit of scale and min for each (make_qkx2_quants, squared error; Q4_K uses rmin -1,
+/// rdelta 0.1, 20 steps, Q5_K -0.5, 0.1, 15). Each accepted fit also becomes the origin
+/// the next candidates are measured from, as in the reference.
 /// Returns (scale, min); writes the levels to `levels`.
 func fitScaleAndMin(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, count n: Int, maxLevel: Int,
+                    rmin: Float, rdelta: Float, steps: Int,
                     levels: UnsafeMutablePointer<UInt8>, scratch: UnsafeMutablePointer<UInt8>) -> (scale: Float, min: Float) {
     let nmax = Float(maxLevel)
     var minX = x[0], maxX = x[0]
@@ -54,8 +56,8 @@ func fitScaleAndMin(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, count 
     }
     // As in the reference, an accepted fit also moves `minX`, which the later candidate
     // scales are then measured from.
-    for step in 0...20 {
-        iscale = (-1 + 0.1 * Float(step) + nmax) / (maxX - minX)
+    for step in 0...steps {
+        iscale = (rmin + rdelta * Float(step) + nmax) / (maxX - minX)
         var sumL: Float = 0, sumL2: Float = 0, sumXL: Float = 0
         for i in 0..<n {
             let l = level(iscale * (x[i] - minX))
@@ -90,6 +92,43 @@ func fitScaleAndMin(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, count 
 
 /// Q4_K block (144 bytes, layout in Dequantize.swift) from 256 Floats.
 func quantizeQ4_K(_ x: UnsafePointer<Float>, _ block: UnsafeMutableRawPointer) {
+    quantizeKBlockWithMins(x, block, maxLevel: 15) { levels in
+        // qs: chunk c holds sub-block 2c in the low nibbles, 2c+1 in the high nibbles.
+        for chunk in 0..<4 {
+            for l in 0..<32 {
+                let byte = levels[64 * chunk + l] | (levels[64 * chunk + 32 + l] << 4)
+                block.storeBytes(of: byte, toByteOffset: 16 + 32 * chunk + l, as: UInt8.self)
+            }
+        }
+    }
+}
+
+/// Q5_K block (176 bytes, layout in Dequantize.swift) from 256 Floats.
+func quantizeQ5_K(_ x: UnsafePointer<Float>, _ block: UnsafeMutableRawPointer) {
+    quantizeKBlockWithMins(x, block, maxLevel: 31) { levels in
+        // Low 4 bits as in Q4_K (qs at 48); bit 4 of weight l of sub-block k is bit k of qh[l].
+        for l in 0..<32 {
+            var high: UInt8 = 0
+            for sub in 0..<8 { high |= (levels[32 * sub + l] >> 4) << UInt8(sub) }
+            block.storeBytes(of: high, toByteOffset: 16 + l, as: UInt8.self)
+        }
+        for chunk in 0..<4 {
+            for l in 0..<32 {
+                let byte = (levels[64 * chunk + l] & 0x0F) | ((levels[64 * chunk + 32 + l] & 0x0F) << 4)
+                block.storeBytes(of: byte, toByteOffset: 48 + 32 * chunk + l, as: UInt8.self)
+            }
+        }
+    }
+}
+
+/// The part Q4_K and Q5_K share: eight sub-blocks of 32 with a scale and a min each
+/// (`fitScaleAndMin`), the scales and mins quantised to 6 bits against the largest
+/// (d = max scale / 63, dmin = max min / 63, halves, at bytes 0 and 2; packed 6-bit
+/// values at bytes 4..<16 as `kQuantScaleAndMin` reads them), and the weights
+/// re-quantised to 0...maxLevel with the rounded scales; `pack` stores those levels.
+func quantizeKBlockWithMins(_ x: UnsafePointer<Float>, _ block: UnsafeMutableRawPointer, maxLevel: Int,
+                            pack: (UnsafeMutablePointer<UInt8>) -> Void) {
+    let (rmin, steps): (Float, Int) = maxLevel == 15 ? (-1, 20) : (-0.5, 15)
     withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256 + 32) { bytes in
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 32 + 16) { floats in
             guard let levels = bytes.baseAddress, let weights = floats.baseAddress else { return }
@@ -103,14 +142,14 @@ func quantizeQ4_K(_ x: UnsafePointer<Float>, _ block: UnsafeMutableRawPointer) {
                 for l in 0..<32 { sumX2 += xs[l] * xs[l] }
                 let averageMagnitude = (sumX2 / 32).squareRoot()
                 for l in 0..<32 { weights[l] = averageMagnitude + abs(xs[l]) }
-                let fit = fitScaleAndMin(xs, weights, count: 32, maxLevel: 15, levels: levels + 32 * j, scratch: scratch)
+                let fit = fitScaleAndMin(xs, weights, count: 32, maxLevel: maxLevel, rmin: rmin, rdelta: 0.1,
+                                         steps: steps, levels: levels + 32 * j, scratch: scratch)
                 scales[j] = fit.scale
                 mins[j] = fit.min
                 if fit.scale > maxScale { maxScale = fit.scale }
                 if fit.min > maxMin { maxMin = fit.min }
             }
 
-            // 6-bit scales and mins, packed as kQuantScaleAndMin reads them.
             let inverseScale: Float = maxScale > 0 ? 63 / maxScale : 0
             let inverseMin: Float = maxMin > 0 ? 63 / maxMin : 0
             var packed = [UInt8](repeating: 0, count: 12)
@@ -140,15 +179,10 @@ func quantizeQ4_K(_ x: UnsafePointer<Float>, _ block: UnsafeMutableRawPointer) {
                 if ds == 0 { continue }
                 let dm = dmin * Float(m)
                 for l in 0..<32 {
-                    levels[32 * j + l] = UInt8(Swift.max(0, Swift.min(15, nearestInt((x[32 * j + l] + dm) / ds))))
+                    levels[32 * j + l] = UInt8(Swift.max(0, Swift.min(maxLevel, nearestInt((x[32 * j + l] + dm) / ds))))
                 }
             }
-            for chunk in 0..<4 {
-                for l in 0..<32 {
-                    let byte = levels[64 * chunk + l] | (levels[64 * chunk + 32 + l] << 4)
-                    block.storeBytes(of: byte, toByteOffset: 16 + 32 * chunk + l, as: UInt8.self)
-                }
-            }
+            pack(levels)
         }
     }
 }
