@@ -21,7 +21,7 @@ public enum QuantizationError: Error, Equatable, CustomStringConvertible, Sendab
 }
 
 /// The weight types `quantizeRow` can write.
-public let quantizableWeightTypes: Set<WeightType> = [.f32, .f16, .bf16, .q8_0, .q4_0, .q4_K, .q5_K, .q6_K]
+public let quantizableWeightTypes: Set<WeightType> = [.f32, .f16, .bf16, .q8_0, .q4_0, .q4_K, .q5_K, .q6_K, .nf4]
 
 /// Quantises `count` Floats from `src` into `type.byteCount(elements: count)` bytes at `dst`
 /// (`dst` needs no particular alignment). Non-finite inputs do not trap; their encoding is
@@ -46,6 +46,8 @@ public func quantizeRow(_ type: WeightType, _ src: UnsafePointer<Float>, _ dst: 
         for b in 0..<count / 256 { quantizeQ5_K(src + 256 * b, dst + 176 * b) }
     case .q6_K:
         for b in 0..<count / 256 { quantizeQ6_K(src + 256 * b, dst + 210 * b) }
+    case .nf4:
+        for b in 0..<count / 64 { NF4.quantizeBlock(src + 64 * b, dst + 36 * b) }
     case .q4_1, .q5_0, .q5_1:
         throw .unsupportedType(type)
     }
