@@ -8,7 +8,7 @@ struct MixtralCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mixtral",
         abstract: "Run Mixtral, Mistral and Llama models on the CPU, exactly as transformers computes them.",
-        subcommands: [GenerateCommand.self, ChatCommand.self, ScoreCommand.self, TokenizeCommand.self, DetokenizeCommand.self, PerplexityCommand.self, ConvertCommand.self, BenchCommand.self],
+        subcommands: [GenerateCommand.self, ChatCommand.self, ScoreCommand.self, TokenizeCommand.self, DetokenizeCommand.self, PerplexityCommand.self, ConvertCommand.self, QuantizeCommand.self, BenchCommand.self],
         defaultSubcommand: GenerateCommand.self)
 }
 
@@ -27,6 +27,11 @@ struct ModelOptions: ParsableArguments {
         valueName: "fp32|bf16"))
     var precision: String = "fp32"
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Quantize the linear layers at load, like transformers' load_in_8bit/load_in_4bit: q8_0, q4_0, q4_k or nf4 (bitsandbytes' NF4). Embeddings, router and lm_head stay as stored.",
+        valueName: "type"))
+    var quantize: String?
+
     func load() throws -> ModelBundle {
         if let threads, threads < 1 { throw CLIError("--threads must be at least 1") }
         guard let activationPrecision = ActivationPrecision(rawValue: precision) else {
@@ -34,7 +39,14 @@ struct ModelOptions: ParsableArguments {
         }
         let start = Date()
         let path = try model ?? DefaultModel.path()
-        let bundle = try ModelBundle.load(path: path, threads: threads)
+        let quantizeType = try quantize.map { try parseWeightType($0, allowed: QuantizingWeightStore.supportedTypes) }
+        var lastReport = Date.distantPast
+        let bundle = try ModelBundle.load(path: path, threads: threads, quantize: quantizeType) { done, total in
+            if done == total || Date().timeIntervalSince(lastReport) > 1 {
+                lastReport = Date()
+                log(String(format: "quantizing to %@: %d/%d matrices, %.1f s", quantizeType?.rawValue ?? "", done, total, Date().timeIntervalSince(start)))
+            }
+        }
         bundle.model.precision = activationPrecision
         let c = bundle.model.config
         log(String(format: "loaded %@ (%@, %d layers, hidden %d, %@) in %.2f s", path, c.architecture.rawValue,

@@ -15,7 +15,10 @@ public struct ModelBundle: Sendable {
 
     /// Loads a Hugging Face model folder (config.json, safetensors, tokenizer files) or a
     /// GGUF file (weights, hyper-parameters and tokenizer in one file).
-    public static func load(path: String, threads: Int? = nil) throws -> ModelBundle {
+    /// `quantize` converts the linear layers at load (see QuantizingWeightStore);
+    /// `progress(done, total)` follows it.
+    public static func load(path: String, threads: Int? = nil, quantize: WeightType? = nil,
+                            progress: @escaping (Int, Int) -> Void = { _, _ in }) throws -> ModelBundle {
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else {
             throw CheckpointError.fileNotFound(path)
@@ -25,14 +28,16 @@ public struct ModelBundle: Sendable {
             guard isGGUF(path) else {
                 throw CheckpointError.unreadable(file: path, reason: "expected a model folder (config.json, *.safetensors) or a GGUF file")
             }
-            let store = try GGUFWeightStore(path: path)
-            let model = try LanguageModel(config: store.config, store: store, pool: pool)
+            let gguf = try GGUFWeightStore(path: path)
+            let store: any WeightStore = try quantize.map { try QuantizingWeightStore(base: gguf, type: $0, pool: pool, progress: progress) } ?? gguf
+            let model = try LanguageModel(config: gguf.config, store: store, pool: pool)
             var defaults = GenerationOptions()
             defaults.eosTokenIDs = model.config.eosTokenIDs
-            return ModelBundle(path: path, model: model, loadedTokenizer: try store.file.loadTokenizer(), defaults: defaults)
+            return ModelBundle(path: path, model: model, loadedTokenizer: try gguf.file.loadTokenizer(), defaults: defaults)
         }
-        let model = try LanguageModel(config: try ModelConfig.load(path: path + "/config.json"),
-                                      store: try SafeTensorsCheckpoint(folder: path), pool: pool)
+        let checkpoint = try SafeTensorsCheckpoint(folder: path)
+        let store: any WeightStore = try quantize.map { try QuantizingWeightStore(base: checkpoint, type: $0, pool: pool, progress: progress) } ?? checkpoint
+        let model = try LanguageModel(config: try ModelConfig.load(path: path + "/config.json"), store: store, pool: pool)
         let hasTokenizer = ["tokenizer.json", "tokenizer.model"].contains {
             FileManager.default.fileExists(atPath: path + "/" + $0)
         }
