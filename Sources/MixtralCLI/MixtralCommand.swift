@@ -23,9 +23,9 @@ struct ModelOptions: ParsableArguments {
     var threads: Int?
 
     @Option(name: .long, help: ArgumentHelp(
-        "Activations in prompt (prefill) products with bf16 weights: fp32 (exact, as transformers in fp32) or bf16 (as llama.cpp; faster with AVX512-BF16).",
-        valueName: "fp32|bf16"))
-    var precision: String = "fp32"
+        "exact: fp32 activations, the logits of transformers in fp32. fast: llama.cpp's arithmetic in prompt processing (activations rounded to bf16 for bf16 weights; about twice the prefill speed with AVX512-BF16).",
+        valueName: "exact|fast"))
+    var precision: String = "exact"
 
     @Option(name: .long, help: ArgumentHelp(
         "Quantize the linear layers at load, like transformers' load_in_8bit/load_in_4bit: q8_0, q4_0, q4_k or nf4 (bitsandbytes' NF4). Embeddings, router and lm_head stay as stored.",
@@ -35,7 +35,7 @@ struct ModelOptions: ParsableArguments {
     func load() throws -> ModelBundle {
         if let threads, threads < 1 { throw CLIError("--threads must be at least 1") }
         guard let activationPrecision = ActivationPrecision(rawValue: precision) else {
-            throw CLIError("--precision must be fp32 or bf16, not '\(precision)'")
+            throw CLIError("--precision must be exact or fast, not '\(precision)'")
         }
         let start = Date()
         let path = try model ?? DefaultModel.path()

@@ -16,19 +16,20 @@ public struct LinearJob: @unchecked Sendable {
     }
 }
 
-/// How activations enter matrix products with bf16 weights.
+/// How activations enter matrix products.
 public enum ActivationPrecision: String, Sendable, CaseIterable {
     /// fp32 activations: the products equal transformers' fp32 computation.
-    case float32 = "fp32"
-    /// Activations rounded to bf16 for multi-token (prefill) products with bf16 weights,
-    /// as llama.cpp and transformers in bf16 do; uses AVX512-BF16 dot products where the
-    /// CPU has them (about twice the fp32 throughput). Decode keeps fp32 activations.
-    case bfloat16 = "bf16"
+    case exact
+    /// llama.cpp's arithmetic where it is faster: activations rounded to bf16 for
+    /// multi-token (prefill) products with bf16 weights, as llama.cpp and transformers in
+    /// bf16 do, with AVX512-BF16 dot products where the CPU has them (about twice the fp32
+    /// throughput). Decode keeps fp32 activations.
+    case fast
 }
 
 /// y = x W^T; see `LinearJob`.
 public func linear(_ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix,
-                   _ y: UnsafeMutablePointer<Float>, precision: ActivationPrecision = .float32, pool: ComputePool) {
+                   _ y: UnsafeMutablePointer<Float>, precision: ActivationPrecision = .exact, pool: ComputePool) {
     linear([LinearJob(x, tokens: tokens, w, y)], precision: precision, pool: pool)
 }
 
@@ -39,8 +40,8 @@ public func linear(_ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix,
 /// One token streams each weight row once through a SIMD dot product. More tokens
 /// convert a panel of weight rows to fp32 once and reuse it for all tokens in 4x4
 /// register tiles, so weights are read from memory once per call. Accumulation is fp32.
-public func linear(_ jobs: [LinearJob], precision: ActivationPrecision = .float32, pool: ComputePool) {
-    if precision == .bfloat16, jobs.contains(where: { $0.w.type == .bf16 && $0.tokens > 1 && $0.w.columns % 2 == 0 }) {
+public func linear(_ jobs: [LinearJob], precision: ActivationPrecision = .exact, pool: ComputePool) {
+    if precision == .fast, jobs.contains(where: { $0.w.type == .bf16 && $0.tokens > 1 && $0.w.columns % 2 == 0 }) {
         let (bf16Jobs, others) = (jobs.filter { $0.w.type == .bf16 && $0.tokens > 1 && $0.w.columns % 2 == 0 },
                                   jobs.filter { !($0.w.type == .bf16 && $0.tokens > 1 && $0.w.columns % 2 == 0) })
         linearBF16Activations(bf16Jobs, pool: pool)
