@@ -41,12 +41,21 @@ public func linear(_ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix,
 /// convert a panel of weight rows to fp32 once and reuse it for all tokens in 4x4
 /// register tiles, so weights are read from memory once per call. Accumulation is fp32.
 public func linear(_ jobs: [LinearJob], precision: ActivationPrecision = .exact, pool: ComputePool) {
-    if precision == .fast, jobs.contains(where: { $0.w.type == .bf16 && $0.tokens > 1 && $0.w.columns % 2 == 0 }) {
-        let (bf16Jobs, others) = (jobs.filter { $0.w.type == .bf16 && $0.tokens > 1 && $0.w.columns % 2 == 0 },
-                                  jobs.filter { !($0.w.type == .bf16 && $0.tokens > 1 && $0.w.columns % 2 == 0) })
-        linearBF16Activations(bf16Jobs, pool: pool)
-        if !others.isEmpty { linear(others, pool: pool) }
-        return
+    if precision == .fast {
+        // llama.cpp's arithmetic for multi-token products: bf16 activations with bf16
+        // weights, 8-bit activations with Q8_0/Q4_0 weights (AVX512-VNNI).
+        let bf16Jobs = jobs.filter { $0.w.type == .bf16 && $0.tokens > 1 && $0.w.columns % 2 == 0 }
+        let int8Jobs = cpuHasAVX512VNNI ? jobs.filter { ($0.w.type == .q8_0 || $0.w.type == .q4_0) && $0.tokens > 1 } : []
+        if !bf16Jobs.isEmpty || !int8Jobs.isEmpty {
+            if !bf16Jobs.isEmpty { linearBF16Activations(bf16Jobs, pool: pool) }
+            if !int8Jobs.isEmpty { linearInt8Activations(int8Jobs, pool: pool) }
+            let others = jobs.filter { job in
+                !(job.w.type == .bf16 && job.tokens > 1 && job.w.columns % 2 == 0)
+                    && !(cpuHasAVX512VNNI && (job.w.type == .q8_0 || job.w.type == .q4_0) && job.tokens > 1)
+            }
+            if !others.isEmpty { linear(others, pool: pool) }
+            return
+        }
     }
     let totalRows = jobs.reduce(0) { $0 + $1.w.rows }
     guard totalRows > 0 else { return }
