@@ -18,9 +18,10 @@ public final class KVCache: @unchecked Sendable {
     /// Makes room for `newTokens` more positions in every layer.
     func reserve(_ newTokens: Int) {
         let needed = (count + newTokens) * rowWidth
+        let limit = maxPositions * rowWidth
         for layer in keys.indices {
-            keys[layer].reserve(needed, keeping: count * rowWidth)
-            values[layer].reserve(needed, keeping: count * rowWidth)
+            keys[layer].reserve(needed, keeping: count * rowWidth, limit: limit)
+            values[layer].reserve(needed, keeping: count * rowWidth, limit: limit)
         }
     }
 
