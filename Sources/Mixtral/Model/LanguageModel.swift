@@ -206,7 +206,7 @@ public final class LanguageModel: @unchecked Sendable {
             }
         }
         let keys = cache.keys[layerIndex].pointer, values = cache.values[layerIndex].pointer
-        (keys + firstPosition * kvWidth).update(from: s.k.pointer, count: t * kvWidth)
+        KeyLayout.store(s.k.pointer, count: t, first: firstPosition, kvHeads: c.numKeyValueHeads, headDim: c.headDim, into: keys)
         (values + firstPosition * kvWidth).update(from: s.v.pointer, count: t * kvWidth)
         let shape = AttentionShape(heads: c.numHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim, slidingWindow: c.slidingWindow)
         attention(s.q.pointer, tokens: t, firstPosition: firstPosition, keys: keys, values: values,
