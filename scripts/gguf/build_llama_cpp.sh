@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the llama.cpp tools used to make reference data (llama-quantize) and to compare
-# against (llama-bench, llama-simple, llama-completion, llama-perplexity). In this
+# against (llama-bench, llama-simple, llama-completion, llama-perplexity), plus
+# llama-gguf-split (split-file fixtures) and llama-tokenize (prompt ids). In this
 # llama.cpp version the interactive llama-cli is built only with the server
 # (LLAMA_BUILD_SERVER); llama-completion is the plain command-line generator. llama.cpp's sources come from the PyPI
 # source distribution of llama-cpp-python, which vendors llama.cpp; nothing from it is
@@ -46,7 +47,7 @@ cmake -S "$dest/src" -B "$dest/build" \
     -DLLAMA_BUILD_EXAMPLES=ON \
     -DLLAMA_BUILD_SERVER=OFF
 
-targets=(llama-quantize llama-bench llama-simple llama-completion llama-perplexity)
+targets=(llama-quantize llama-bench llama-simple llama-completion llama-perplexity llama-gguf-split llama-tokenize)
 for target in "${targets[@]}"; do
     echo "building $target" >&2
     nice -n 10 cmake --build "$dest/build" --config Release -j "$jobs" --target "$target" \
