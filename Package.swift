@@ -13,7 +13,7 @@ let fastSwift: [SwiftSetting] = [
 
 let package = Package(
     name: "swift-mixtral",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .library(name: "Mixtral", targets: ["Mixtral"]),
         .library(name: "MixtralTokenizers", targets: ["MixtralTokenizers"]),
@@ -24,7 +24,9 @@ let package = Package(
     ],
     targets: [
         // Compute kernels (matrix-vector, matrix-matrix, attention, norms) and the thread pool.
-        .target(name: "MixtralKernels", swiftSettings: fastSwift),
+        .target(name: "MixtralKernels", dependencies: ["MixtralCKernels"], swiftSettings: fastSwift),
+        // AVX512-BF16 micro-kernels (instructions Swift cannot emit), selected at run time.
+        .target(name: "MixtralCKernels", cSettings: [.unsafeFlags(["-O3"])]),
         // Text <-> token ids: SentencePiece, tokenizer.json, chat templates.
         .target(name: "MixtralTokenizers"),
         // Files -> tensors -> model -> logits -> sampling -> generation.
@@ -34,8 +36,9 @@ let package = Package(
             name: "MixtralCLI",
             dependencies: ["Mixtral", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .testTarget(name: "MixtralTests", dependencies: ["Mixtral"]),
-        .testTarget(name: "MixtralTokenizersTests", dependencies: ["MixtralTokenizers"]),
+        .testTarget(name: "MixtralTests", dependencies: ["Mixtral"], exclude: ["Fixtures"]),
+        .testTarget(name: "MixtralTokenizersTests", dependencies: ["MixtralTokenizers"], exclude: ["Fixtures"]),
+        .testTarget(name: "MixtralKernelsTests", dependencies: ["MixtralKernels"], swiftSettings: fastSwift),
     ],
     swiftLanguageModes: [.v6]
 )

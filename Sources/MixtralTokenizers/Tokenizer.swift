@@ -15,13 +15,34 @@ public protocol Tokenizer: Sendable {
 
     /// Whether an id is a special (control) token, dropped by `skipSpecialTokens`.
     func isSpecial(_ id: Int) -> Bool
+
+    /// Whether an id is a byte-fallback token (`<0xXX>`), whose text depends on the tokens next
+    /// to it. The streaming detokenizer holds text back while the last token is one.
+    func isByteFallbackToken(_ id: Int) -> Bool
 }
+
+extension Tokenizer {
+    public func isByteFallbackToken(_ id: Int) -> Bool { false }
+
+    /// Throws `idOutOfRange` for the first id outside the vocabulary (`decode` skips such ids;
+    /// callers that take ids from users, like a detokenize command, check them first).
+    public func validate(ids: [Int]) throws {
+        if let bad = ids.first(where: { $0 < 0 || $0 >= vocabularySize }) {
+            throw TokenizerError.idOutOfRange(id: bad, vocabularySize: vocabularySize)
+        }
+    }
+}
+
+/// Inputs must be shorter than this many UTF-8 bytes.
+let maximumInputBytes = 1 << 30
 
 public enum TokenizerError: Error, CustomStringConvertible, Equatable {
     case fileNotFound(String)
     case malformed(file: String, reason: String)
     case unsupported(file: String, feature: String)
     case idOutOfRange(id: Int, vocabularySize: Int)
+    /// Inputs of 1 GiB or more are refused (positions are 32-bit inside the BPE loops).
+    case inputTooLong(bytes: Int)
 
     public var description: String {
         switch self {
@@ -29,6 +50,7 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
         case .malformed(let file, let reason): return "malformed tokenizer file \(file): \(reason)"
         case .unsupported(let file, let feature): return "unsupported tokenizer feature in \(file): \(feature)"
         case .idOutOfRange(let id, let size): return "token id \(id) is out of range for a vocabulary of \(size)"
+        case .inputTooLong(let bytes): return "input of \(bytes) bytes is too long to tokenize at once (limit: 1 GiB)"
         }
     }
 }

@@ -45,6 +45,9 @@ struct GGUFLlamaExportTensor {
 /// requested one at a time; `progress` is told (tensors done, total).
 public func writeLlamaGGUF(path: String, hyperparameters h: GGUFLlamaHyperparameters, options: GGUFLlamaExportOptions,
                            tensor: (String) throws -> [Float], progress: ((Int, Int) -> Void)? = nil) throws {
+    for type in [options.weightType, options.embeddingType, options.outputType].compactMap({ $0 }) where type == .nf4 {
+        throw GGUFError.unsupportedTensorType(path: path, tensor: "(all)", type: "NF4 is bitsandbytes' format and has no GGUF type")
+    }
     let plan = try llamaExportPlan(h, options, path: path)
     let writer = try GGUFFileWriter(path: path, metadata: llamaExportMetadata(h, options),
                                     tensors: plan.map(\.description))
@@ -119,6 +122,7 @@ func llamaFileType(_ type: WeightType) -> UInt32 {
     case .q5_K: return 17  // Q5_K_M
     case .q6_K: return 18
     case .bf16: return 32
+    case .nf4: return 0  // never written (writeLlamaGGUF refuses NF4)
     }
 }
 

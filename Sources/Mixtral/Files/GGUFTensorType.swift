@@ -39,6 +39,9 @@ public struct GGUFTensorType: Hashable, Sendable, CustomStringConvertible {
         case .q5_K: id = 13
         case .q6_K: id = 14
         case .bf16: id = 30
+        // Not a GGML type: an id no reader knows, so such a tensor can never pass as
+        // something else; writeLlamaGGUF refuses NF4 before it gets here.
+        case .nf4: id = UInt32.max
         }
         self.init(id: id, name: weightType.rawValue, blockSize: weightType.blockSize, blockBytes: weightType.blockBytes)
     }

@@ -45,6 +45,8 @@ public func dequantizeRow(_ type: WeightType, _ src: UnsafeRawPointer, _ dst: Un
         forEachBlock(type, blocks, src, dst, dequantizeQ5_1)
     case .q4_K:
         forEachBlock(type, blocks, src, dst, dequantizeQ4_K)
+    case .nf4:
+        forEachBlock(type, blocks, src, dst, NF4.dequantizeBlock)
     case .q5_K:
         forEachBlock(type, blocks, src, dst, dequantizeQ5_K)
     case .q6_K:

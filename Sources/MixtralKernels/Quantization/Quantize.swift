@@ -55,6 +55,8 @@ public func quantizeRow(_ type: WeightType, _ src: UnsafePointer<Float>, _ dst: 
         for b in 0..<count / 32 { quantizeQ5_0(src + 32 * b, dst + 22 * b) }
     case .q5_1:
         for b in 0..<count / 32 { quantizeQ5_1(src + 32 * b, dst + 24 * b) }
+    case .nf4:
+        for b in 0..<count / 64 { NF4.quantizeBlock(src + 64 * b, dst + 36 * b) }
     }
 }
 

@@ -1,3 +1,5 @@
+import MixtralCKernels
+
 /// Matrix-vector products read straight from GGML blocks (no dequantised copy of the
 /// weights), fp32 activations and fp32 accumulation.
 ///
@@ -38,9 +40,20 @@ public func matvec(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMuta
     }
 }
 
+/// Whether the AVX-512 block kernels (MixtralCKernels/QuantDot.c) run on this CPU.
+let cpuHasAVX512F = mx_cpu_has_avx512f() != 0
+
 /// Dot product of one weight row of `count` elements (a whole number of blocks) with x.
 public func dotRow(_ type: WeightType, _ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, count: Int) -> Float {
     guard count % type.blockSize == 0 else { return .nan }
+    if cpuHasAVX512F {
+        switch type {
+        case .q8_0: return mx_dot_q8_0(row, x, Int32(count / 32))
+        case .q4_0: return mx_dot_q4_0(row, x, Int32(count / 32))
+        case .q4_1: return mx_dot_q4_1(row, x, Int32(count / 32))
+        default: break
+        }
+    }
     switch type {
     case .q8_0:
         return dotQ8_0(row, x, blocks: count / 32)

@@ -1,0 +1,317 @@
+import Foundation
+import MixtralKernels
+
+public enum ModelError: Error, CustomStringConvertible, Equatable {
+    case tokenOutOfRange(id: Int, vocabularySize: Int)
+    case contextOverflow(tokens: Int, limit: Int)
+    case emptyInput
+
+    public var description: String {
+        switch self {
+        case .tokenOutOfRange(let id, let size):
+            return "token id \(id) is out of range: the vocabulary has \(size) ids (0...\(size - 1))"
+        case .contextOverflow(let tokens, let limit):
+            return "the sequence needs \(tokens) positions but the context holds \(limit)"
+        case .emptyInput:
+            return "the prompt is empty: at least one token is needed"
+        }
+    }
+}
+
+/// A decoder-only transformer as transformers computes it (eager attention, fp32):
+/// h = x + o_proj(attn(rmsnorm(x))); y = h + mlp(rmsnorm(h)); logits = lm_head(norm(y)).
+/// Weights are read in place in their stored type; activations and the KV cache are fp32.
+public final class LanguageModel: @unchecked Sendable {
+    public let config: ModelConfig
+    public let weights: DecoderWeights
+    public let pool: ComputePool
+    /// Exact fp32 activations (the default), or llama.cpp's faster arithmetic in prefill.
+    public var precision: ActivationPrecision = .exact
+    /// Keeps the weight files mapped while the model lives.
+    let store: any WeightStore
+    let inverseFrequencies: [Float]
+
+    public init(config: ModelConfig, store: any WeightStore, pool: ComputePool) throws(CheckpointError) {
+        self.config = config
+        self.store = store
+        self.pool = pool
+        let reader = WeightReader(store: store)
+        switch config.architecture {
+        case .mixtral: weights = try MixtralArchitecture.load(config, reader)
+        case .mistral, .llama: weights = try LlamaArchitecture.load(config, reader)
+        }
+        inverseFrequencies = Self.ropeInverseFrequencies(config)
+    }
+
+    /// Loads a Hugging Face model folder (config.json + safetensors).
+    public convenience init(folder: String, threads: Int? = nil) throws(CheckpointError) {
+        let config = try ModelConfig.load(path: folder + "/config.json")
+        let store = try SafeTensorsCheckpoint(folder: folder)
+        try self.init(config: config, store: store,
+                      pool: ComputePool(threadCount: threads ?? ComputePool.defaultThreadCount()))
+    }
+
+    /// inv_freq[i] = 1 / theta^(2i/d), in fp32 as transformers' default RoPE, with the
+    /// config's scaling applied (linear: / factor; llama3: frequency-dependent).
+    static func ropeInverseFrequencies(_ c: ModelConfig) -> [Float] {
+        let d = c.headDim
+        var inv = (0..<(d / 2)).map { i in 1 / powf(c.ropeTheta, Float(2 * i) / Float(d)) }
+        switch c.ropeScaling {
+        case .none:
+            break
+        case .linear(let factor):
+            inv = inv.map { $0 / factor }
+        case .llama3(let factor, let low, let high, let original):
+            let lowWavelength = Float(original) / low
+            let highWavelength = Float(original) / high
+            inv = inv.map { f in
+                let wavelength = 2 * Float.pi / f
+                if wavelength < highWavelength { return f }
+                if wavelength > lowWavelength { return f / factor }
+                let smooth = (Float(original) / wavelength - low) / (high - low)
+                return (1 - smooth) * f / factor + smooth * f
+            }
+        }
+        return inv
+    }
+
+    public func makeCache(maxPositions: Int? = nil) -> KVCache {
+        KVCache(layers: config.numLayers, rowWidth: config.numKeyValueHeads * config.headDim,
+                maxPositions: maxPositions ?? config.maxPositionEmbeddings)
+    }
+
+    /// Runs `tokens` after what the cache holds and appends their keys and values.
+    /// Returns logits [rows, vocab] for every token (`allLogits`) or only the last one.
+    public func forward(_ tokens: [Int], cache: KVCache, allLogits: Bool = false) throws(ModelError) -> [Float] {
+        guard !tokens.isEmpty else { throw .emptyInput }
+        for id in tokens where id < 0 || id >= config.vocabSize {
+            throw .tokenOutOfRange(id: id, vocabularySize: config.vocabSize)
+        }
+        guard cache.count + tokens.count <= cache.maxPositions else {
+            throw .contextOverflow(tokens: cache.count + tokens.count, limit: cache.maxPositions)
+        }
+        let c = config
+        let t = tokens.count
+        let h = c.hiddenSize
+        let first = cache.count
+        cache.reserve(t)
+
+        let x = FloatBuffer(capacity: t * h)
+        for (row, id) in tokens.enumerated() {
+            dequantizeRow(weights.embedTokens.type, weights.embedTokens.row(id), x.pointer + row * h, count: h)
+        }
+        let scratch = Scratch(config: c, tokens: t)
+        let (cosTable, sinTable) = ropeTables(positions: first..<(first + t))
+        for (index, layer) in weights.layers.enumerated() {
+            attentionBlock(layer, x: x, scratch: scratch, cache: cache, layerIndex: index,
+                           firstPosition: first, tokens: t, cos: cosTable, sin: sinTable)
+            mlpBlock(layer, x: x, scratch: scratch, tokens: t)
+        }
+        cache.advance(by: t)
+
+        let rows = allLogits ? t : 1
+        let firstRow = t - rows
+        let normed = FloatBuffer(capacity: rows * h)
+        weights.finalNorm.withUnsafeBufferPointer { norm in
+            for r in 0..<rows {
+                rmsNorm(x.pointer + (firstRow + r) * h, norm.baseAddress!, eps: c.rmsNormEps, count: h, normed.pointer + r * h)
+            }
+        }
+        var logits = [Float](repeating: 0, count: rows * c.vocabSize)
+        logits.withUnsafeMutableBufferPointer { out in
+            linear(normed.pointer, tokens: rows, weights.lmHead, out.baseAddress!, precision: precision, pool: pool)
+        }
+        // Kernels read buffers through raw pointers: keep their owners alive until here.
+        withExtendedLifetime((x, scratch, normed)) {}
+        return logits
+    }
+
+    /// Activations of one forward call.
+    final class Scratch {
+        let normed, q, k, v, attended, projected: FloatBuffer
+        init(config c: ModelConfig, tokens t: Int) {
+            normed = FloatBuffer(capacity: t * c.hiddenSize)
+            q = FloatBuffer(capacity: t * c.numHeads * c.headDim)
+            k = FloatBuffer(capacity: t * c.numKeyValueHeads * c.headDim)
+            v = FloatBuffer(capacity: t * c.numKeyValueHeads * c.headDim)
+            attended = FloatBuffer(capacity: t * c.numHeads * c.headDim)
+            projected = FloatBuffer(capacity: t * c.hiddenSize)
+        }
+    }
+
+    /// cos and sin of position * inv_freq, [positions, headDim/2] each.
+    func ropeTables(positions: Range<Int>) -> (cos: [Float], sin: [Float]) {
+        let half = config.headDim / 2
+        var cosTable = [Float](repeating: 0, count: positions.count * half)
+        var sinTable = cosTable
+        for (row, position) in positions.enumerated() {
+            for i in 0..<half {
+                let angle = Float(position) * inverseFrequencies[i]
+                cosTable[row * half + i] = Foundation.cos(angle)
+                sinTable[row * half + i] = Foundation.sin(angle)
+            }
+        }
+        return (cosTable, sinTable)
+    }
+
+    private func normalize(_ x: FloatBuffer, _ weight: [Float], into out: FloatBuffer, tokens: Int) {
+        let h = config.hiddenSize
+        weight.withUnsafeBufferPointer { w in
+            for r in 0..<tokens {
+                rmsNorm(x.pointer + r * h, w.baseAddress!, eps: config.rmsNormEps, count: h, out.pointer + r * h)
+            }
+        }
+    }
+
+    private func attentionBlock(_ layer: DecoderWeights.Layer, x: FloatBuffer, scratch s: Scratch, cache: KVCache,
+                                layerIndex: Int, firstPosition: Int, tokens t: Int, cos: [Float], sin: [Float]) {
+        let c = config
+        let h = c.hiddenSize
+        let kvWidth = c.numKeyValueHeads * c.headDim
+        normalize(x, layer.inputNorm, into: s.normed, tokens: t)
+        linear([LinearJob(s.normed.pointer, tokens: t, layer.attention.q, s.q.pointer),
+                LinearJob(s.normed.pointer, tokens: t, layer.attention.k, s.k.pointer),
+                LinearJob(s.normed.pointer, tokens: t, layer.attention.v, s.v.pointer)], precision: precision, pool: pool)
+        let half = c.headDim / 2
+        cos.withUnsafeBufferPointer { cosTable in
+            sin.withUnsafeBufferPointer { sinTable in
+                for r in 0..<t {
+                    let cosRow = cosTable.baseAddress! + r * half, sinRow = sinTable.baseAddress! + r * half
+                    applyRotary(s.q.pointer + r * c.numHeads * c.headDim, heads: c.numHeads, headDim: c.headDim, cos: cosRow, sin: sinRow)
+                    applyRotary(s.k.pointer + r * kvWidth, heads: c.numKeyValueHeads, headDim: c.headDim, cos: cosRow, sin: sinRow)
+                }
+            }
+        }
+        let keys = cache.keys[layerIndex].pointer, values = cache.values[layerIndex].pointer
+        (keys + firstPosition * kvWidth).update(from: s.k.pointer, count: t * kvWidth)
+        (values + firstPosition * kvWidth).update(from: s.v.pointer, count: t * kvWidth)
+        let shape = AttentionShape(heads: c.numHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim, slidingWindow: c.slidingWindow)
+        attention(s.q.pointer, tokens: t, firstPosition: firstPosition, keys: keys, values: values,
+                  shape: shape, s.attended.pointer, pool: pool)
+        linear(s.attended.pointer, tokens: t, layer.attention.o, s.projected.pointer, precision: precision, pool: pool)
+        for i in 0..<(t * h) { x[i] += s.projected[i] }
+    }
+
+    private func mlpBlock(_ layer: DecoderWeights.Layer, x: FloatBuffer, scratch s: Scratch, tokens t: Int) {
+        let h = config.hiddenSize
+        normalize(x, layer.postAttentionNorm, into: s.normed, tokens: t)
+        switch layer.mlp {
+        case .dense(let ffn):
+            let out = FloatBuffer(capacity: t * h)
+            feedForward([FeedForwardCall(ffn: ffn, input: s.normed.pointer, tokens: t, output: out.pointer)])
+            for i in 0..<(t * h) { x[i] += out[i] }
+            withExtendedLifetime(out) {}
+        case .sparseMoE(let router, let experts):
+            sparseMoE(router: router, experts: experts, input: s.normed.pointer, tokens: t, residual: x)
+        }
+    }
+
+    /// One feed-forward's input and output rows.
+    struct FeedForwardCall {
+        let ffn: DecoderWeights.FeedForward
+        let input: UnsafePointer<Float>
+        let tokens: Int
+        let output: UnsafeMutablePointer<Float>
+    }
+
+    /// down(silu(gate x) * up x) for several feed-forwards (the experts of a layer) at
+    /// once: all gate and up products in one parallel operation, all down products in a
+    /// second one.
+    func feedForward(_ calls: [FeedForwardCall]) {
+        let hidden = calls.map { FloatBuffer(capacity: 2 * $0.tokens * $0.ffn.gate.rows) }
+        var gateUp: [LinearJob] = []
+        for (call, buffer) in zip(calls, hidden) {
+            let up = buffer.pointer + call.tokens * call.ffn.gate.rows
+            gateUp.append(LinearJob(call.input, tokens: call.tokens, call.ffn.gate, buffer.pointer))
+            gateUp.append(LinearJob(call.input, tokens: call.tokens, call.ffn.up, up))
+        }
+        linear(gateUp, precision: precision, pool: pool)
+        var down: [LinearJob] = []
+        for (call, buffer) in zip(calls, hidden) {
+            let count = call.tokens * call.ffn.gate.rows
+            siluMultiply(buffer.pointer, buffer.pointer + count, count: count)
+            down.append(LinearJob(buffer.pointer, tokens: call.tokens, call.ffn.down, call.output))
+        }
+        linear(down, precision: precision, pool: pool)
+        withExtendedLifetime(hidden) {}
+    }
+
+    /// Mixtral's sparse MoE block: router softmax over all experts in fp32, top-k,
+    /// renormalise the k weights to sum 1, then each expert runs once on the tokens routed
+    /// to it and its weighted output is added in expert order (as transformers' index_add_).
+    func sparseMoE(router: WeightMatrix, experts: [DecoderWeights.FeedForward], input: UnsafePointer<Float>,
+                   tokens t: Int, residual x: FloatBuffer) {
+        let h = config.hiddenSize
+        let e = experts.count
+        let k = config.numExpertsPerToken
+        var routerLogits = [Float](repeating: 0, count: t * e)
+        routerLogits.withUnsafeMutableBufferPointer { linear(input, tokens: t, router, $0.baseAddress!, pool: pool) }
+        // routed[expert] = [(token, weight)]
+        var routed = [[(token: Int, weight: Float)]](repeating: [], count: e)
+        routerLogits.withUnsafeMutableBufferPointer { logits in
+            for token in 0..<t {
+                let probabilities = logits.baseAddress! + token * e
+                softmax(probabilities, count: e)
+                let chosen = topK(probabilities, count: e, k: k)
+                let total = chosen.reduce(Float(0)) { $0 + probabilities[$1] }
+                for expert in chosen { routed[expert].append((token, probabilities[expert] / total)) }
+            }
+        }
+        // Gather each used expert's tokens, run all experts together, scatter back.
+        let used = routed.indices.filter { !routed[$0].isEmpty }
+        let gathered = used.map { FloatBuffer(capacity: routed[$0].count * h) }
+        let outputs = used.map { FloatBuffer(capacity: routed[$0].count * h) }
+        for (slot, expert) in used.enumerated() {
+            for (row, item) in routed[expert].enumerated() {
+                (gathered[slot].pointer + row * h).update(from: input + item.token * h, count: h)
+            }
+        }
+        feedForward(used.indices.map { slot in
+            FeedForwardCall(ffn: experts[used[slot]], input: gathered[slot].pointer,
+                            tokens: routed[used[slot]].count, output: outputs[slot].pointer)
+        })
+        let moeOut = FloatBuffer(capacity: t * h)
+        moeOut.pointer.initialize(repeating: 0, count: t * h)
+        for (slot, expert) in used.enumerated() {
+            for (row, item) in routed[expert].enumerated() {
+                for i in 0..<h { moeOut[item.token * h + i] += outputs[slot][row * h + i] * item.weight }
+            }
+        }
+        for i in 0..<(t * h) { x[i] += moeOut[i] }
+        withExtendedLifetime((gathered, outputs, moeOut)) {}
+    }
+
+    /// Indices of the k largest values, largest first; ties go to the lower index.
+    func topK(_ values: UnsafePointer<Float>, count: Int, k: Int) -> [Int] {
+        var chosen: [Int] = []
+        for _ in 0..<k {
+            var best = -1
+            for i in 0..<count where !chosen.contains(i) {
+                if best < 0 || values[i] > values[best] { best = i }
+            }
+            chosen.append(best)
+        }
+        return chosen
+    }
+}
+
+extension LanguageModel {
+    /// Weight bytes one decode step reads: attention, router and the k routed experts of
+    /// every layer, the final norm and lm_head (one embedding row is negligible).
+    public var weightBytesPerGeneratedToken: Int {
+        var bytes = weights.lmHead.byteCount + weights.embedTokens.rowBytes
+        for layer in weights.layers {
+            let a = layer.attention
+            bytes += a.q.byteCount + a.k.byteCount + a.v.byteCount + a.o.byteCount
+            bytes += (layer.inputNorm.count + layer.postAttentionNorm.count) * 4
+            switch layer.mlp {
+            case .dense(let ffn):
+                bytes += ffn.gate.byteCount + ffn.up.byteCount + ffn.down.byteCount
+            case .sparseMoE(let router, let experts):
+                let expert = experts[0]
+                bytes += router.byteCount + config.numExpertsPerToken * (expert.gate.byteCount + expert.up.byteCount + expert.down.byteCount)
+            }
+        }
+        return bytes
+    }
+}

@@ -1,0 +1,42 @@
+#ifndef MIXTRAL_C_KERNELS_H
+#define MIXTRAL_C_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+// Kernels for instructions Swift cannot emit (AVX512-BF16 vdpbf16ps). Every function has
+// a portable Swift equivalent; callers check mx_cpu_has_avx512bf16() first.
+
+/// 1 when the CPU executes AVX512-BF16 (and this file was compiled for x86-64).
+int mx_cpu_has_avx512bf16(void);
+
+/// Rows of the bf16 GEMM micro-kernel's weight panel, and its token tile.
+enum { MX_BF16_PANEL_ROWS = 32, MX_BF16_TOKEN_TILE = 12 };
+
+/// y[t][r] = sum_k x[t][k] * w[r][k] for r < rows (<= 32) and t < tokens, with bf16
+/// weights w (row r at w + r * w_row_stride elements), bf16 activations x [padded_tokens][k]
+/// (padded_tokens a multiple of 12, padding rows zero), fp32 products and accumulation.
+/// k must be even. `panel` is scratch for 32 * k bf16 values.
+void mx_bf16_gemm_panel(const uint16_t *w, size_t w_row_stride, int rows, int k,
+                        const uint16_t *x, int tokens, int padded_tokens,
+                        float *y, size_t y_row_stride, uint16_t *panel);
+
+/// Packs rows [0, rows) (rows <= 32, missing rows zero) of a bf16 matrix as
+/// [k/2][32 rows][2]: one 64-byte load then holds a pair of consecutive k for 16 rows.
+/// Register transposes with AVX-512 where available, else element by element.
+void mx_bf16_pack_panel(const uint16_t *w, size_t w_row_stride, int rows, int k, uint16_t *panel);
+
+/// 1 when the CPU executes AVX-512F (and this file was compiled for x86-64).
+int mx_cpu_has_avx512f(void);
+
+/// Dot products of one GGML block row (`blocks` blocks of 32 weights) with fp32 x, fp32
+/// accumulation: Q8_0 Σ d Σ q x; Q4_0 Σ d Σ (q - 8) x; Q4_1 Σ (d Σ q x + m Σ x).
+float mx_dot_q8_0(const void *row, const float *x, int blocks);
+float mx_dot_q4_0(const void *row, const float *x, int blocks);
+float mx_dot_q4_1(const void *row, const float *x, int blocks);
+
+/// glibc: serve allocations up to 256 MB from the heap and keep freed memory (no
+/// mmap/munmap and page zeroing for every large temporary buffer). No-op elsewhere.
+void mx_keep_freed_memory_for_reuse(void);
+
+#endif

@@ -1,0 +1,121 @@
+import ArgumentParser
+import Foundation
+import Mixtral
+import MixtralKernels
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Prompt processing (pp) and generation (tg) throughput, measured as llama-bench does.",
+        discussion: """
+        pp: one batched forward pass over -p random tokens. tg: -n single-token steps after an empty \
+        cache (as llama-bench's tg). Each test runs once for warm-up, then -r times; mean and standard \
+        deviation of tokens/s are reported. Also reports the weight bytes read per generated token and \
+        the bandwidth bound they imply with this machine's measured read bandwidth.
+        """)
+
+    @OptionGroup var modelOptions: ModelOptions
+    @Option(name: .short, help: "Prompt tokens for the pp test (0 to skip).")
+    var p = 512
+    @Option(name: .short, help: "Generated tokens for the tg test (0 to skip).")
+    var n = 128
+    @Option(name: .short, help: "Repetitions.")
+    var r = 5
+    @Option(name: .short, help: "Context depth: tokens already in the KV cache when pp and tg run (llama-bench's -d).")
+    var d = 0
+    @Flag(name: .long, help: "Print one JSON object.")
+    var json = false
+
+    func run() throws {
+        guard p >= 0, n >= 0, r >= 1 else { throw CLIError("-p and -n must be >= 0 and -r >= 1") }
+        let bundle = try modelOptions.load()
+        let model = bundle.model
+        var random = Xoshiro256(seed: 42)
+        func randomTokens(_ count: Int) -> [Int] { (0..<count).map { _ in Int(random.next() % UInt64(model.config.vocabSize)) } }
+
+        func measure(_ body: () throws -> Void) rethrows -> [Double] {
+            try body()  // warm-up
+            var seconds: [Double] = []
+            for _ in 0..<r {
+                let start = DispatchTime.now().uptimeNanoseconds
+                try body()
+                seconds.append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
+            }
+            return seconds
+        }
+        // The cache holds `d` tokens before every measurement (prefilled once, not timed).
+        let cache = model.makeCache(maxPositions: d + max(p, n) + 1)
+        if d > 0 { _ = try model.forward(randomTokens(d), cache: cache) }
+        let depth = d > 0 ? "@d\(d)" : ""
+        var results: [[String: Any]] = []
+        if p > 0 {
+            let tokens = randomTokens(p)
+            let seconds = try measure {
+                cache.truncate(to: d)
+                _ = try model.forward(tokens, cache: cache)
+            }
+            results.append(summary("pp\(p)" + depth, tokens: p, seconds: seconds))
+        }
+        if n > 0 {
+            let start = randomTokens(1)
+            let seconds = try measure {
+                cache.truncate(to: d)
+                var token = start[0]
+                for _ in 0..<n {
+                    let logits = try model.forward([token], cache: cache)
+                    var greedy = GreedySampler()
+                    token = greedy.choose(from: logits)
+                }
+            }
+            results.append(summary("tg\(n)" + depth, tokens: n, seconds: seconds))
+        }
+        let kvBytes = cache.byteCount
+        let peakRSS = peakResidentBytes()  // before the bandwidth probe allocates its buffer
+        let bytesPerToken = model.weightBytesPerGeneratedToken
+        let bandwidth = measureReadBandwidth(pool: model.pool)
+        let bound = bandwidth / Double(bytesPerToken)
+        if json {
+            let object: [String: Any] = ["model": bundle.path, "threads": model.pool.threadCount, "tests": results,
+                                         "weight_bytes_per_token": bytesPerToken, "read_bandwidth_bytes_per_second": bandwidth,
+                                         "tg_bound_tokens_per_second": bound, "depth": d, "kv_cache_bytes": kvBytes,
+                                         "peak_rss_bytes": peakRSS]
+            print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+            return
+        }
+        print("| model | threads | test | t/s |")
+        print("| --- | ---: | --- | ---: |")
+        for result in results {
+            print(String(format: "| %@ | %d | %@ | %.2f ± %.2f |", bundle.path, model.pool.threadCount,
+                         result["test"] as? String ?? "", result["tokens_per_second"] as? Double ?? 0,
+                         result["stddev"] as? Double ?? 0))
+        }
+        print(String(format: "weights read per generated token: %.1f MB; read bandwidth %.1f GB/s; tg bound %.1f t/s",
+                     Double(bytesPerToken) / 1e6, bandwidth / 1e9, bound))
+        print(String(format: "KV cache %.1f MB at %d positions; peak RSS %.1f MB", Double(kvBytes) / 1e6, cache.count,
+                     Double(peakRSS) / 1e6))
+    }
+
+    func summary(_ test: String, tokens: Int, seconds: [Double]) -> [String: Any] {
+        let rates = seconds.map { Double(tokens) / $0 }
+        let mean = rates.reduce(0, +) / Double(rates.count)
+        let variance = rates.count > 1 ? rates.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(rates.count - 1) : 0
+        let sorted = rates.sorted()
+        return ["test": test, "tokens": tokens, "tokens_per_second": mean, "stddev": variance.squareRoot(),
+                "median_tokens_per_second": sorted[sorted.count / 2], "seconds": seconds]
+    }
+}
+
+/// Peak resident set size of this process (getrusage's ru_maxrss is in KiB on Linux).
+func peakResidentBytes() -> Int {
+    var usage = rusage()
+    #if os(Linux)
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    #else
+    getrusage(RUSAGE_SELF, &usage)
+    #endif
+    #if os(Linux)
+    return Int(usage.ru_maxrss) * 1024
+    #else
+    return Int(usage.ru_maxrss)
+    #endif
+}

@@ -1,0 +1,72 @@
+import ArgumentParser
+import Foundation
+import Mixtral
+
+struct GenerateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Continue a prompt, like transformers' generate().",
+        discussion: """
+        Prints the prompt and its continuation as transformers' decode(outputs[0], skip_special_tokens=True).
+        Greedy by default (as transformers for Mixtral) unless the model's generation_config.json samples.
+        --temperature above 0 or --do-sample turns sampling on (with top-k 50 unless set, as transformers);
+        --temperature 0 or --greedy forces greedy decoding. Speeds are printed to standard error.
+        """)
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var promptOptions: PromptOptions
+
+    @OptionGroup var sampling: SamplingOptions
+    @Flag(name: .long, help: "Print one JSON object (ids, text, speeds) instead of streaming text.")
+    var json = false
+
+    func run() throws {
+        let bundle = try modelOptions.load()
+        let prompt = try promptOptions.tokens(bundle)
+        let options = try sampling.options(bundle)
+        let tokenizer = bundle.tokenizer
+        let decode = tokenizer.map { t in { (ids: [Int]) in t.decode(ids, skipSpecialTokens: true) } }
+        let cache = bundle.model.makeCache(maxPositions: sampling.ctx)
+        if prompt.count + options.maxNewTokens > cache.maxPositions {
+            log("warning: prompt (\(prompt.count)) + max new tokens (\(options.maxNewTokens)) exceed the context (\(cache.maxPositions)); generation stops at the limit")
+        }
+        var printer = StreamingPrinter(tokenizer: json ? nil : tokenizer)
+        printer.print(prompt)
+        var length = prompt.count
+        let result = try bundle.model.generate(prompt: prompt, options: options, cache: cache, decode: decode) { id in
+            printer.print([id])
+            length += 1
+            return length < cache.maxPositions
+        }
+        let text = decode?(result.promptIDs + result.generatedIDs)
+        if json {
+            let object: [String: Any] = [
+                "prompt_ids": result.promptIDs,
+                "generated_ids": result.generatedIDs,
+                "text": text ?? NSNull(),
+                "stop_reason": result.stopReason.rawValue,
+                "seed": result.seed,
+                "prompt_tokens": result.promptIDs.count,
+                "generated_tokens": result.generatedIDs.count,
+                "prompt_seconds": result.promptSeconds,
+                "generation_seconds": result.decodeSeconds,
+                "prompt_tokens_per_second": result.promptTokensPerSecond,
+                "generated_tokens_per_second": result.generatedTokensPerSecond,
+            ]
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        } else if tokenizer != nil {
+            printer.finish()
+            print()
+        } else {
+            print((result.promptIDs + result.generatedIDs).map(String.init).joined(separator: " "))
+        }
+        log(String(format: "prompt: %d tokens, %.1f tokens/s; generated: %d tokens, %.1f tokens/s (%@)",
+                   result.promptIDs.count, result.promptTokensPerSecond, result.generatedIDs.count,
+                   result.generatedTokensPerSecond, result.stopReason.rawValue))
+    }
+}
+
+func printFlush(_ text: String) {
+    FileHandle.standardOutput.write(Data(text.utf8))
+}

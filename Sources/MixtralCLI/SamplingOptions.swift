@@ -1,0 +1,73 @@
+import ArgumentParser
+import Mixtral
+
+/// Generation settings shared by `generate` and `chat`; unset ones keep the model's
+/// defaults (generation_config.json over transformers' own).
+struct SamplingOptions: ParsableArguments {
+    @Option(name: .long, help: "Tokens to generate (default: generation_config.json's max_new_tokens, else 20).")
+    var maxNewTokens: Int?
+    @Option(name: .long, help: "Sampling temperature; 0 means greedy.")
+    var temperature: Float?
+    @Option(name: .long, help: "Keep the K most likely tokens when sampling (0: all; transformers' default 50).")
+    var topK: Int?
+    @Option(name: .long, help: "Nucleus sampling: keep the most likely tokens up to probability P.")
+    var topP: Float?
+    @Option(name: .long, help: "Drop tokens less likely than P times the most likely one.")
+    var minP: Float?
+    @Option(name: .long, help: "Penalise tokens already present (1 = off; transformers' definition).")
+    var repetitionPenalty: Float?
+    @Option(name: .long, help: "Random seed for sampling; the same seed gives the same text.")
+    var seed: UInt64?
+    @Option(name: .long, help: "Stop when the generated text contains this string (repeatable).")
+    var stop: [String] = []
+    @Flag(name: .long, help: "Sample even if the model's defaults are greedy.")
+    var doSample = false
+    @Flag(name: .long, help: "Greedy decoding even if the model's defaults sample.")
+    var greedy = false
+    @Flag(name: .long, help: "Do not stop at end-of-sequence tokens (for benchmarks and comparisons).")
+    var ignoreEos = false
+    @Option(name: .long, help: "Context length limit (default: the model's max_position_embeddings).")
+    var ctx: Int?
+
+    func validate() throws {
+        if doSample && greedy { throw ValidationError("--do-sample and --greedy contradict each other") }
+        if let ctx, ctx < 1 { throw ValidationError("--ctx must be at least 1") }
+    }
+
+    func options(_ bundle: ModelBundle) throws -> GenerationOptions {
+        var options = bundle.defaults
+        if let maxNewTokens { options.maxNewTokens = maxNewTokens }
+        if let temperature {
+            if temperature == 0 { options.doSample = false } else { options.doSample = true; options.temperature = temperature }
+        }
+        if doSample { options.doSample = true }
+        if greedy { options.doSample = false }
+        if let topK { options.topK = topK }
+        if let topP { options.topP = topP }
+        if let minP { options.minP = minP }
+        if let repetitionPenalty { options.repetitionPenalty = repetitionPenalty }
+        if let seed { options.seed = seed }
+        options.stopStrings = stop
+        if ignoreEos { options.eosTokenIDs = [] }
+        if let problem = options.validationError() { throw CLIError(problem) }
+        return options
+    }
+}
+
+/// Runs generation and prints the text as it grows, through a streaming detokenizer over
+/// the whole sequence (so the printed text always equals decode(all ids)).
+struct StreamingPrinter {
+    var detokenizer: StreamingDetokenizer?
+
+    init(tokenizer: (any Tokenizer)?) {
+        detokenizer = tokenizer.map { StreamingDetokenizer(tokenizer: $0, skipSpecialTokens: true) }
+    }
+
+    mutating func print(_ ids: [Int]) {
+        if let delta = detokenizer?.append(contentsOf: ids), !delta.isEmpty { printFlush(delta) }
+    }
+
+    mutating func finish() {
+        if let delta = detokenizer?.finish(), !delta.isEmpty { printFlush(delta) }
+    }
+}

@@ -1,0 +1,32 @@
+import Foundation
+
+/// Measures memory read bandwidth: every thread sums its slice of a buffer much larger
+/// than the caches, several times; the best pass counts (bytes/second).
+public func measureReadBandwidth(bytes: Int = 1 << 30, passes: Int = 5, pool: ComputePool) -> Double {
+    let count = bytes / 4
+    let buffer = UnsafeMutablePointer<Float>.allocate(capacity: count)
+    defer { buffer.deallocate() }
+    buffer.initialize(repeating: 1, count: count)
+    let parts = pool.threadCount
+    let slice = count / parts / 64 * 64
+    var best = 0.0
+    let sink = UnsafeMutablePointer<Float>.allocate(capacity: parts)
+    defer { sink.deallocate() }
+    for _ in 0..<passes {
+        let start = DispatchTime.now().uptimeNanoseconds
+        pool.run(parts: parts) { part in
+            let base = buffer + part * slice
+            var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
+            var i = 0
+            while i < slice {
+                a0 += load16(base + i); a1 += load16(base + i + 16)
+                a2 += load16(base + i + 32); a3 += load16(base + i + 48)
+                i += 64
+            }
+            sink[part] = (a0 + a1 + a2 + a3).sum()
+        }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+        best = max(best, Double(slice * parts * 4) / seconds)
+    }
+    return best
+}

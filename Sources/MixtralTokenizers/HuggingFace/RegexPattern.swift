@@ -1,0 +1,130 @@
+import Foundation
+
+/// A pattern of tokenizer.json (`{"String": ...}` or `{"Regex": ...}`), matched on Strings.
+///
+/// Regexes run on ICU (NSRegularExpression); tokenizers runs them on Oniguruma. Their shorthand
+/// classes differ: Oniguruma's `\s` is the Unicode White_Space property (ICU's lacks U+000B and
+/// U+0085) and its `\w` is letters, marks, decimal digits and connector punctuation (ICU's adds
+/// other alphabetic characters and U+200C/U+200D). The shorthands are rewritten to Oniguruma's
+/// definitions before compiling (nested sets are valid ICU inside brackets too).
+struct TextPattern: @unchecked Sendable {
+    // NSRegularExpression is immutable and documented as thread-safe.
+    enum Kind {
+        case literal([UInt8])
+        case regex(NSRegularExpression)
+    }
+
+    let kind: Kind
+    let source: String
+
+    init(literal: String) {
+        kind = .literal(Array(literal.utf8))
+        source = literal
+    }
+
+    init(regex: String, file: String) throws {
+        do {
+            kind = .regex(try NSRegularExpression(pattern: Self.translateToICU(regex), options: []))
+        } catch {
+            throw TokenizerError.unsupported(file: file, feature: "regular expression \(regex.debugDescription) (\(error))")
+        }
+        source = regex
+    }
+
+    /// Parses `{"String": "..."}` / `{"Regex": "..."}`.
+    init(json: JSONValue?, file: String) throws {
+        if let literal = json?["String"]?.stringValue {
+            self.init(literal: literal)
+        } else if let regex = json?["Regex"]?.stringValue {
+            try self.init(regex: regex, file: file)
+        } else {
+            throw TokenizerError.malformed(file: file, reason: "pattern is neither String nor Regex")
+        }
+    }
+
+    static func translateToICU(_ pattern: String) -> String {
+        var out = ""
+        var escaped = false
+        for ch in pattern {
+            if escaped {
+                switch ch {
+                case "s": out += "\\p{White_Space}"
+                case "S": out += "\\P{White_Space}"
+                case "w": out += "[\\p{L}\\p{M}\\p{Nd}\\p{Pc}]"
+                case "W": out += "[^\\p{L}\\p{M}\\p{Nd}\\p{Pc}]"
+                case "d": out += "\\p{Nd}"
+                case "D": out += "\\P{Nd}"
+                default: out += "\\" + String(ch)
+                }
+                escaped = false
+            } else if ch == "\\" {
+                escaped = true
+            } else {
+                out.append(ch)
+            }
+        }
+        if escaped { out += "\\" }
+        return out
+    }
+
+    /// The non-overlapping matches, left to right, as UTF-8 byte ranges of `text`.
+    func matches(in text: String) -> [Range<Int>] {
+        switch kind {
+        case .literal(let needle):
+            guard !needle.isEmpty else { return [] }
+            var result: [Range<Int>] = []
+            let haystack = Array(text.utf8)
+            var i = 0
+            while i + needle.count <= haystack.count {
+                if haystack[i] == needle[0] && haystack[i..<(i + needle.count)].elementsEqual(needle) {
+                    result.append(i..<(i + needle.count))
+                    i += needle.count
+                } else {
+                    i += 1
+                }
+            }
+            return result
+        case .regex(let regex):
+            let utf16Ranges = regex.matches(in: text, options: [], range: NSRange(location: 0, length: text.utf16.count))
+                .map(\.range)
+                .filter { $0.length > 0 }
+            guard !utf16Ranges.isEmpty else { return [] }
+            // Convert UTF-16 offsets to UTF-8 offsets in one pass.
+            var result: [Range<Int>] = []
+            result.reserveCapacity(utf16Ranges.count)
+            var utf16Offset = 0
+            var utf8Offset = 0
+            var scalars = text.unicodeScalars.makeIterator()
+            func advance(to target: Int) {
+                while utf16Offset < target, let scalar = scalars.next() {
+                    utf16Offset += scalar.utf16.count
+                    utf8Offset += scalar.utf8.count
+                }
+            }
+            for range in utf16Ranges {
+                advance(to: range.location)
+                let start = utf8Offset
+                advance(to: range.location + range.length)
+                result.append(start..<utf8Offset)
+            }
+            return result
+        }
+    }
+
+    /// Replaces every match by `replacement` (literally, no template syntax).
+    func replacingMatches(in text: String, with replacement: String) -> String {
+        let ranges = matches(in: text)
+        if ranges.isEmpty { return text }
+        let bytes = Array(text.utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var last = 0
+        for range in ranges {
+            out.append(contentsOf: bytes[last..<range.lowerBound])
+            out.append(contentsOf: replacement.utf8)
+            last = range.upperBound
+        }
+        out.append(contentsOf: bytes[last...])
+        return String(decoding: out, as: UTF8.self)
+    }
+}

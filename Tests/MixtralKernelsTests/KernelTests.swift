@@ -1,0 +1,216 @@
+import Foundation
+import Testing
+@testable import MixtralKernels
+
+/// Kernels against plain double-precision reference loops: fp32 relative error <= 1e-5
+/// (relative to the magnitude of the terms summed).
+@Suite struct KernelTests {
+    var random = SeededRandom(seed: 11)
+
+    static func reference(_ x: [Float], _ w: [Float], tokens: Int, rows: Int, columns: Int) -> (values: [Double], scale: [Double]) {
+        var values = [Double](repeating: 0, count: tokens * rows), scale = values
+        for t in 0..<tokens {
+            for r in 0..<rows {
+                for c in 0..<columns {
+                    let product = Double(x[t * columns + c]) * Double(w[r * columns + c])
+                    values[t * rows + r] += product
+                    scale[t * rows + r] += abs(product)
+                }
+            }
+        }
+        return (values, scale)
+    }
+
+    /// Weights stored as `type`, and the fp32 values they represent.
+    mutating func weights(_ type: WeightType, count: Int) -> (bytes: [UInt8], values: [Float]) {
+        let values = (0..<count).map { _ in random.float() }
+        switch type {
+        case .f32:
+            return (values.withUnsafeBytes { Array($0) }, values)
+        case .bf16:
+            let bits = values.map(floatToBF16)
+            return (bits.withUnsafeBytes { Array($0) }, bits.map(bf16ToFloat))
+        default:
+            let bits = values.map { Float16($0).bitPattern }
+            return (bits.withUnsafeBytes { Array($0) }, bits.map(f16ToFloat))
+        }
+    }
+
+    @Test(arguments: [WeightType.f32, .bf16, .f16])
+    mutating func linearMatchesReference(_ type: WeightType) {
+        let pool = ComputePool(threadCount: 2)
+        for (tokens, rows, columns) in [(1, 37, 70), (1, 64, 1024), (3, 9, 33), (5, 21, 96), (8, 40, 128), (17, 13, 31)] {
+            let x = (0..<(tokens * columns)).map { _ in random.float() }
+            let (bytes, values) = weights(type, count: rows * columns)
+            var y = [Float](repeating: .nan, count: tokens * rows)
+            bytes.withUnsafeBytes { w in
+                x.withUnsafeBufferPointer { xp in
+                    y.withUnsafeMutableBufferPointer { yp in
+                        let matrix = WeightMatrix(type: type, rows: rows, columns: columns, base: w.baseAddress!)
+                        linear(xp.baseAddress!, tokens: tokens, matrix, yp.baseAddress!, pool: pool)
+                    }
+                }
+            }
+            let expected = Self.reference(x, values, tokens: tokens, rows: rows, columns: columns)
+            for i in y.indices {
+                #expect(abs(Double(y[i]) - expected.values[i]) <= 1e-5 * expected.scale[i] + 1e-30,
+                        "\(type) tokens \(tokens) rows \(rows) columns \(columns) index \(i)")
+            }
+        }
+    }
+
+    /// bf16 activations (AVX512-BF16 kernel where the CPU has it, else the portable path)
+    /// against the reference with the activations rounded to bf16 first.
+    @Test mutating func bf16ActivationsMatchReference() {
+        let pool = ComputePool(threadCount: 2)
+        for (tokens, rows, columns) in [(2, 70, 1024), (13, 33, 40), (30, 64, 96), (5, 8, 64)] {
+            let x = (0..<(tokens * columns)).map { _ in random.float() }
+            let roundedX = x.map { bf16ToFloat(floatToBF16($0)) }
+            let (bytes, values) = weights(.bf16, count: rows * columns)
+            var y = [Float](repeating: .nan, count: tokens * rows)
+            bytes.withUnsafeBytes { w in
+                y.withUnsafeMutableBufferPointer { yp in
+                    let matrix = WeightMatrix(type: .bf16, rows: rows, columns: columns, base: w.baseAddress!)
+                    linear(x, tokens: tokens, matrix, yp.baseAddress!, precision: .fast, pool: pool)
+                }
+            }
+            let expected = Self.reference(roundedX, values, tokens: tokens, rows: rows, columns: columns)
+            for i in y.indices {
+                #expect(abs(Double(y[i]) - expected.values[i]) <= 1e-5 * expected.scale[i] + 1e-30,
+                        "tokens \(tokens) rows \(rows) columns \(columns) index \(i) (AVX512-BF16: \(cpuHasAVX512BF16))")
+            }
+        }
+    }
+
+    @Test func vectorExpMatchesLibm() {
+        // Softmax calls it with x - max <= 0; the positive range is checked up to 80.
+        var values = (-200...160).map { Float($0) * 0.5 }
+        values += [-.infinity, -87.3, 0, 1e-8, -1e-8, 0.3, 9, 77.7, 79.9, -0.7, -5.5]
+        #expect(exp16(SIMD16(repeating: 100))[0] == .infinity)
+        for start in stride(from: 0, to: values.count - 15, by: 16) {
+            let v = SIMD16<Float>((0..<16).map { values[start + $0] })
+            let e = exp16(v)
+            for lane in 0..<16 {
+                // Documented: results that would be subnormal (x < -87.336) are flushed to 0.
+                let expected = v[lane] < -87.336 ? 0 : expf(v[lane])
+                #expect(abs(e[lane] - expected) <= 2 * expected.ulp, "exp(\(v[lane]))")
+            }
+        }
+    }
+
+    @Test mutating func batchedJobsEqualSeparateCalls() {
+        let pool = ComputePool(threadCount: 2)
+        let columns = 48
+        let x = (0..<(2 * columns)).map { _ in random.float() }
+        let a = weights(.bf16, count: 10 * columns), b = weights(.f32, count: 7 * columns)
+        var together = [Float](repeating: 0, count: 2 * 17), separate = together
+        a.bytes.withUnsafeBytes { aw in
+            b.bytes.withUnsafeBytes { bw in
+                x.withUnsafeBufferPointer { xp in
+                    let ma = WeightMatrix(type: .bf16, rows: 10, columns: columns, base: aw.baseAddress!)
+                    let mb = WeightMatrix(type: .f32, rows: 7, columns: columns, base: bw.baseAddress!)
+                    together.withUnsafeMutableBufferPointer { y in
+                        linear([LinearJob(xp.baseAddress!, tokens: 2, ma, y.baseAddress!),
+                                LinearJob(xp.baseAddress!, tokens: 2, mb, y.baseAddress! + 20)], pool: pool)
+                    }
+                    separate.withUnsafeMutableBufferPointer { y in
+                        linear(xp.baseAddress!, tokens: 2, ma, y.baseAddress!, pool: pool)
+                        linear(xp.baseAddress!, tokens: 2, mb, y.baseAddress! + 20, pool: pool)
+                    }
+                }
+            }
+        }
+        #expect(together == separate)
+    }
+
+    /// 1 token (decode), 6 tokens (plain dot products), 40 tokens (transposed key tiles),
+    /// with and without a sliding window.
+    @Test(arguments: [(1, nil), (6, nil), (40, nil), (1, 5), (6, 5), (40, 70)] as [(Int, Int?)])
+    mutating func attentionMatchesNaiveSoftmax(_ tokens: Int, _ window: Int?) {
+        let pool = ComputePool(threadCount: 2)
+        let shape = AttentionShape(heads: 4, kvHeads: 2, headDim: 8, slidingWindow: window)
+        let positions = 150  // more than one 64-key tile
+        let first = positions - tokens
+        let q = (0..<(tokens * 32)).map { _ in random.float() * 2 }
+        let k = (0..<(positions * 16)).map { _ in random.float() * 2 }
+        let v = (0..<(positions * 16)).map { _ in random.float() }
+        var out = [Float](repeating: .nan, count: tokens * 32)
+        out.withUnsafeMutableBufferPointer { o in
+            attention(q, tokens: tokens, firstPosition: first, keys: k, values: v, shape: shape, o.baseAddress!, pool: pool)
+        }
+        for t in 0..<tokens {
+            let position = first + t
+            let lowest = window.map { max(0, position - $0 + 1) } ?? 0
+            for h in 0..<4 {
+                let kv = h / 2
+                var scores: [Double] = []
+                for j in lowest...position {
+                    var s = 0.0
+                    for d in 0..<8 { s += Double(q[t * 32 + h * 8 + d]) * Double(k[j * 16 + kv * 8 + d]) }
+                    scores.append(s / 8.0.squareRoot())
+                }
+                let m = scores.max()!
+                let weights = scores.map { exp($0 - m) }
+                let total = weights.reduce(0, +)
+                for d in 0..<8 {
+                    var expected = 0.0
+                    for (i, j) in (lowest...position).enumerated() { expected += weights[i] / total * Double(v[j * 16 + kv * 8 + d]) }
+                    #expect(abs(Double(out[t * 32 + h * 8 + d]) - expected) <= 1e-5, "t \(t) h \(h) d \(d)")
+                }
+            }
+        }
+    }
+
+    @Test mutating func rmsNormMatchesReference() {
+        let x = (0..<100).map { _ in random.float() * 3 }
+        let w = (0..<100).map { _ in random.float() }
+        var y = [Float](repeating: 0, count: 100)
+        rmsNorm(x, w, eps: 1e-5, count: 100, &y)
+        let meanSquare = x.reduce(0.0) { $0 + Double($1) * Double($1) } / 100
+        for i in 0..<100 {
+            let expected = Double(x[i]) / (meanSquare + 1e-5).squareRoot() * Double(w[i])
+            #expect(abs(Double(y[i]) - expected) <= 1e-5 * max(1, abs(expected)))
+        }
+    }
+
+    @Test func poolRunsEveryPartOnceUnderRepeatedUse() {
+        let pool = ComputePool(threadCount: 4)
+        for parts in [1, 2, 3, 7, 64, 1000] {
+            for _ in 0..<200 {
+                let counts = UnsafeMutablePointer<Int>.allocate(capacity: parts)
+                counts.initialize(repeating: 0, count: parts)
+                pool.run(parts: parts) { counts[$0] += 1 }
+                #expect((0..<parts).allSatisfy { counts[$0] == 1 })
+                counts.deallocate()
+            }
+        }
+    }
+
+    @Test func poolsComeAndGo() {
+        for threads in 1...4 {
+            let pool = ComputePool(threadCount: threads)
+            var sum = 0
+            let lock = NSLock()
+            pool.run(parts: 10) { part in lock.lock(); sum += part; lock.unlock() }
+            #expect(sum == 45)
+        }
+    }
+
+    @Test func bf16RoundsToNearestEven() {
+        #expect(floatToBF16(1.0) == 0x3F80)
+        #expect(floatToBF16(Float(bitPattern: 0x3F80_8000)) == 0x3F80)  // tie -> even
+        #expect(floatToBF16(Float(bitPattern: 0x3F81_8000)) == 0x3F82)  // tie -> even
+        #expect(floatToBF16(Float(bitPattern: 0x3F80_8001)) == 0x3F81)
+        #expect(f16ToFloat(0x3C00) == 1 && f16ToFloat(0x0001) == 0x1p-24 && halfToFloatPortable(0x0001) == 0x1p-24)
+    }
+}
+
+/// Deterministic random floats in [-1, 1).
+struct SeededRandom {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func float() -> Float {
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        return Float(state >> 40) / Float(1 << 23) - 1
+    }
+}

@@ -1,0 +1,44 @@
+import Testing
+@testable import Mixtral
+
+/// The forward pass and greedy generation against transformers' own outputs on the same
+/// checkpoints (scripts/parity/make_fixtures.py).
+@Suite struct ParityTests {
+    @Test(arguments: Fixtures.parityNames)
+    func logitsMatchTransformers(_ name: String) throws {
+        let model = try LanguageModel(folder: Fixtures.parity(name), threads: 2)
+        let reference = try Fixtures.reference(name)
+        let expected = try NPY.read(path: Fixtures.parity(name) + "/logits.npy")
+        let logits = try model.forward(reference.prompt_ids, cache: model.makeCache(), allLogits: true)
+        #expect(expected.shape == [reference.prompt_ids.count, model.config.vocabSize])
+        #expect(logits.count == expected.values.count)
+        let scale = expected.values.map(abs).max() ?? 0
+        let worst = zip(logits, expected.values).map { abs($0 - $1) }.max() ?? .infinity
+        // The bound: max |logit - transformers| <= 1e-4 x max |logit|.
+        #expect(worst <= 1e-4 * scale, "max difference \(worst), max |logit| \(scale)")
+    }
+
+    @Test(arguments: Fixtures.parityNames)
+    func greedyMatchesTransformers(_ name: String) throws {
+        let model = try LanguageModel(folder: Fixtures.parity(name), threads: 2)
+        let reference = try Fixtures.reference(name)
+        var options = try GenerationOptions.defaults(folder: Fixtures.parity(name), config: model.config)
+        options.maxNewTokens = 64
+        let withEOS = try model.generate(prompt: reference.prompt_ids, options: options)
+        #expect(withEOS.generatedIDs == reference.greedy_eos_ids)
+        options.eosTokenIDs = []
+        let withoutEOS = try model.generate(prompt: reference.prompt_ids, options: options)
+        #expect(withoutEOS.generatedIDs == reference.greedy_ids)
+    }
+
+    @Test func incrementalDecodingEqualsOneBatch() throws {
+        let model = try LanguageModel(folder: Fixtures.parity("mixtral-sliding"), threads: 2)
+        let prompt = try Fixtures.reference("mixtral-sliding").prompt_ids
+        let batched = try model.forward(prompt, cache: model.makeCache(), allLogits: true)
+        let cache = model.makeCache()
+        var stepwise: [Float] = []
+        for id in prompt { stepwise += try model.forward([id], cache: cache) }
+        let worst = zip(batched, stepwise).map { abs($0 - $1) }.max() ?? .infinity
+        #expect(worst < 1e-4)
+    }
+}

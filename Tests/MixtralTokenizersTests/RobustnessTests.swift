@@ -1,0 +1,81 @@
+import Foundation
+import Testing
+@testable import MixtralTokenizers
+
+@Suite struct RobustnessTests {
+    /// decode(encode(s)) == s for random strings of any scalars: identity normalisation and byte
+    /// fallback lose nothing. (Not SmolLM2: its GGUF vocabulary lacks 21 of the 256 byte tokens,
+    /// and tokenizers, like this code, drops those bytes: "\u{16}" encodes to nothing.)
+    @Test(arguments: ["v1", "v3", "v1-hf", "v3-hf"])
+    func randomRoundTrip(path: String) throws {
+        let tokenizer = try TokenizerLoader.load(path: Fixtures.path(path))
+        var rng = SplitMix64(state: 0xC0FFEE &+ UInt64(path.utf8.count))
+        for _ in 0..<300 {
+            var scalars = String.UnicodeScalarView()
+            for _ in 0..<Int.random(in: 0...30, using: &rng) {
+                let ranges: [ClosedRange<UInt32>] = [0x20...0x7E, 0x0...0x1F, 0x80...0x7FF, 0x800...0xD7FF, 0xE000...0xFFFD, 0x10000...0x10FFFF]
+                let range = ranges[Int.random(in: 0..<ranges.count, using: &rng)]
+                if let scalar = Unicode.Scalar(UInt32.random(in: range, using: &rng)) { scalars.append(scalar) }
+            }
+            let text = String(scalars)
+            // Text that spells a special token is encoded as that token in tokenizer.json; skip it.
+            if path.hasSuffix("hf"), text.contains("<") || text.contains("[") { continue }
+            let ids = try tokenizer.encode(text, addSpecialTokens: false)
+            #expect(Array(tokenizer.decode(ids, skipSpecialTokens: false).utf8) == Array(text.utf8), "\(path) \(text.debugDescription)")
+        }
+    }
+
+    /// Corrupted tokenizer.model bytes end in a typed error or a usable tokenizer, never a trap.
+    @Test func corruptedModelFiles() throws {
+        let original = [UInt8](try #require(FileManager.default.contents(atPath: Fixtures.path("v1/tokenizer.model"))))
+        var rng = SplitMix64(state: 42)
+        for trial in 0..<60 {
+            var bytes = original
+            if trial % 3 == 0 {
+                bytes = Array(bytes.prefix(Int.random(in: 0..<bytes.count, using: &rng)))
+            } else {
+                for _ in 0..<Int.random(in: 1...20, using: &rng) {
+                    bytes[Int.random(in: 0..<bytes.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
+                }
+            }
+            do {
+                let model = try SentencePieceModel(data: Data(bytes), file: "corrupt")
+                let tokenizer = try SentencePieceTokenizer(model: model, file: "corrupt")
+                _ = try tokenizer.encode("Bonjour le monde 123 日本", addSpecialTokens: true)
+                _ = tokenizer.decode(Array(0..<300), skipSpecialTokens: false)
+            } catch is TokenizerError {
+                // expected for most corruptions
+            }
+        }
+    }
+
+    /// Corrupted JSON / tokenizer.json: typed errors, never a trap.
+    @Test func corruptedJSON() throws {
+        let original = [UInt8](try #require(FileManager.default.contents(atPath: Fixtures.path("smollm2/tokenizer_config.json"))))
+        var rng = SplitMix64(state: 7)
+        for _ in 0..<200 {
+            var bytes = original
+            for _ in 0..<Int.random(in: 1...8, using: &rng) {
+                bytes[Int.random(in: 0..<bytes.count, using: &rng)] = [UInt8(ascii: "{"), UInt8(ascii: "]"), UInt8(ascii: "\""), UInt8(ascii: "\\"), 0xFF, 0x00, UInt8(ascii: "9")].randomElement(using: &rng) ?? 0
+            }
+            _ = try? JSONValue.parse(bytes)
+        }
+        #expect(throws: JSONValue.ParseError.self) { try JSONValue.parse(String(repeating: "[", count: 10_000)) }
+        #expect(throws: TokenizerError.self) { try HFTokenizer(json: JSONValue.parse(#"{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a b"]}}"#)) }
+        #expect(throws: TokenizerError.self) { try HFTokenizer(json: JSONValue.parse(#"{"model": {"type": "BPE", "vocab": {"a": -1}, "merges": []}}"#)) }
+    }
+
+    @Test func validateIDs() throws {
+        let tokenizer = try TokenizerLoader.load(path: Fixtures.path("v1"))
+        try tokenizer.validate(ids: [1, 2, 31999])
+        #expect(throws: TokenizerError.idOutOfRange(id: 32000, vocabularySize: 32000)) { try tokenizer.validate(ids: [1, 32000]) }
+        #expect(throws: TokenizerError.idOutOfRange(id: -1, vocabularySize: 32000)) { try tokenizer.validate(ids: [-1]) }
+    }
+}
+
+extension RobustnessTests {
+    @Test func smolLM2DropsBytesOutsideItsVocabularyLikeTokenizers() throws {
+        let tokenizer = try TokenizerLoader.load(path: Fixtures.path("smollm2"))
+        #expect(try tokenizer.encode("\u{03}\u{16}w", addSpecialTokens: false) == [193, 103])
+    }
+}
