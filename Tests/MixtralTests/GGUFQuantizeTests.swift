@@ -226,4 +226,44 @@ struct GGUFQuantizeTests {
         }
         #expect(checked == blockCount)
     }
+
+    /// K-quant rows with Q8_K activations: equal to Σ dequantised weight x dequantised
+    /// activation (d x q, in Double) up to fp32 rounding, for every Q4_K, Q5_K and Q6_K tensor
+    /// of the llama-quantize fixture.
+    @Test func q8KActivationMatvecIsExactOnQuantisedActivations() throws {
+        let file = try GGUFFixtures.open("tiny-mixtral-mixed.gguf")
+        let expected = try GGUFFixtures.open("tiny-mixtral-mixed.expected.gguf")
+        var generator = SplitMix64(seed: 13)
+        var checked = Set<WeightType>()
+        for name in file.tensorNames {
+            let w = try file.matrix(name)
+            guard [.q4_K, .q5_K, .q6_K].contains(w.type) else { continue }
+            let weights = try expected.floats(name)
+            var x = (0..<w.columns).map { _ in Float(Int64(generator.next() % 2001) - 1000) / 300 }
+            x[5] = 0  // zeros and a zero block of 256 on the way
+            var activations = Q8KActivations()
+            x.withUnsafeBufferPointer { activations.quantize($0.baseAddress!, count: w.columns) }
+            #expect(activations.quants.allSatisfy { $0 >= -127 })
+            let xq = (0..<w.columns).map { activations.scales[$0 / 256] * Float(activations.quants[$0]) }
+            for g in 0 ..< w.columns / 16 {
+                #expect(activations.sums16[g] == activations.quants[16 * g ..< 16 * (g + 1)].reduce(0) { $0 + Int32($1) })
+            }
+            var y = [Float](repeating: .nan, count: w.rows)
+            y.withUnsafeMutableBufferPointer { matvec(w, activations, $0.baseAddress!, rows: 0..<w.rows) }
+            for r in 0..<w.rows {
+                var exact = 0.0, magnitude = 0.0
+                for c in 0..<w.columns {
+                    let p = Double(weights[r * w.columns + c]) * Double(xq[c])
+                    exact += p
+                    magnitude += abs(p)
+                }
+                if !(abs(Double(y[r]) - exact) <= 1e-5 * magnitude + 1e-30) {
+                    Issue.record("\(name) (\(w.type)) row \(r): \(y[r]) vs \(exact)")
+                    break
+                }
+            }
+            checked.insert(w.type)
+        }
+        #expect(checked == [.q4_K, .q5_K, .q6_K])
+    }
 }
