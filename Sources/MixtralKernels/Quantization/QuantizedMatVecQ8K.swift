@@ -35,9 +35,16 @@ public struct Q8KActivations: Sendable {
         }
         self.count = count
         let blocks = count / 256
-        scales = [Float](repeating: 0, count: blocks)
-        quants = [Int8](repeating: 0, count: count)
-        sums16 = [Int32](repeating: 0, count: count / 16)
+        // Reuse the storage from the previous call when the size is the same.
+        if scales.count == blocks {
+            for i in scales.indices { scales[i] = 0 }
+            for i in quants.indices { quants[i] = 0 }
+            for i in sums16.indices { sums16[i] = 0 }
+        } else {
+            scales = [Float](repeating: 0, count: blocks)
+            quants = [Int8](repeating: 0, count: count)
+            sums16 = [Int32](repeating: 0, count: count / 16)
+        }
         for b in 0..<blocks {
             let xb = x + 256 * b
             var amax: Float = 0, extreme: Float = 0
