@@ -157,12 +157,19 @@ private func attentionBlock(_ q: UnsafePointer<Float>, firstToken: Int, tokens: 
                 for i in 0..<d { output[i] *= correction }
             }
         }
-        // outputs[r] += sum_j p[r][j] * v[j]: each value row is read once for all rows.
-        for j in 0..<count {
-            let value = values + (start + j) * kvStride + kvOffset
-            for r in 0..<rows {
-                let p = scores[r * tile + j]
-                if p != 0 { addScaled(outputs + r * d, value, p, count: d) }
+        // outputs[r] += sum_j p[r][j] * v[j], 16 dimensions at a time in a register.
+        for r in 0..<rows {
+            let output = outputs + r * d, p = scores + r * tile
+            var c = 0
+            while c + 16 <= d {
+                var acc = load16(output + c)
+                for j in 0..<count { acc.addProduct(SIMD16(repeating: p[j]), load16(values + (start + j) * kvStride + kvOffset + c)) }
+                UnsafeMutableRawPointer(output + c).storeBytes(of: acc, as: SIMD16<Float>.self)
+                c += 16
+            }
+            while c < d {
+                for j in 0..<count { output[c] += p[j] * values[(start + j) * kvStride + kvOffset + c] }
+                c += 1
             }
         }
         start += count

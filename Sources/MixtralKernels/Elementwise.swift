@@ -50,7 +50,10 @@ public func softmax(_ x: UnsafeMutablePointer<Float>, count n: Int) {
 /// e^x for 16 lanes: Cephes' expf polynomial (max error about 1 ulp) after reducing by
 /// powers of two; e^x is 0 below -87.3 (including -inf) and +inf above 88.7.
 @inline(__always) func exp16(_ x: SIMD16<Float>) -> SIMD16<Float> {
-    let clamped = x.clamped(lowerBound: SIMD16(repeating: -87.336), upperBound: SIMD16(repeating: 88.72))
+    // (SIMD's clamped(lowerBound:upperBound:) is not inlined; masked replaces are.)
+    var clamped = x
+    clamped.replace(with: -87.336, where: x .< -87.336)
+    clamped.replace(with: 88.72, where: x .> 88.72)
     // Adding 1.5 * 2^23 rounds x * log2(e) to an integer n held in the low mantissa bits.
     let magic: Float = 12_582_912
     let shifted = clamped * 1.442_695_04 + magic
