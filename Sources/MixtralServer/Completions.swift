@@ -164,6 +164,8 @@ final class CompletionService: Sendable {
             }
             let start = ContinuousClock.now
             var choices = [ChoiceState](repeating: ChoiceState(), count: handles.count)
+            // Counted however the stream ends (a client that left makes a write throw).
+            defer { record(choices) }
             if answer.chat {
                 for index in handles.indices { try await send(answer.roleChunk(index: index)) }
             }
@@ -177,7 +179,6 @@ final class CompletionService: Sendable {
             if answer.parameters.includeUsage { try await send(answer.usageChunk(choices)) }
             try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
             try await writer.finish(nil)
-            record(choices)
             metrics.requestLatency.recordNanoseconds((ContinuousClock.now - start).nanoseconds)
         }
         return Response(status: .ok, headers: headers, body: body)

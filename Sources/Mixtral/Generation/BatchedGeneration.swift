@@ -85,7 +85,7 @@ public final class BatchScheduler: @unchecked Sendable {
     public struct Configuration: Sendable {
         /// Sequences in the batch at once.
         public var maxSequences = 16
-        /// Sequences waiting to join; more are refused (`queueFull`).
+        /// Sequences waiting for a place in the batch; more are refused (`queueFull`).
         public var maxWaiting = 64
         /// Positions per sequence (prompt + generated).
         public var contextLength = 4096
@@ -181,7 +181,8 @@ public final class BatchScheduler: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         guard !stopping else { throw .shuttingDown }
-        guard waiting.count < configuration.maxWaiting else { throw .queueFull(limit: configuration.maxWaiting) }
+        let freePlaces = max(0, configuration.maxSequences - stats.active)
+        guard waiting.count < configuration.maxWaiting + freePlaces else { throw .queueFull(limit: configuration.maxWaiting) }
         waiting.append(sequence)
         stats.waiting = waiting.count
         condition.signal()
@@ -212,6 +213,7 @@ public final class BatchScheduler: @unchecked Sendable {
                 reserved += next.reservedPositions
             }
             stats.waiting = waiting.count
+            stats.active = active.count
             condition.unlock()
             step()
             updateStats()
