@@ -128,10 +128,11 @@ final class CompletionService: Sendable {
                             created: Int(Date().timeIntervalSince1970), model: modelName, chat: chat,
                             prompts: promptList, choicesPerPrompt: parameters.choices, parameters: parameters,
                             tokenText: { [prompts] in prompts.tokenText($0) })
+        let client = await ClientConnection(context.channel)
         if parameters.stream {
-            return streamingResponse(answer, handles: handles, channel: context.channel)
+            return streamingResponse(answer, handles: handles, client: client)
         }
-        let watcher = cancelOnDisconnect(context.channel, handles)
+        let watcher = cancelOnDisconnect(client, handles)
         defer { watcher.cancel() }
         var choices = [ChoiceState](repeating: ChoiceState(), count: handles.count)
         let start = ContinuousClock.now
@@ -150,11 +151,11 @@ final class CompletionService: Sendable {
         return jsonResponse(answer.complete(choices))
     }
 
-    private func streamingResponse(_ answer: Answer, handles: [SequenceHandle], channel: any Channel) -> Response {
+    private func streamingResponse(_ answer: Answer, handles: [SequenceHandle], client: ClientConnection) -> Response {
         let metrics = self.metrics
         let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]
         let body = ResponseBody { [self] writer in
-            let watcher = cancelOnDisconnect(channel, handles)
+            let watcher = cancelOnDisconnect(client, handles)
             defer {
                 watcher.cancel()
                 for handle in handles { handle.cancel() }
@@ -194,12 +195,12 @@ final class CompletionService: Sendable {
         }
     }
 
-    /// Cancels the sequences when the client's connection closes.
-    private func cancelOnDisconnect(_ channel: any Channel, _ handles: [SequenceHandle]) -> Task<Void, Never> {
+    /// Cancels the sequences when the client goes away.
+    private func cancelOnDisconnect(_ client: ClientConnection, _ handles: [SequenceHandle]) -> Task<Void, Never> {
         Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(100))
-                if !channel.isActive {
+                if client.isGone {
                     for handle in handles { handle.cancel() }
                     return
                 }

@@ -64,6 +64,7 @@ public final class OpenAIServer: Sendable {
         let host = configuration.host
         let app = Application(
             router: router,
+            server: .http1(configuration: .init(additionalChannelHandlers: [ConnectionWatcher()])),
             configuration: .init(address: .hostname(host, port: configuration.port), serverName: "mixtral"),
             onServerRunning: { channel in onListening(host, channel.localAddress?.port ?? 0) },
             logger: logger)

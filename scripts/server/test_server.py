@@ -168,7 +168,8 @@ def main():
         from make_test_model import make
         model = make(os.path.join(temporary.name, "tiny-mixtral"))
     suite = Suite(args.mixtral, model)
-    server = Server(args.mixtral, model, "--ctx", "512", "--max-sequences", "16", "--max-body-bytes", "1000000")
+    server = Server(args.mixtral, model, "--ctx", "512", "--max-sequences", "16", "--max-body-bytes", "1000000",
+                    "--batch-tokens", "128")
     try:
         run_main_tests(suite, server)
     finally:
@@ -240,6 +241,23 @@ def run_main_tests(suite, server):
         total = sum(len(r[1]) for r in results)
         print(f"  16 concurrent streams: {total} tokens in {elapsed:.2f} s", flush=True)
 
+    def long_prompt_in_chunks_beside_streams():
+        # 300+ prompt tokens exceed --batch-tokens 128: the prompt is prefilled in chunks
+        # while other streams decode, and its greedy tokens still equal the CLI's.
+        long_prompt = "The history of " + "many long and winding roads " * 50
+        jobs = [(long_prompt, 20)] + [(prompt, 30) for prompt in PROMPTS[:4]]
+        for prompt, max_tokens in jobs:
+            suite.reference(prompt, max_tokens)
+        with concurrent.futures.ThreadPoolExecutor(len(jobs)) as pool:
+            streams = [pool.submit(stream_completion, server.client(), name, prompt, max_tokens)
+                       for prompt, max_tokens in jobs[1:]]
+            time.sleep(0.05)
+            results = [pool.submit(stream_completion, server.client(), name, *jobs[0]).result()]
+            results = [results[0]] + [stream.result() for stream in streams]
+        for (prompt, max_tokens), (text, ids, finish, _) in zip(jobs, results):
+            suite.check_completion(prompt, max_tokens, text, ids, finish)
+        assert len(suite.reference(long_prompt, 20)["prompt_ids"]) > 256
+
     def stop_strings():
         ref = suite.reference("Once upon a time", 40)
         completion = ref["text"][len("Once upon a time"):]
@@ -293,6 +311,14 @@ def run_main_tests(suite, server):
             time.sleep(0.1)
         assert metric(server, "mixtral_active_sequences") == 0
         assert http("GET", server.url + "/health").json() == {"status": "ok"}
+        # A non-streamed request whose client gives up: its eight sequences are cancelled too.
+        impatient = server.client(timeout=0.05)
+        expect(openai.APITimeoutError, lambda: impatient.completions.create(
+            model=name, prompt="Hi", max_tokens=500, n=8, temperature=0, extra_body={"ignore_eos": True}))
+        deadline = time.time() + 10
+        while time.time() < deadline and metric(server, "mixtral_cancelled_sequences_total") < before + 9:
+            time.sleep(0.1)
+        assert metric(server, "mixtral_cancelled_sequences_total") == before + 9
         completion_matches_cli()
 
     def bad_requests():
@@ -337,7 +363,8 @@ def run_main_tests(suite, server):
             assert name_ in text, name_
         assert metric(server, "mixtral_generated_tokens_total") > 0
 
-    for test in [models, completion_matches_cli, stream_matches_cli, chat_matches_cli, concurrent_streams, stop_strings,
+    for test in [models, completion_matches_cli, stream_matches_cli, chat_matches_cli, concurrent_streams,
+                 long_prompt_in_chunks_beside_streams, stop_strings,
                  seeded_sampling_matches_cli, logprobs, disconnect_mid_stream, bad_requests, tokenize_roundtrip, metrics]:
         suite.run(test.__name__, test)
 
