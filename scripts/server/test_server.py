@@ -240,6 +240,9 @@ def run_main_tests(suite, server):
             suite.check_completion(prompt, max_tokens, text, ids, finish)
         total = sum(len(r[1]) for r in results)
         print(f"  16 concurrent streams: {total} tokens in {elapsed:.2f} s", flush=True)
+        # They ran together: some forward steps held more than 8 sequences.
+        large = metric(server, "mixtral_batch_sequences_count") - metric(server, 'mixtral_batch_sequences_bucket{le="8.0"}')
+        assert large > 0, "no step ran more than 8 sequences"
 
     def long_prompt_in_chunks_beside_streams():
         # 300+ prompt tokens exceed --batch-tokens 128: the prompt is prefilled in chunks
@@ -431,7 +434,7 @@ def metric(server, name):
     for line in http("GET", server.url + "/metrics").text.splitlines():
         if line.startswith(name + " "):
             return float(line.split()[1])
-    return 0.0
+    raise AssertionError(f"metric {name} not found")
 
 
 if __name__ == "__main__":
