@@ -29,6 +29,8 @@ struct ServeCommand: ParsableCommand {
     var ctx: Int?
     @Option(name: .long, help: "Tokens per forward step (decode tokens plus prompt chunks).")
     var batchTokens = 256
+    @Option(name: .long, help: "Caches of ended sequences kept to reuse a shared prompt prefix (0: off).")
+    var prefixCache = 4
     @Option(name: .long, help: "Largest max_tokens a request may ask for.")
     var maxTokensLimit = 4096
     @Option(name: .long, help: "Largest request body in bytes.")
@@ -46,6 +48,7 @@ struct ServeCommand: ParsableCommand {
             throw ValidationError("\(name) must be at least 1")
         }
         if maxWaiting < 0 { throw ValidationError("--max-waiting must be at least 0") }
+        if prefixCache < 0 { throw ValidationError("--prefix-cache must be at least 0") }
         if let ctx, ctx < 2 { throw ValidationError("--ctx must be at least 2") }
         if !(0...65535).contains(port) { throw ValidationError("--port must be in 0...65535") }
         if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("--log-level: unknown level '\(logLevel)'") }
@@ -70,6 +73,7 @@ struct ServeCommand: ParsableCommand {
         configuration.scheduler.maxSequences = maxSequences
         configuration.scheduler.maxWaiting = maxWaiting
         configuration.scheduler.maxBatchTokens = batchTokens
+        configuration.scheduler.prefixCacheEntries = prefixCache
         configuration.scheduler.contextLength = ctx ?? min(bundle.model.config.maxPositionEmbeddings, 8192)
         let server = try OpenAIServer(bundle: bundle, configuration: configuration, logger: logger)
         logger.info("model \(configuration.modelName): context \(configuration.scheduler.contextLength), up to \(maxSequences) sequences per batch")

@@ -21,6 +21,8 @@ final class ServerMetrics: Sendable {
     let cachePositions: Metrics.Gauge
     let cacheBytes: Metrics.Gauge
     let cancelled: Metrics.Counter
+    let keptCacheBytes: Metrics.Gauge
+    let reusedPromptTokens: Metrics.Gauge
 
     init() {
         var factory = PrometheusMetricsFactory(registry: registry)
@@ -41,6 +43,9 @@ final class ServerMetrics: Sendable {
         cachePositions = Metrics.Gauge(label: "mixtral_kv_cache_positions", factory: factory)
         cacheBytes = Metrics.Gauge(label: "mixtral_kv_cache_bytes", factory: factory)
         cancelled = Metrics.Counter(label: "mixtral_cancelled_sequences_total", factory: factory)
+        keptCacheBytes = Metrics.Gauge(label: "mixtral_prefix_cache_bytes", factory: factory)
+        // A running total read from the scheduler at each scrape.
+        reusedPromptTokens = Metrics.Gauge(label: "mixtral_prefix_reused_tokens_total", factory: factory)
     }
 
     /// Counts one finished request by endpoint and status code.
@@ -59,6 +64,8 @@ final class ServerMetrics: Sendable {
         active.record(stats.active)
         cachePositions.record(stats.cachedPositions)
         cacheBytes.record(stats.cacheBytes)
+        keptCacheBytes.record(stats.keptCacheBytes)
+        reusedPromptTokens.record(stats.reusedPromptTokens)
     }
 
     /// Prometheus text exposition.

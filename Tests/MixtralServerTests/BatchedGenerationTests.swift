@@ -189,6 +189,37 @@ enum SharedFixtures {
         #expect(scheduler.currentStats.cachedPositions == 0)
     }
 
+    @Test func sharedPromptPrefixIsReused() async throws {
+        let name = "mixtral-gqa"
+        let model = try LanguageModel(folder: SharedFixtures.parity(name), threads: 2)
+        var options = GenerationOptions()
+        options.maxNewTokens = 4
+        let first = try SharedFixtures.promptIDs(name)
+        let second = first + [7, 8, 9]
+        let unrelated = [first[1], first[0]]
+        let expected = try [second, unrelated].map { try model.generate(prompt: $0, options: options).generatedIDs }
+        var configuration = BatchScheduler.Configuration()
+        configuration.contextLength = 128
+        configuration.prefixCacheEntries = 2
+        let scheduler = BatchScheduler(model: model, tokenizer: nil, configuration: configuration)
+        scheduler.start()
+        defer { scheduler.shutdown() }
+        _ = await Self.collect(try scheduler.submit(SequenceRequest(prompt: first, options: options)))
+        await Self.waitUntilIdle(scheduler)
+        #expect(scheduler.currentStats.reusedPromptTokens == 0)
+        #expect(scheduler.currentStats.keptCaches == 1)
+        let reused = await Self.collect(try scheduler.submit(SequenceRequest(prompt: second, options: options)))
+        await Self.waitUntilIdle(scheduler)
+        #expect(reused.ids == expected[0])
+        #expect(scheduler.currentStats.reusedPromptTokens >= first.count)
+        let before = scheduler.currentStats.reusedPromptTokens
+        let other = await Self.collect(try scheduler.submit(SequenceRequest(prompt: unrelated, options: options)))
+        await Self.waitUntilIdle(scheduler)
+        #expect(other.ids == expected[1])
+        #expect(scheduler.currentStats.reusedPromptTokens == before, "no shared prefix, nothing reused")
+        #expect(scheduler.currentStats.keptCaches == 2, "at most prefixCacheEntries caches are kept")
+    }
+
     @Test func refusals() throws {
         let model = try LanguageModel(folder: SharedFixtures.parity("mixtral-gqa"), threads: 2)
         var configuration = BatchScheduler.Configuration()

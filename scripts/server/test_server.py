@@ -261,6 +261,22 @@ def run_main_tests(suite, server):
             suite.check_completion(prompt, max_tokens, text, ids, finish)
         assert len(suite.reference(long_prompt, 20)["prompt_ids"]) > 256
 
+    def prefix_reuse():
+        # Two chats with one long system prompt: the second starts from the first's cache.
+        system = "You are a careful assistant. " * 20
+        before = metric(server, "mixtral_prefix_reused_tokens_total")
+        for question in ["Name a colour.", "Name a planet."]:
+            # mistral-common's v1 format puts the system prompt before the first user message.
+            response = client.chat.completions.create(model=name, max_tokens=12, temperature=0,
+                                                      messages=[{"role": "system", "content": system},
+                                                                {"role": "user", "content": question}],
+                                                      extra_body={"return_token_ids": True})
+            choice = response.choices[0]
+            ref = cli_generate(suite.mixtral, suite.model, 12, ids=extra(choice, "prompt_token_ids"))
+            assert extra(choice, "token_ids") == ref["generated_ids"]
+        reused = metric(server, "mixtral_prefix_reused_tokens_total") - before
+        assert reused >= 100, f"only {reused} prompt tokens reused"
+
     def stop_strings():
         ref = suite.reference("Once upon a time", 40)
         completion = ref["text"][len("Once upon a time"):]
@@ -362,12 +378,12 @@ def run_main_tests(suite, server):
         text = http("GET", server.url + "/metrics").text
         for name_ in ["mixtral_requests_total", "mixtral_prompt_tokens_total", "mixtral_generated_tokens_total",
                       "mixtral_request_duration_seconds_bucket", "mixtral_queue_depth", "mixtral_kv_cache_bytes",
-                      "mixtral_batch_sequences_bucket"]:
+                      "mixtral_batch_sequences_bucket", "mixtral_prefix_cache_bytes"]:
             assert name_ in text, name_
         assert metric(server, "mixtral_generated_tokens_total") > 0
 
     for test in [models, completion_matches_cli, stream_matches_cli, chat_matches_cli, concurrent_streams,
-                 long_prompt_in_chunks_beside_streams, stop_strings,
+                 long_prompt_in_chunks_beside_streams, prefix_reuse, stop_strings,
                  seeded_sampling_matches_cli, logprobs, disconnect_mid_stream, bad_requests, tokenize_roundtrip, metrics]:
         suite.run(test.__name__, test)
 

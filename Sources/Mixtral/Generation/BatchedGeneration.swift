@@ -94,6 +94,8 @@ public final class BatchScheduler: @unchecked Sendable {
         /// KV-cache positions reserved by all active sequences together (each reserves
         /// prompt + max new tokens when it joins). nil: maxSequences * contextLength.
         public var kvBudgetPositions: Int? = nil
+        /// Caches of recent sequences kept to reuse a shared prompt prefix (0: none).
+        public var prefixCacheEntries = 4
 
         public init() {}
     }
@@ -106,6 +108,11 @@ public final class BatchScheduler: @unchecked Sendable {
         public var cachedPositions = 0
         public var cacheBytes = 0
         public var reservedPositions = 0
+        /// Prompt tokens taken from a kept cache instead of being run (since the start).
+        public var reusedPromptTokens = 0
+        /// Caches kept for prefix reuse, and their bytes.
+        public var keptCaches = 0
+        public var keptCacheBytes = 0
     }
 
     /// One forward step, for metrics: rows run, sequences in it, seconds.
@@ -131,6 +138,9 @@ public final class BatchScheduler: @unchecked Sendable {
     private let stopped = DispatchSemaphore(value: 0)
     // Owned by the model thread:
     private var active: [ActiveSequence] = []
+    /// Recently ended sequences' ids and caches, most recent last.
+    private var kept: [(ids: [Int], cache: KVCache)] = []
+    private var reusedPromptTokens = 0
 
     public init(model: LanguageModel, tokenizer: (any Tokenizer)?, configuration: Configuration) {
         self.model = model
@@ -206,15 +216,18 @@ public final class BatchScheduler: @unchecked Sendable {
                 return true
             }
             var reserved = active.reduce(0) { $0 + $1.reservedPositions }
+            var joined: [ActiveSequence] = []
             while active.count < configuration.maxSequences, let next = waiting.first,
                   reserved + next.reservedPositions <= kvBudgetPositions {
                 waiting.removeFirst()
                 active.append(next)
+                joined.append(next)
                 reserved += next.reservedPositions
             }
             stats.waiting = waiting.count
             stats.active = active.count
             condition.unlock()
+            for sequence in joined { reusePrefix(for: sequence) }
             step()
             updateStats()
         }
@@ -224,12 +237,43 @@ public final class BatchScheduler: @unchecked Sendable {
         let positions = active.reduce(0) { $0 + $1.cache.count }
         let bytes = active.reduce(0) { $0 + $1.cache.byteCount }
         let reserved = active.reduce(0) { $0 + $1.reservedPositions }
+        let keptBytes = kept.reduce(0) { $0 + $1.cache.byteCount }
         condition.lock()
         stats.active = active.count
         stats.cachedPositions = positions
         stats.cacheBytes = bytes
         stats.reservedPositions = reserved
+        stats.reusedPromptTokens = reusedPromptTokens
+        stats.keptCaches = kept.count
+        stats.keptCacheBytes = keptBytes
         condition.unlock()
+    }
+
+    // MARK: Prefix reuse
+
+    /// Starts a new sequence from the kept cache that shares the longest prompt prefix
+    /// with it: those positions are copied, not run. (Keys and values of a position depend
+    /// only on the tokens up to it.) The prompt's last token is always run, for its logits.
+    private func reusePrefix(for sequence: ActiveSequence) {
+        let prompt = sequence.request.prompt
+        var best: (index: Int, length: Int)?
+        for (index, entry) in kept.enumerated() {
+            var length = 0
+            let limit = min(entry.ids.count, entry.cache.count, prompt.count - 1)
+            while length < limit && entry.ids[length] == prompt[length] { length += 1 }
+            if length > (best?.length ?? 0) { best = (index, length) }
+        }
+        guard let best, sequence.cache.copyPrefix(of: kept[best.index].cache, count: best.length) else { return }
+        sequence.prefilled = best.length
+        reusedPromptTokens += best.length
+        kept.append(kept.remove(at: best.index))  // most recently used last
+    }
+
+    /// Keeps an ended sequence's cache for later prompts that start the same way.
+    private func keep(_ sequence: ActiveSequence) {
+        guard configuration.prefixCacheEntries > 0, sequence.cache.count > 0 else { return }
+        kept.append((Array(sequence.ids.prefix(sequence.cache.count)), sequence.cache))
+        if kept.count > configuration.prefixCacheEntries { kept.removeFirst() }
     }
 
     /// One forward pass over every active sequence.
@@ -237,6 +281,7 @@ public final class BatchScheduler: @unchecked Sendable {
         active.removeAll { sequence in
             guard sequence.handle.isCancelled else { return false }
             sequence.continuation.finish()
+            keep(sequence)
             return true
         }
         guard !active.isEmpty else { return }
@@ -274,6 +319,7 @@ public final class BatchScheduler: @unchecked Sendable {
             if !sequence.isDecoding { sequence.prefilled += entry.tokens.count }
             if let logits { sequence.accept(logits: logits) }
         }
+        for sequence in active where sequence.isFinished { keep(sequence) }
         active.removeAll { $0.isFinished }
     }
 }
@@ -445,5 +491,21 @@ struct StopStringFilter {
             }
         }
         return longest
+    }
+}
+
+extension KVCache {
+    /// Copies the first `count` positions of `source` into this empty cache of the same
+    /// shape. Returns false (and copies nothing) when the shapes or counts do not allow it.
+    func copyPrefix(of source: KVCache, count: Int) -> Bool {
+        guard self.count == 0, count > 0, count <= source.count, count <= maxPositions, rowWidth == source.rowWidth,
+              keys.count == source.keys.count else { return false }
+        reserve(count)
+        for layer in keys.indices {
+            keys[layer].pointer.update(from: source.keys[layer].pointer, count: count * rowWidth)
+            values[layer].pointer.update(from: source.values[layer].pointer, count: count * rowWidth)
+        }
+        advance(by: count)
+        return true
     }
 }
