@@ -29,6 +29,8 @@ struct ServeCommand: ParsableCommand {
     var ctx: Int?
     @Option(name: .long, help: "Tokens per forward step (decode tokens plus prompt chunks).")
     var batchTokens = 256
+    @Option(name: .long, help: "KV-cache memory budget in MiB for all sequences (fp32 keys and values); a sequence joins the batch when its prompt + max_tokens fit (default: max-sequences x ctx positions).")
+    var kvCacheMib: Int?
     @Option(name: .long, help: "Caches of ended sequences kept to reuse a shared prompt prefix (0: off).")
     var prefixCache = 4
     @Option(name: .long, help: "Largest max_tokens a request may ask for.")
@@ -48,6 +50,7 @@ struct ServeCommand: ParsableCommand {
             throw ValidationError("\(name) must be at least 1")
         }
         if maxWaiting < 0 { throw ValidationError("--max-waiting must be at least 0") }
+        if let kvCacheMib, kvCacheMib < 1 { throw ValidationError("--kv-cache-mib must be at least 1") }
         if prefixCache < 0 { throw ValidationError("--prefix-cache must be at least 0") }
         if let ctx, ctx < 2 { throw ValidationError("--ctx must be at least 2") }
         if !(0...65535).contains(port) { throw ValidationError("--port must be in 0...65535") }
@@ -74,6 +77,11 @@ struct ServeCommand: ParsableCommand {
         configuration.scheduler.maxWaiting = maxWaiting
         configuration.scheduler.maxBatchTokens = batchTokens
         configuration.scheduler.prefixCacheEntries = prefixCache
+        if let kvCacheMib {
+            let c = bundle.model.config
+            let bytesPerPosition = c.numLayers * 2 * c.numKeyValueHeads * c.headDim * MemoryLayout<Float>.size
+            configuration.scheduler.kvBudgetPositions = kvCacheMib * 1_048_576 / bytesPerPosition
+        }
         configuration.scheduler.contextLength = ctx ?? min(bundle.model.config.maxPositionEmbeddings, 8192)
         let server = try OpenAIServer(bundle: bundle, configuration: configuration, logger: logger)
         logger.info("model \(configuration.modelName): context \(configuration.scheduler.contextLength), up to \(maxSequences) sequences per batch")

@@ -33,7 +33,7 @@ struct APIError: Error, CustomStringConvertible {
                                        type: "invalid_request_error", param: nil, code: "invalid_api_key")
 
     static func contextLength(_ message: String) -> APIError {
-        .invalidRequest(message, param: "messages", code: "context_length_exceeded")
+        .invalidRequest(message, param: nil, code: "context_length_exceeded")
     }
 
     static func tooManyRequests(_ message: String) -> APIError {

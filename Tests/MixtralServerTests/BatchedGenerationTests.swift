@@ -220,6 +220,31 @@ enum SharedFixtures {
         #expect(scheduler.currentStats.keptCaches == 2, "at most prefixCacheEntries caches are kept")
     }
 
+    @Test func memoryBudgetLimitsTheBatch() async throws {
+        let model = try LanguageModel(folder: SharedFixtures.parity("mixtral-gqa"), threads: 2)
+        var options = GenerationOptions()
+        options.maxNewTokens = 10
+        var configuration = BatchScheduler.Configuration()
+        configuration.contextLength = 32
+        configuration.kvBudgetPositions = 20  // room for one sequence of 2 + 10 positions at a time
+        let scheduler = BatchScheduler(model: model, tokenizer: nil, configuration: configuration)
+        var large = options
+        large.maxNewTokens = 20
+        #expect(throws: SchedulerError.exceedsMemoryBudget(positions: 22, budget: 20)) {
+            try scheduler.submit(SequenceRequest(prompt: [1, 2], options: large))
+        }
+        let expected = try model.generate(prompt: [1, 2], options: options).generatedIDs
+        scheduler.start()
+        defer { scheduler.shutdown() }
+        let first = try scheduler.submit(SequenceRequest(prompt: [1, 2], options: options))
+        let second = try scheduler.submit(SequenceRequest(prompt: [1, 2], options: options))
+        #expect(await Self.collect(first).ids == expected)
+        #expect(await Self.collect(second).ids == expected)
+        await Self.waitUntilIdle(scheduler)
+        // The first cache was kept, then dropped to make room for the second sequence.
+        #expect(scheduler.currentStats.keptCaches == 1)
+    }
+
     @Test func refusals() throws {
         let model = try LanguageModel(folder: SharedFixtures.parity("mixtral-gqa"), threads: 2)
         var configuration = BatchScheduler.Configuration()

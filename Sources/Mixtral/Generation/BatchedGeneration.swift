@@ -92,7 +92,8 @@ public final class BatchScheduler: @unchecked Sendable {
         /// Tokens per forward step: decode tokens first, prompt chunks fill the rest.
         public var maxBatchTokens = 256
         /// KV-cache positions reserved by all active sequences together (each reserves
-        /// prompt + max new tokens when it joins). nil: maxSequences * contextLength.
+        /// prompt + max new tokens when it joins) plus those of kept caches (dropped, oldest
+        /// first, to make room). nil: maxSequences * contextLength.
         public var kvBudgetPositions: Int? = nil
         /// Caches of recent sequences kept to reuse a shared prompt prefix (0: none).
         public var prefixCacheEntries = 4
@@ -217,8 +218,12 @@ public final class BatchScheduler: @unchecked Sendable {
             }
             var reserved = active.reduce(0) { $0 + $1.reservedPositions }
             var joined: [ActiveSequence] = []
-            while active.count < configuration.maxSequences, let next = waiting.first,
-                  reserved + next.reservedPositions <= kvBudgetPositions {
+            while active.count < configuration.maxSequences, let next = waiting.first {
+                // Kept caches count against the budget too; the oldest make room first.
+                while !kept.isEmpty && reserved + next.reservedPositions + keptPositions > kvBudgetPositions {
+                    kept.removeFirst()
+                }
+                guard reserved + next.reservedPositions + keptPositions <= kvBudgetPositions else { break }
                 waiting.removeFirst()
                 active.append(next)
                 joined.append(next)
@@ -268,6 +273,8 @@ public final class BatchScheduler: @unchecked Sendable {
         reusedPromptTokens += best.length
         kept.append(kept.remove(at: best.index))  // most recently used last
     }
+
+    private var keptPositions: Int { kept.reduce(0) { $0 + $1.cache.count } }
 
     /// Keeps an ended sequence's cache for later prompts that start the same way.
     private func keep(_ sequence: ActiveSequence) {
