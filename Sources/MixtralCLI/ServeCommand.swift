@@ -50,9 +50,10 @@ struct ServeCommand: ParsableCommand {
             throw ValidationError("\(name) must be at least 1")
         }
         if maxWaiting < 0 { throw ValidationError("--max-waiting must be at least 0") }
-        if let kvCacheMib, kvCacheMib < 1 { throw ValidationError("--kv-cache-mib must be at least 1") }
+        if let kvCacheMib, !(1...(1 << 30)).contains(kvCacheMib) { throw ValidationError("--kv-cache-mib must be in 1...\(1 << 30)") }
         if prefixCache < 0 { throw ValidationError("--prefix-cache must be at least 0") }
-        if let ctx, ctx < 2 { throw ValidationError("--ctx must be at least 2") }
+        if let ctx, !(2...(1 << 24)).contains(ctx) { throw ValidationError("--ctx must be in 2...\(1 << 24)") }
+        if maxSequences > 4096 { throw ValidationError("--max-sequences must be at most 4096") }
         if !(0...65535).contains(port) { throw ValidationError("--port must be in 0...65535") }
         if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("--log-level: unknown level '\(logLevel)'") }
     }
