@@ -1,6 +1,19 @@
 #include "MixtralCKernels.h"
 #include <string.h>
 
+// Pairs [first_pair, k/2) of the panel layout one element at a time (any CPU; also the
+// tails of the AVX-512 path).
+static void pack_pairs_portable(const uint16_t *w, size_t stride, int rows, int first_pair, int k, uint16_t *panel) {
+    uint32_t *out = (uint32_t *)panel;
+    for (int kk = first_pair; kk < k / 2; kk++) {
+        for (int r = 0; r < MX_BF16_PANEL_ROWS; r++) {
+            uint32_t pair = 0;
+            if (r < rows) memcpy(&pair, w + (size_t)r * stride + 2 * kk, 4);
+            out[(size_t)kk * MX_BF16_PANEL_ROWS + r] = pair;
+        }
+    }
+}
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 
@@ -62,13 +75,7 @@ static void pack_panel_avx512(const uint16_t *w, size_t stride, int rows, int k,
         }
     }
     // The rest (partial panels, pairs beyond a multiple of 16) one value at a time.
-    for (int kk = kk0; kk < pairs; kk++) {
-        for (int r = 0; r < MX_BF16_PANEL_ROWS; r++) {
-            uint32_t pair = 0;
-            if (r < rows) memcpy(&pair, w + (size_t)r * stride + 2 * kk, 4);
-            out[(size_t)kk * MX_BF16_PANEL_ROWS + r] = pair;
-        }
-    }
+    pack_pairs_portable(w, stride, rows, kk0, k, panel);
 }
 
 __attribute__((target("avx512f,avx512bf16")))
@@ -93,22 +100,11 @@ static void tile_32x12(const uint16_t *panel, int k, const uint16_t *x, float ou
     }
 }
 
-static void pack_panel_portable(const uint16_t *w, size_t stride, int rows, int k, uint16_t *panel) {
-    uint32_t *out = (uint32_t *)panel;
-    for (int kk = 0; kk < k / 2; kk++) {
-        for (int r = 0; r < MX_BF16_PANEL_ROWS; r++) {
-            uint32_t pair = 0;
-            if (r < rows) memcpy(&pair, w + (size_t)r * stride + 2 * kk, 4);
-            out[(size_t)kk * MX_BF16_PANEL_ROWS + r] = pair;
-        }
-    }
-}
-
 void mx_bf16_pack_panel(const uint16_t *w, size_t w_row_stride, int rows, int k, uint16_t *panel) {
     static int has_avx512 = -1;
     if (has_avx512 < 0) { __builtin_cpu_init(); has_avx512 = __builtin_cpu_supports("avx512f"); }
     if (has_avx512) pack_panel_avx512(w, w_row_stride, rows, k, panel);
-    else pack_panel_portable(w, w_row_stride, rows, k, panel);
+    else pack_pairs_portable(w, w_row_stride, rows, 0, k, panel);
 }
 
 void mx_bf16_gemm_panel(const uint16_t *w, size_t w_row_stride, int rows, int k,
@@ -129,14 +125,7 @@ void mx_bf16_gemm_panel(const uint16_t *w, size_t w_row_stride, int rows, int k,
 int mx_cpu_has_avx512bf16(void) { return 0; }
 
 void mx_bf16_pack_panel(const uint16_t *w, size_t stride, int rows, int k, uint16_t *panel) {
-    uint32_t *out = (uint32_t *)panel;
-    for (int kk = 0; kk < k / 2; kk++) {
-        for (int r = 0; r < MX_BF16_PANEL_ROWS; r++) {
-            uint32_t pair = 0;
-            if (r < rows) memcpy(&pair, w + (size_t)r * stride + 2 * kk, 4);
-            out[(size_t)kk * MX_BF16_PANEL_ROWS + r] = pair;
-        }
-    }
+    pack_pairs_portable(w, stride, rows, 0, k, panel);
 }
 
 void mx_bf16_gemm_panel(const uint16_t *w, size_t w_row_stride, int rows, int k,

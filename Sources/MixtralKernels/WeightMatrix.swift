@@ -4,6 +4,9 @@ public enum WeightType: String, Sendable, CaseIterable {
     case f32 = "F32", f16 = "F16", bf16 = "BF16"
     case q8_0 = "Q8_0", q4_0 = "Q4_0", q4_1 = "Q4_1", q5_0 = "Q5_0", q5_1 = "Q5_1"
     case q4_K = "Q4_K", q5_K = "Q5_K", q6_K = "Q6_K"
+    /// bitsandbytes' NF4 (`load_in_4bit` with quant_type "nf4"): blocks of 64, an fp32
+    /// absmax, then 4-bit codes into the NF4 table. Not a GGML type: made at load only.
+    case nf4 = "NF4"
 
     /// Weights per block (1 for plain floating-point types).
     public var blockSize: Int {
@@ -11,6 +14,7 @@ public enum WeightType: String, Sendable, CaseIterable {
         case .f32, .f16, .bf16: return 1
         case .q8_0, .q4_0, .q4_1, .q5_0, .q5_1: return 32
         case .q4_K, .q5_K, .q6_K: return 256
+        case .nf4: return 64
         }
     }
 
@@ -27,6 +31,7 @@ public enum WeightType: String, Sendable, CaseIterable {
         case .q4_K: return 144
         case .q5_K: return 176
         case .q6_K: return 210
+        case .nf4: return 36
         }
     }
 

@@ -79,6 +79,12 @@ public struct LoadedTokenizer: Sendable {
     public let configuration: TokenizerConfiguration
     /// The file the tokenizer was read from.
     public let file: String
+
+    public init(tokenizer: any Tokenizer, configuration: TokenizerConfiguration, file: String) {
+        self.tokenizer = tokenizer
+        self.configuration = configuration
+        self.file = file
+    }
 }
 
 /// Finds and loads tokenizers.

@@ -71,13 +71,61 @@ import Testing
             bytes.withUnsafeBytes { w in
                 y.withUnsafeMutableBufferPointer { yp in
                     let matrix = WeightMatrix(type: .bf16, rows: rows, columns: columns, base: w.baseAddress!)
-                    linear(x, tokens: tokens, matrix, yp.baseAddress!, precision: .bfloat16, pool: pool)
+                    linear(x, tokens: tokens, matrix, yp.baseAddress!, precision: .fast, pool: pool)
                 }
             }
             let expected = Self.reference(roundedX, values, tokens: tokens, rows: rows, columns: columns)
             for i in y.indices {
                 #expect(abs(Double(y[i]) - expected.values[i]) <= 1e-5 * expected.scale[i] + 1e-30,
                         "tokens \(tokens) rows \(rows) columns \(columns) index \(i) (AVX512-BF16: \(cpuHasAVX512BF16))")
+            }
+        }
+    }
+
+    /// Q8_0/Q4_0 weights with 8-bit activations (`.fast`, AVX512-VNNI) against the same
+    /// arithmetic in double: activations quantised per block of 32 as llama.cpp does
+    /// (d = max|x| / 127, q = round(x / d)), dot products of the integer quants, scaled.
+    @Test(arguments: [WeightType.q8_0, .q4_0])
+    mutating func int8ActivationsMatchReference(_ type: WeightType) throws {
+        guard cpuHasAVX512VNNI else { return }  // the portable path is the fp32 one, tested above
+        let pool = ComputePool(threadCount: 2)
+        for (tokens, rows, columns) in [(3, 40, 64), (9, 16, 256), (17, 33, 96)] {
+            let values = (0..<(rows * columns)).map { _ in random.float() }
+            let rowBytes = type.byteCount(elements: columns)!
+            var bytes = [UInt8](repeating: 0, count: rows * rowBytes)
+            try values.withUnsafeBufferPointer { v in
+                try bytes.withUnsafeMutableBytes { b in
+                    for r in 0..<rows { try quantizeRow(type, v.baseAddress! + r * columns, b.baseAddress! + r * rowBytes, count: columns) }
+                }
+            }
+            var weights = [Float](repeating: 0, count: rows * columns)
+            bytes.withUnsafeBytes { b in weights.withUnsafeMutableBufferPointer { dequantizeRow(type, b.baseAddress!, $0.baseAddress!, count: rows * columns) } }
+            let x = (0..<(tokens * columns)).map { _ in random.float() * 3 }
+            // The activations' blocks as llama.cpp quantises them.
+            var xq = [Double](repeating: 0, count: x.count)
+            for block in 0..<(x.count / 32) {
+                let slice = x[(32 * block)..<(32 * block + 32)]
+                let d = (slice.map(abs).max() ?? 0) / 127
+                let inverse: Float = d != 0 ? 1 / d : 0
+                for (j, v) in slice.enumerated() { xq[32 * block + j] = Double((v * inverse).rounded(.toNearestOrEven)) * Double(d) }
+            }
+            var y = [Float](repeating: .nan, count: tokens * rows)
+            bytes.withUnsafeBytes { w in
+                y.withUnsafeMutableBufferPointer { yp in
+                    let matrix = WeightMatrix(type: type, rows: rows, columns: columns, base: w.baseAddress!)
+                    linear(x, tokens: tokens, matrix, yp.baseAddress!, precision: .fast, pool: pool)
+                }
+            }
+            for t in 0..<tokens {
+                for r in 0..<rows {
+                    var exact = 0.0, magnitude = 0.0
+                    for c in 0..<columns {
+                        let p = xq[t * columns + c] * Double(weights[r * columns + c])
+                        exact += p
+                        magnitude += abs(p)
+                    }
+                    #expect(abs(Double(y[t * rows + r]) - exact) <= 1e-5 * magnitude + 1e-30, "\(type) t \(t) r \(r)")
+                }
             }
         }
     }

@@ -103,14 +103,14 @@ def main():
         except subprocess.CalledProcessError as error:
             add("llama.cpp", dtype, {"error": error.stderr.strip().splitlines()[-1:]})
         model = hf.get(dtype, gguf[dtype])
-        precisions = ["fp32", "bf16"] if dtype == "bf16" else ["fp32"]
+        precisions = ["exact", "fast"] if dtype == "bf16" else ["exact"]
         for precision in precisions:
             try:
                 result, data = mixtral_bench(args.mixtral, model, args.p, args.n, args.r, args.threads, precision)
                 bound = bound or data
-                label = "swift-mixtral" + (" (bf16 activations)" if precision == "bf16" else "")
+                label = "swift-mixtral" + (" --precision fast" if precision == "fast" else "")
                 add(label, dtype, result)
-                if dtype == "bf16" and precision == "fp32":
+                if dtype == "bf16" and precision == "exact":
                     add(f"  bandwidth bound ({data['read_bandwidth_bytes_per_second'] / 1e9:.1f} GB/s)", dtype,
                         {tg: (data["tg_bound_tokens_per_second"], 0)})
             except subprocess.CalledProcessError as error:

@@ -1,4 +1,5 @@
 import Foundation
+import MixtralKernels
 
 /// Everything `mixtral` needs from a model path: the model, its tokenizer (when the folder
 /// has one) and its generation defaults.
@@ -12,16 +13,31 @@ public struct ModelBundle: Sendable {
 
     public var tokenizer: (any Tokenizer)? { loadedTokenizer?.tokenizer }
 
-    /// Loads a Hugging Face model folder (config.json, safetensors, tokenizer files).
-    public static func load(path: String, threads: Int? = nil) throws -> ModelBundle {
+    /// Loads a Hugging Face model folder (config.json, safetensors, tokenizer files) or a
+    /// GGUF file (weights, hyper-parameters and tokenizer in one file).
+    /// `quantize` converts the linear layers at load (see QuantizingWeightStore);
+    /// `progress(done, total)` follows it.
+    public static func load(path: String, threads: Int? = nil, quantize: WeightType? = nil,
+                            progress: @escaping (Int, Int) -> Void = { _, _ in }) throws -> ModelBundle {
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else {
             throw CheckpointError.fileNotFound(path)
         }
+        let pool = ComputePool(threadCount: threads ?? ComputePool.defaultThreadCount())
         guard isFolder.boolValue else {
-            throw CheckpointError.unreadable(file: path, reason: "expected a model folder with config.json and *.safetensors")
+            guard isGGUF(path) else {
+                throw CheckpointError.unreadable(file: path, reason: "expected a model folder (config.json, *.safetensors) or a GGUF file")
+            }
+            let gguf = try GGUFWeightStore(path: path)
+            let store: any WeightStore = try quantize.map { try QuantizingWeightStore(base: gguf, type: $0, pool: pool, progress: progress) } ?? gguf
+            let model = try LanguageModel(config: gguf.config, store: store, pool: pool)
+            var defaults = GenerationOptions()
+            defaults.eosTokenIDs = model.config.eosTokenIDs
+            return ModelBundle(path: path, model: model, loadedTokenizer: try gguf.file.loadTokenizer(), defaults: defaults)
         }
-        let model = try LanguageModel(folder: path, threads: threads)
+        let checkpoint = try SafeTensorsCheckpoint(folder: path)
+        let store: any WeightStore = try quantize.map { try QuantizingWeightStore(base: checkpoint, type: $0, pool: pool, progress: progress) } ?? checkpoint
+        let model = try LanguageModel(config: try ModelConfig.load(path: path + "/config.json"), store: store, pool: pool)
         let hasTokenizer = ["tokenizer.json", "tokenizer.model"].contains {
             FileManager.default.fileExists(atPath: path + "/" + $0)
         }
@@ -30,9 +46,17 @@ public struct ModelBundle: Sendable {
         return ModelBundle(path: path, model: model, loadedTokenizer: tokenizer, defaults: defaults)
     }
 
-    /// The tokenizer of a model folder or a single tokenizer file.
+    /// The tokenizer of a model folder, a single tokenizer file or a GGUF file.
     public static func loadTokenizer(path: String) throws -> LoadedTokenizer {
-        try TokenizerLoader.loadWithConfiguration(path: path)
+        if isGGUF(path) { return try GGUFFile(path: path).loadTokenizer() }
+        return try TokenizerLoader.loadWithConfiguration(path: path)
+    }
+
+    /// Whether `path` is a file starting with GGUF's magic.
+    static func isGGUF(_ path: String) -> Bool {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return false }
+        defer { try? handle.close() }
+        return (try? handle.read(upToCount: 4)) == Data("GGUF".utf8)
     }
 
     /// The chat formatting of the model: its chat template, else mistral-common's

@@ -25,8 +25,8 @@ public final class LanguageModel: @unchecked Sendable {
     public let config: ModelConfig
     public let weights: DecoderWeights
     public let pool: ComputePool
-    /// fp32 (exact, the default) or bf16 activations in prefill products with bf16 weights.
-    public var precision: ActivationPrecision = .float32
+    /// Exact fp32 activations (the default), or llama.cpp's faster arithmetic in prefill.
+    public var precision: ActivationPrecision = .exact
     /// Keeps the weight files mapped while the model lives.
     let store: any WeightStore
     let inverseFrequencies: [Float]

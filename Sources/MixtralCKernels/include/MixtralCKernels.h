@@ -26,6 +26,30 @@ void mx_bf16_gemm_panel(const uint16_t *w, size_t w_row_stride, int rows, int k,
 /// Register transposes with AVX-512 where available, else element by element.
 void mx_bf16_pack_panel(const uint16_t *w, size_t w_row_stride, int rows, int k, uint16_t *panel);
 
+/// 1 when the CPU executes AVX-512F (and this file was compiled for x86-64).
+int mx_cpu_has_avx512f(void);
+
+/// Dot products of one GGML block row (`blocks` blocks of 32 weights) with fp32 x, fp32
+/// accumulation: Q8_0 Σ d Σ q x; Q4_0 Σ d Σ (q - 8) x; Q4_1 Σ (d Σ q x + m Σ x).
+float mx_dot_q8_0(const void *row, const float *x, int blocks);
+float mx_dot_q4_0(const void *row, const float *x, int blocks);
+float mx_dot_q4_1(const void *row, const float *x, int blocks);
+
+/// 8-bit products for Q8_0/Q4_0 weights (llama.cpp's arithmetic): activations quantised
+/// per block of 32 to q = round(x / d), d = max|x| / 127, stored as q + 128.
+enum { MX_INT8_Q8_0 = 0, MX_INT8_Q4_0 = 1, MX_INT8_PANEL_ROWS = 16, MX_INT8_TOKEN_TILE = 8 };
+int mx_cpu_has_avx512vnni(void);
+/// Bytes of one 16-row panel for rows of k weights (k a multiple of 32).
+size_t mx_int8_panel_bytes(int k);
+/// Packs rows [0, rows) (rows <= 16; missing rows zero) of a Q8_0 or Q4_0 matrix.
+void mx_int8_pack_panel(const void *w, size_t row_bytes, int type, int rows, int k, void *panel);
+/// x [tokens][k] -> xu [tokens][k] (q + 128) and dx [tokens][k/32].
+void mx_int8_quantize_activations(const float *x, int tokens, int k, uint8_t *xu, float *dx);
+/// y[t][r] for r < rows, t < tokens; xu/dx padded to padded_tokens (a multiple of 8) with
+/// rows of 128 and scales of 0.
+void mx_int8_gemm_panel(const void *panel, int rows, int k, const uint8_t *xu, const float *dx,
+                        int tokens, int padded_tokens, float *y, size_t y_row_stride);
+
 /// glibc: serve allocations up to 256 MB from the heap and keep freed memory (no
 /// mmap/munmap and page zeroing for every large temporary buffer). No-op elsewhere.
 void mx_keep_freed_memory_for_reuse(void);

@@ -1,21 +1,3 @@
-/// Converts `count` weights of one row to fp32.
-/// (Plain floating-point types here; GGML block formats are added with the GGUF reader.)
-public func dequantizeRow(_ type: WeightType, _ src: UnsafeRawPointer, _ dst: UnsafeMutablePointer<Float>, count: Int) {
-    switch type {
-    case .f32:
-        dst.update(from: src.assumingMemoryBound(to: Float.self), count: count)
-    case .bf16:
-        let s = src.assumingMemoryBound(to: UInt16.self)
-        for i in 0..<count { dst[i] = bf16ToFloat(s[i]) }
-    case .f16:
-        let s = src.assumingMemoryBound(to: UInt16.self)
-        for i in 0..<count { dst[i] = f16ToFloat(s[i]) }
-    default:
-        // Block formats: not produced by any loader yet.
-        for i in 0..<count { dst[i] = .nan }
-    }
-}
-
 /// bf16 is the upper half of an fp32.
 @inline(__always) public func bf16ToFloat(_ bits: UInt16) -> Float {
     Float(bitPattern: UInt32(bits) << 16)

@@ -1,0 +1,427 @@
+import MixtralKernels
+
+/// Where one tensor lies in a GGUF file and what it holds.
+public struct GGUFTensorInfo: Sendable, Equatable {
+    public let name: String
+    /// Dimensions as GGUF lists them: innermost (contiguous) first. A matrix with
+    /// `rows` rows of `columns` elements is `[columns, rows]`.
+    public let dimensions: [Int]
+    public let type: GGUFTensorType
+    /// Offset of the data from the start of the data section (as stored in the file).
+    public let offset: UInt64
+    /// Offset of the data from the start of the file.
+    public let fileOffset: Int
+    /// Bytes of data.
+    public let byteCount: Int
+
+    /// Dimensions outermost first, as PyTorch and NumPy write shapes.
+    public var shape: [Int] { dimensions.reversed() }
+
+    /// Number of elements.
+    public var elementCount: Int { dimensions.reduce(1, *) }
+}
+
+/// A GGUF file (versions 2 and 3), memory-mapped: metadata is parsed when the file is
+/// opened, tensor data is read in place. Every count, length and offset in the file is
+/// checked before it is used, so a corrupt or truncated file gives a `GGUFError`.
+///
+/// Pointers handed out (`WeightMatrix.base`, `data(_:)`) point into the mapping: keep the
+/// `GGUFFile` alive while they are in use.
+public final class GGUFFile: @unchecked Sendable {
+    public let path: String
+    /// 2 or 3.
+    public let version: UInt32
+    public let metadata: [String: GGUFValue]
+    /// Metadata keys in file order.
+    public let metadataKeys: [String]
+    public let tensors: [String: GGUFTensorInfo]
+    /// Tensor names in file order.
+    public let tensorNames: [String]
+    /// `general.alignment`, or 32.
+    public let alignment: Int
+    /// Offset of the data section from the start of the file.
+    public let dataOffset: Int
+
+    private let mapping: GGUFMapping
+
+    public init(path: String) throws(GGUFError) {
+        let mapping = try GGUFMapping(path: path)
+        var parser = GGUFParser(bytes: mapping.bytes, path: path)
+        let header = try parser.parse()
+        self.path = path
+        self.mapping = mapping
+        self.version = header.version
+        self.metadata = header.metadata
+        self.metadataKeys = header.metadataKeys
+        self.tensors = header.tensors
+        self.tensorNames = header.tensorNames
+        self.alignment = header.alignment
+        self.dataOffset = header.dataOffset
+    }
+
+    /// Size of the file in bytes.
+    public var fileSize: Int { mapping.count }
+
+    // MARK: Tensors
+
+    public func contains(_ name: String) -> Bool { tensors[name] != nil }
+
+    public func tensorInfo(_ name: String) throws(GGUFError) -> GGUFTensorInfo {
+        guard let info = tensors[name] else { throw .tensorNotFound(path: path, tensor: name) }
+        return info
+    }
+
+    /// The raw bytes of a tensor, in place.
+    public func data(_ name: String) throws(GGUFError) -> UnsafeRawBufferPointer {
+        let info = try tensorInfo(name)
+        return UnsafeRawBufferPointer(rebasing: mapping.bytes[info.fileOffset ..< info.fileOffset + info.byteCount])
+    }
+
+    /// A non-empty tensor as a row-major matrix read in place: the innermost dimension is
+    /// the columns, all outer dimensions together are the rows (a 1-D tensor is one row; a
+    /// 3-D expert tensor [columns, rows, experts] gives experts*rows rows, expert e's
+    /// rows starting at row e*rows).
+    public func matrix(_ name: String) throws(GGUFError) -> WeightMatrix {
+        let info = try tensorInfo(name)
+        let weightType = try supportedType(info)
+        try nonEmpty(info)
+        let columns = info.dimensions.first ?? 1
+        let rows = info.dimensions.dropFirst().reduce(1, *)
+        return WeightMatrix(type: weightType, rows: rows, columns: columns, base: try base(info))
+    }
+
+    /// A non-empty 3-D tensor [columns, rows, count] (innermost first) as `count` matrices
+    /// of [rows, columns], e.g. the experts of `blk.N.ffn_up_exps.weight`.
+    public func matrices(_ name: String) throws(GGUFError) -> [WeightMatrix] {
+        let info = try tensorInfo(name)
+        let weightType = try supportedType(info)
+        guard info.dimensions.count == 3 else {
+            throw .unexpectedShape(path: path, tensor: name, dimensions: info.dimensions, expected: "3 dimensions")
+        }
+        try nonEmpty(info)
+        let columns = info.dimensions[0], rows = info.dimensions[1], count = info.dimensions[2]
+        let base = try base(info)
+        let stride = info.byteCount / count
+        return (0..<count).map { WeightMatrix(type: weightType, rows: rows, columns: columns, base: base + $0 * stride) }
+    }
+
+    /// A tensor of a supported type dequantised to Float, in GGUF (innermost-first) order.
+    public func floats(_ name: String) throws(GGUFError) -> [Float] {
+        let info = try tensorInfo(name)
+        let weightType = try supportedType(info)
+        let base = try base(info)
+        let count = info.elementCount
+        return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            if let out = buffer.baseAddress, count > 0 {
+                dequantizeRow(weightType, base, out, count: count)
+            }
+            initialized = count
+        }
+    }
+
+    private func supportedType(_ info: GGUFTensorInfo) throws(GGUFError) -> WeightType {
+        guard let weightType = info.type.weightType else {
+            throw .unsupportedTensorType(path: path, tensor: info.name, type: info.type.name)
+        }
+        return weightType
+    }
+
+    /// An empty tensor's other dimensions are not bounded by the file's size (a corrupt
+    /// [0, 2^40] tensor takes no bytes), so matrices are only made from non-empty tensors.
+    private func nonEmpty(_ info: GGUFTensorInfo) throws(GGUFError) {
+        guard info.elementCount > 0 else {
+            throw .unexpectedShape(path: path, tensor: info.name, dimensions: info.dimensions, expected: "a non-empty tensor")
+        }
+    }
+
+    private func base(_ info: GGUFTensorInfo) throws(GGUFError) -> UnsafeRawPointer {
+        // Only an empty file has no mapping, and it has no tensors; this guards anyway.
+        guard let start = mapping.base else {
+            throw .tensorDataOutOfBounds(path: path, tensor: info.name, offset: info.offset,
+                                         byteCount: info.byteCount, available: 0)
+        }
+        return start + info.fileOffset
+    }
+
+    // MARK: Metadata
+
+    public func value(_ key: String) throws(GGUFError) -> GGUFValue {
+        guard let value = metadata[key] else { throw .missingKey(path: path, key: key) }
+        return value
+    }
+
+    public func string(_ key: String) throws(GGUFError) -> String {
+        try typed(key, "STRING") { $0.stringValue }
+    }
+
+    /// Any integer type whose value fits in Int.
+    public func int(_ key: String) throws(GGUFError) -> Int {
+        try typed(key, "an integer") { $0.intValue }
+    }
+
+    /// A FLOAT32 or FLOAT64 value (or an integer) as Float.
+    public func float(_ key: String) throws(GGUFError) -> Float {
+        try typed(key, "a number") { $0.floatValue }
+    }
+
+    public func bool(_ key: String) throws(GGUFError) -> Bool {
+        try typed(key, "BOOL") { $0.boolValue }
+    }
+
+    public func stringArray(_ key: String) throws(GGUFError) -> [String] {
+        try typed(key, "ARRAY of STRING") { $0.stringArray }
+    }
+
+    public func intArray(_ key: String) throws(GGUFError) -> [Int] {
+        try typed(key, "ARRAY of integers") { $0.intArray }
+    }
+
+    public func floatArray(_ key: String) throws(GGUFError) -> [Float] {
+        try typed(key, "ARRAY of numbers") { $0.floatArray }
+    }
+
+    private func typed<T>(_ key: String, _ expected: String, _ convert: (GGUFValue) -> T?) throws(GGUFError) -> T {
+        let value = try value(key)
+        guard let result = convert(value) else {
+            throw .typeMismatch(path: path, key: key, expected: expected, found: value.typeName)
+        }
+        return result
+    }
+}
+
+// MARK: - Parsing
+
+/// Everything before the tensor data.
+struct GGUFHeader {
+    var version: UInt32
+    var metadata: [String: GGUFValue]
+    var metadataKeys: [String]
+    var tensors: [String: GGUFTensorInfo]
+    var tensorNames: [String]
+    var alignment: Int
+    var dataOffset: Int
+}
+
+/// Reads the GGUF header from a byte buffer. Layout (all little-endian):
+///
+///     magic "GGUF", u32 version, u64 tensor_count, u64 metadata_count,
+///     metadata_count x { string key, u32 value_type, value },
+///     tensor_count x { string name, u32 n_dims, u64 dims[n_dims], u32 ggml_type, u64 offset },
+///     padding to a multiple of the alignment, tensor data.
+///
+/// string = u64 byte length + UTF-8 bytes (no terminator); array value = u32 element
+/// type + u64 count + elements. Tensor offsets are relative to the data section and
+/// multiples of the alignment.
+struct GGUFParser {
+    static let defaultAlignment = 32
+    /// ggml tensors have at most 4 dimensions.
+    static let maxDimensions = 4
+    /// Deeper nesting of arrays than this is treated as corruption.
+    static let maxArrayDepth = 8
+
+    let bytes: UnsafeRawBufferPointer
+    let path: String
+    private var position = 0
+
+    init(bytes: UnsafeRawBufferPointer, path: String) {
+        self.bytes = bytes
+        self.path = path
+    }
+
+    mutating func parse() throws(GGUFError) -> GGUFHeader {
+        // Magic and version.
+        guard bytes.count >= 4 else {
+            throw bytes.elementsEqual("GGUF".utf8.prefix(bytes.count))
+                ? .truncated(path: path, what: "the header") : .badMagic(path: path)
+        }
+        guard bytes.prefix(4).elementsEqual("GGUF".utf8) else { throw .badMagic(path: path) }
+        position = 4
+        let version = try readUInt32("the header")
+        guard version == 2 || version == 3 else {
+            throw .unsupportedVersion(path: path, version: version)
+        }
+        let tensorCount = try readUInt64("the header")
+        let metadataCount = try readUInt64("the header")
+
+        // Metadata. Each entry takes at least 13 bytes (key length, type, 1-byte value),
+        // so a count that could not fit in the rest of the file is corrupt.
+        guard metadataCount <= UInt64(remaining / 13) else {
+            throw .truncated(path: path, what: "the metadata (\(metadataCount) entries declared)")
+        }
+        var metadata: [String: GGUFValue] = [:]
+        var metadataKeys: [String] = []
+        metadataKeys.reserveCapacity(Int(metadataCount))
+        for index in 0..<Int(metadataCount) {
+            let key = try readString("the key of metadata entry \(index)")
+            let context = "metadata '\(key)'"
+            let typeID = try readUInt32(context)
+            guard let type = GGUFValueType(rawValue: typeID) else {
+                throw .invalidMetadata(path: path, key: key, reason: "unknown value type id \(typeID)")
+            }
+            let value = try readValue(type, key: key, depth: 0)
+            guard metadata.updateValue(value, forKey: key) == nil else {
+                throw .duplicateKey(path: path, key: key)
+            }
+            metadataKeys.append(key)
+        }
+
+        let alignment = try Self.alignment(metadata, path: path)
+
+        // Tensor descriptions: at least 24 bytes each (name length, n_dims, type, offset).
+        guard tensorCount <= UInt64(remaining / 24) else {
+            throw .truncated(path: path, what: "the tensor descriptions (\(tensorCount) tensors declared)")
+        }
+        var infos: [(name: String, dimensions: [Int], type: GGUFTensorType, offset: UInt64, byteCount: Int)] = []
+        infos.reserveCapacity(Int(tensorCount))
+        var names = Set<String>()
+        for index in 0..<Int(tensorCount) {
+            let name = try readString("the name of tensor \(index)")
+            guard names.insert(name).inserted else { throw .duplicateTensor(path: path, tensor: name) }
+            let context = "the description of tensor '\(name)'"
+            let dimensionCount = try readUInt32(context)
+            guard dimensionCount <= Self.maxDimensions else {
+                throw .invalidTensorInfo(path: path, tensor: name,
+                                         reason: "\(dimensionCount) dimensions (at most \(Self.maxDimensions))")
+            }
+            var dimensions: [Int] = []
+            var elementCount = 1
+            for _ in 0..<Int(dimensionCount) {
+                let raw = try readUInt64(context)
+                guard let dimension = Int(exactly: raw), dimension >= 0 else {
+                    throw .invalidTensorInfo(path: path, tensor: name, reason: "dimension \(raw) is too large")
+                }
+                let (product, overflow) = elementCount.multipliedReportingOverflow(by: dimension)
+                guard !overflow else {
+                    throw .invalidTensorInfo(path: path, tensor: name, reason: "element count overflows")
+                }
+                dimensions.append(dimension)
+                elementCount = product
+            }
+            let typeID = try readUInt32(context)
+            guard let type = GGUFTensorType(id: typeID) else {
+                throw .unknownTensorType(path: path, tensor: name, typeID: typeID)
+            }
+            let rowLength = dimensions.first ?? 1
+            guard rowLength % type.blockSize == 0 else {
+                throw .invalidTensorInfo(path: path, tensor: name,
+                                         reason: "rows of \(rowLength) elements are not whole \(type.name) blocks of \(type.blockSize)")
+            }
+            let (byteCount, overflow) = (elementCount / type.blockSize).multipliedReportingOverflow(by: type.blockBytes)
+            guard !overflow else {
+                throw .invalidTensorInfo(path: path, tensor: name, reason: "byte size overflows")
+            }
+            let offset = try readUInt64(context)
+            guard offset % UInt64(alignment) == 0 else {
+                throw .misalignedTensor(path: path, tensor: name, offset: offset, alignment: alignment)
+            }
+            infos.append((name, dimensions, type, offset, byteCount))
+        }
+
+        // The data section starts at the next multiple of the alignment (if there are tensors).
+        var dataOffset = position
+        if tensorCount > 0 {
+            let padding = (alignment - position % alignment) % alignment
+            guard padding <= remaining else {
+                throw .truncated(path: path, what: "the padding before the tensor data")
+            }
+            dataOffset += padding
+        }
+        let dataSize = bytes.count - dataOffset
+
+        var tensors: [String: GGUFTensorInfo] = [:]
+        for info in infos {
+            guard info.offset <= UInt64(dataSize), info.byteCount <= dataSize - Int(info.offset) else {
+                throw .tensorDataOutOfBounds(path: path, tensor: info.name, offset: info.offset,
+                                             byteCount: info.byteCount, available: dataSize)
+            }
+            tensors[info.name] = GGUFTensorInfo(
+                name: info.name, dimensions: info.dimensions, type: info.type, offset: info.offset,
+                fileOffset: dataOffset + Int(info.offset), byteCount: info.byteCount)
+        }
+
+        return GGUFHeader(version: version, metadata: metadata, metadataKeys: metadataKeys, tensors: tensors,
+                          tensorNames: infos.map(\.name), alignment: alignment, dataOffset: dataOffset)
+    }
+
+    /// `general.alignment`: a UINT32 power of two; 32 when absent.
+    private static func alignment(_ metadata: [String: GGUFValue], path: String) throws(GGUFError) -> Int {
+        let key = "general.alignment"
+        guard let value = metadata[key] else { return defaultAlignment }
+        guard case let .uint32(alignment) = value else {
+            throw .invalidMetadata(path: path, key: key, reason: "must be UINT32, found \(value.typeName)")
+        }
+        guard alignment > 0, alignment & (alignment - 1) == 0 else {
+            throw .invalidMetadata(path: path, key: key, reason: "\(alignment) is not a power of 2")
+        }
+        return Int(alignment)
+    }
+
+    // MARK: Values
+
+    private var remaining: Int { bytes.count - position }
+
+    private mutating func readValue(_ type: GGUFValueType, key: String, depth: Int) throws(GGUFError) -> GGUFValue {
+        let context = "metadata '\(key)'"
+        switch type {
+        case .uint8: return .uint8(try readInteger(UInt8.self, context))
+        case .int8: return .int8(Int8(bitPattern: try readInteger(UInt8.self, context)))
+        case .uint16: return .uint16(try readInteger(UInt16.self, context))
+        case .int16: return .int16(Int16(bitPattern: try readInteger(UInt16.self, context)))
+        case .uint32: return .uint32(try readUInt32(context))
+        case .int32: return .int32(Int32(bitPattern: try readUInt32(context)))
+        case .uint64: return .uint64(try readUInt64(context))
+        case .int64: return .int64(Int64(bitPattern: try readUInt64(context)))
+        case .float32: return .float32(Float(bitPattern: try readUInt32(context)))
+        case .float64: return .float64(Double(bitPattern: try readUInt64(context)))
+        case .bool:
+            // Any non-zero byte is true, as the gguf package reads it.
+            return .bool(try readInteger(UInt8.self, context) != 0)
+        case .string: return .string(try readString(context))
+        case .array:
+            guard depth < Self.maxArrayDepth else {
+                throw .invalidMetadata(path: path, key: key, reason: "arrays nested more than \(Self.maxArrayDepth) deep")
+            }
+            let elementTypeID = try readUInt32(context)
+            guard let elementType = GGUFValueType(rawValue: elementTypeID) else {
+                throw .invalidMetadata(path: path, key: key, reason: "unknown array element type id \(elementTypeID)")
+            }
+            let count = try readUInt64(context)
+            // Never reserve more elements than the rest of the file could hold.
+            guard count <= UInt64(remaining / elementType.minimumByteCount) else {
+                throw .truncated(path: path, what: "\(context) (array of \(count) \(elementType) declared)")
+            }
+            var values: [GGUFValue] = []
+            values.reserveCapacity(Int(count))
+            for _ in 0..<Int(count) {
+                values.append(try readValue(elementType, key: key, depth: depth + 1))
+            }
+            return .array(elementType: elementType, values: values)
+        }
+    }
+
+    private mutating func readString(_ context: String) throws(GGUFError) -> String {
+        let length = try readUInt64(context)
+        guard length <= UInt64(remaining) else {
+            throw .truncated(path: path, what: "\(context) (string of \(length) bytes declared)")
+        }
+        let start = position
+        position += Int(length)
+        return String(decoding: bytes[start ..< position], as: UTF8.self)
+    }
+
+    private mutating func readUInt32(_ context: String) throws(GGUFError) -> UInt32 {
+        try readInteger(UInt32.self, context)
+    }
+
+    private mutating func readUInt64(_ context: String) throws(GGUFError) -> UInt64 {
+        try readInteger(UInt64.self, context)
+    }
+
+    private mutating func readInteger<T: FixedWidthInteger>(_: T.Type, _ context: String) throws(GGUFError) -> T {
+        let size = MemoryLayout<T>.size
+        guard size <= remaining else { throw .truncated(path: path, what: context) }
+        let value = bytes.loadUnaligned(fromByteOffset: position, as: T.self)
+        position += size
+        return T(littleEndian: value)
+    }
+}

@@ -1,0 +1,141 @@
+#include "MixtralCKernels.h"
+#include <math.h>
+#include <string.h>
+
+// Multi-token products of Q8_0 / Q4_0 weights with activations quantised to 8 bits per
+// block of 32 (llama.cpp's arithmetic for quantised weights), on AVX512-VNNI's vpdpbusd.
+// vpdpbusd multiplies unsigned by signed bytes, so activations are stored as q + 128 and
+// the block result is corrected by 128 * (sum of the block's weights):
+//   sum_k (q_k + 128) w_k - 128 sum_k w_k = sum_k q_k w_k.
+
+enum { GROUPS = 8 };  // groups of 4 consecutive k in a block of 32
+
+// Panel layout, per block of 32 k: [8 groups][16 rows][4 bytes] of signed weights, then 16
+// float scales, then 16 int32 corrections (128 * sum of the row's weights in the block).
+static size_t panel_block_bytes(void) { return GROUPS * 16 * 4 + 16 * 4 + 16 * 4; }
+
+size_t mx_int8_panel_bytes(int k) { return (size_t)(k / 32) * panel_block_bytes(); }
+
+static float half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exponent = (h >> 10) & 0x1F, mantissa = h & 0x3FF;
+    uint32_t bits;
+    if (exponent == 0x1F) bits = sign | 0x7F800000 | (mantissa << 13);
+    else if (exponent == 0) {
+        float value = (float)mantissa * 0x1p-24f;
+        return sign ? -value : value;
+    } else bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+void mx_int8_pack_panel(const void *w, size_t row_bytes, int type, int rows, int k, void *panel) {
+    const int blocks = k / 32;
+    const int block_bytes = type == MX_INT8_Q8_0 ? 34 : 18;
+    uint8_t *out = (uint8_t *)panel;
+    for (int b = 0; b < blocks; b++) {
+        int8_t *quants = (int8_t *)out;
+        float *scales = (float *)(out + GROUPS * 64);
+        int32_t *corrections = (int32_t *)(out + GROUPS * 64 + 64);
+        for (int r = 0; r < 16; r++) {
+            int8_t q[32] = {0};
+            float d = 0;
+            if (r < rows) {
+                const uint8_t *block = (const uint8_t *)w + (size_t)r * row_bytes + (size_t)b * block_bytes;
+                uint16_t bits;
+                memcpy(&bits, block, 2);
+                d = half_to_float(bits);
+                if (type == MX_INT8_Q8_0) {
+                    memcpy(q, block + 2, 32);
+                } else {
+                    for (int j = 0; j < 16; j++) {
+                        q[j] = (int8_t)((block[2 + j] & 0x0F) - 8);
+                        q[j + 16] = (int8_t)((block[2 + j] >> 4) - 8);
+                    }
+                }
+            }
+            int32_t sum = 0;
+            for (int j = 0; j < 32; j++) sum += q[j];
+            for (int g = 0; g < GROUPS; g++) memcpy(quants + (g * 16 + r) * 4, q + 4 * g, 4);
+            scales[r] = d;
+            corrections[r] = 128 * sum;
+        }
+        out += panel_block_bytes();
+    }
+}
+
+void mx_int8_quantize_activations(const float *x, int tokens, int k, uint8_t *xu, float *dx) {
+    for (int t = 0; t < tokens; t++) {
+        for (int b = 0; b < k / 32; b++) {
+            const float *v = x + (size_t)t * k + 32 * b;
+            float amax = 0;
+            for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(v[j]));
+            const float d = amax / 127.0f;
+            const float inverse = d != 0 ? 1.0f / d : 0.0f;
+            dx[(size_t)t * (k / 32) + b] = d;
+            for (int j = 0; j < 32; j++) {
+                xu[(size_t)t * k + 32 * b + j] = (uint8_t)((int)nearbyintf(v[j] * inverse) + 128);
+            }
+        }
+    }
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+int mx_cpu_has_avx512vnni(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512f");
+}
+
+// 16 rows x 8 tokens: integer accumulators per block (scales differ per block), then
+// scaled into float accumulators.
+__attribute__((target("avx512f,avx512vnni")))
+static void tile_16x8(const uint8_t *panel, int k, const uint8_t *xu, const float *dx, float out[8][16]) {
+    const int blocks = k / 32;
+    __m512 acc[8];
+    for (int t = 0; t < 8; t++) acc[t] = _mm512_setzero_ps();
+    for (int b = 0; b < blocks; b++) {
+        const uint8_t *block = panel + (size_t)b * (GROUPS * 64 + 128);
+        const __m512 scales = _mm512_loadu_ps(block + GROUPS * 64);
+        const __m512i corrections = _mm512_loadu_si512(block + GROUPS * 64 + 64);
+        __m512i iacc[8];
+        for (int t = 0; t < 8; t++) iacc[t] = _mm512_sub_epi32(_mm512_setzero_si512(), corrections);
+        for (int g = 0; g < GROUPS; g++) {
+            const __m512i weights = _mm512_loadu_si512(block + g * 64);
+#pragma GCC unroll 8
+            for (int t = 0; t < 8; t++) {
+                int32_t four;
+                memcpy(&four, xu + (size_t)t * k + 32 * b + 4 * g, 4);
+                iacc[t] = _mm512_dpbusd_epi32(iacc[t], _mm512_set1_epi32(four), weights);
+            }
+        }
+        for (int t = 0; t < 8; t++) {
+            const __m512 scale = _mm512_mul_ps(scales, _mm512_set1_ps(dx[(size_t)t * blocks + b]));
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(iacc[t]), scale, acc[t]);
+        }
+    }
+    for (int t = 0; t < 8; t++) _mm512_storeu_ps(out[t], acc[t]);
+}
+
+void mx_int8_gemm_panel(const void *panel, int rows, int k, const uint8_t *xu, const float *dx,
+                        int tokens, int padded_tokens, float *y, size_t y_row_stride) {
+    float out[8][16];
+    for (int t0 = 0; t0 < padded_tokens; t0 += 8) {
+        tile_16x8((const uint8_t *)panel, k, xu + (size_t)t0 * k, dx + (size_t)t0 * (k / 32), out);
+        for (int t = 0; t < 8 && t0 + t < tokens; t++) {
+            memcpy(y + (size_t)(t0 + t) * y_row_stride, out[t], (size_t)rows * sizeof(float));
+        }
+    }
+}
+
+#else
+
+int mx_cpu_has_avx512vnni(void) { return 0; }
+
+void mx_int8_gemm_panel(const void *panel, int rows, int k, const uint8_t *xu, const float *dx,
+                        int tokens, int padded_tokens, float *y, size_t y_row_stride) {
+    (void)panel; (void)rows; (void)k; (void)xu; (void)dx; (void)tokens; (void)padded_tokens; (void)y; (void)y_row_stride;
+}
+
+#endif

@@ -1,0 +1,30 @@
+import Foundation
+import Testing
+@testable import Mixtral
+
+@Suite struct ConvertTests {
+    /// The mixtral-gqa fixture written in Mistral's original layout by
+    /// scripts/convert/make_consolidated_fixture.py converts back to an HF folder whose
+    /// logits equal those of the original checkpoint.
+    @Test func consolidatedLayoutConvertsToTheOriginalCheckpoint() throws {
+        let output = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        try MistralConsolidatedConverter.convert(from: Fixtures.root + "/consolidated/mixtral-gqa", to: output + "/hf")
+        let converted = try LanguageModel(folder: output + "/hf", threads: 2)
+        let original = try LanguageModel(folder: Fixtures.parity("mixtral-gqa"), threads: 2)
+        #expect(converted.config.headDim == original.config.headDim && converted.config.numExperts == 4)
+        let prompt = try Fixtures.reference("mixtral-gqa").prompt_ids
+        let a = try converted.forward(prompt, cache: converted.makeCache(), allLogits: true)
+        let b = try original.forward(prompt, cache: original.makeCache(), allLogits: true)
+        #expect(a == b)
+        let expected = try NPY.read(path: Fixtures.parity("mixtral-gqa") + "/logits.npy").values
+        let scale = expected.map(abs).max() ?? 0
+        #expect(zip(a, expected).map { abs($0 - $1) }.max() ?? .infinity <= 1e-4 * scale)
+    }
+
+    @Test func refusesToOverwriteAModel() throws {
+        #expect(throws: CheckpointError.self) {
+            try MistralConsolidatedConverter.convert(from: Fixtures.root + "/consolidated/mixtral-gqa", to: Fixtures.parity("mixtral-gqa"))
+        }
+    }
+}

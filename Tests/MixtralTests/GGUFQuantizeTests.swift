@@ -1,0 +1,209 @@
+import Foundation
+import Testing
+@testable import Mixtral
+import MixtralKernels
+
+@Suite("Quantisation and quantised matrix-vector products")
+struct GGUFQuantizeTests {
+    /// quantize.gguf holds F32 rows and their encodings by gguf.quants.quantize.
+    @Test(arguments: [WeightType.q8_0, .q4_0])
+    func quantizeRowMatchesTheReferenceBytes(_ type: WeightType) throws {
+        let file = try GGUFFixtures.open("quantize.gguf")
+        let input = try file.floats("input")
+        let reference = try file.data("input." + type.rawValue.lowercased())
+        let info = try file.tensorInfo("input")
+        let columns = info.dimensions[0], rows = info.dimensions[1]
+        #expect(reference.count == rows * (type.byteCount(elements: columns) ?? -1))
+
+        var output = [UInt8](repeating: 0xAA, count: reference.count)
+        let rowBytes = try #require(type.byteCount(elements: columns))
+        try input.withUnsafeBufferPointer { src in
+            try output.withUnsafeMutableBytes { dst in
+                for r in 0..<rows {
+                    try quantizeRow(type, src.baseAddress! + r * columns, dst.baseAddress! + r * rowBytes, count: columns)
+                }
+            }
+        }
+        for r in 0..<rows {
+            let range = r * rowBytes ..< (r + 1) * rowBytes
+            if !output[range].elementsEqual(reference[range]) {
+                let i = zip(output[range], reference[range]).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? 0
+                Issue.record("\(type) row \(r): first differing byte \(i) of the row")
+            }
+        }
+    }
+
+    /// Half and bfloat16 encodings give back every non-NaN pattern from its numpy value.
+    @Test(arguments: ["f16", "bf16"])
+    func halfEncodingsRoundTrip(_ name: String) throws {
+        let file = try GGUFFixtures.open("halves.gguf")
+        let values = try file.floats(name + ".expected")
+        let original = try file.data(name)
+        for (i, value) in values.enumerated() where !value.isNaN {
+            let bits = name == "f16" ? halfBits(value) : bfloat16Bits(value)
+            let expected = UInt16(original[2 * i]) | UInt16(original[2 * i + 1]) << 8
+            if bits != expected {
+                Issue.record("\(name) 0x\(String(expected, radix: 16)) encoded as 0x\(String(bits, radix: 16))")
+                return
+            }
+        }
+        // NaNs stay NaN.
+        #expect(Float(Float16(bitPattern: halfBits(.nan))).isNaN)
+        #expect(floatFromBFloat16Bits(bfloat16Bits(Float(bitPattern: 0x7F80_0001))).isNaN)
+    }
+
+    @Test func unsupportedQuantisationIsATypedError() throws {
+        let x = [Float](repeating: 1, count: 256)
+        var out = [UInt8](repeating: 0, count: 1024)
+        x.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBytes { dst in
+                #expect(throws: QuantizationError.unsupportedType(.q5_1)) {
+                    try quantizeRow(.q5_1, src.baseAddress!, dst.baseAddress!, count: 256)
+                }
+                #expect(throws: QuantizationError.partialBlock(type: .q8_0, count: 48)) {
+                    try quantizeRow(.q8_0, src.baseAddress!, dst.baseAddress!, count: 48)
+                }
+            }
+        }
+    }
+
+    /// Non-finite inputs must not trap.
+    @Test func nonFiniteInputsDoNotTrap() throws {
+        var x = [Float](repeating: 0.5, count: 32)
+        x[3] = .nan
+        x[7] = .infinity
+        x[9] = -.infinity
+        var out = [UInt8](repeating: 0, count: 128)
+        for type in [WeightType.q8_0, .q4_0, .f16, .bf16] {
+            try x.withUnsafeBufferPointer { src in
+                try out.withUnsafeMutableBytes { dst in
+                    try quantizeRow(type, src.baseAddress!, dst.baseAddress!, count: 32)
+                }
+            }
+        }
+    }
+
+    /// matvec (straight from the blocks) against dequantize-then-dot in Double, on every
+    /// tensor of the llama-quantize fixture.
+    @Test func matvecAgreesWithDequantizeThenDot() throws {
+        let file = try GGUFFixtures.open("tiny-mixtral-mixed.gguf")
+        let expected = try GGUFFixtures.open("tiny-mixtral-mixed.expected.gguf")
+        var generator = SplitMix64(seed: 7)
+        var checkedTypes = Set<WeightType>()
+        for name in file.tensorNames {
+            let w = try file.matrix(name)
+            let weights = try expected.floats(name)
+            let x = (0..<w.columns).map { _ in Float(Int64(generator.next() % 2001) - 1000) / 1000 }
+            var y = [Float](repeating: .nan, count: w.rows)
+            x.withUnsafeBufferPointer { xp in
+                y.withUnsafeMutableBufferPointer { yp in matvec(w, xp.baseAddress!, yp.baseAddress!) }
+            }
+            var ySplit = [Float](repeating: .nan, count: w.rows)
+            x.withUnsafeBufferPointer { xp in
+                ySplit.withUnsafeMutableBufferPointer { yp in
+                    let half = w.rows / 2
+                    matvec(w, xp.baseAddress!, yp.baseAddress!, rows: half..<w.rows)
+                    matvec(w, xp.baseAddress!, yp.baseAddress!, rows: 0..<half)
+                }
+            }
+            #expect(ySplit == y, "\(name): row ranges")
+            for r in 0..<w.rows {
+                var exact = 0.0, magnitude = 0.0
+                for c in 0..<w.columns {
+                    let p = Double(weights[r * w.columns + c]) * Double(x[c])
+                    exact += p
+                    magnitude += abs(p)
+                }
+                let error = abs(Double(y[r]) - exact)
+                if !(error <= 1e-5 * magnitude + 1e-30) {
+                    Issue.record("\(name) (\(w.type)) row \(r): \(y[r]) vs \(exact) (sum |w x| = \(magnitude))")
+                    break
+                }
+            }
+            checkedTypes.insert(w.type)
+        }
+        #expect(checkedTypes.isSuperset(of: [.q8_0, .q4_0, .q4_1]))
+    }
+
+    /// The 8-bit-activation path: the activations are exactly quantizeRow's Q8_0 blocks,
+    /// and each row equals Σ dequantised weight x dequantised activation (in Double) up to
+    /// fp32 rounding.
+    @Test func q8ActivationMatvecIsExactOnQuantisedActivations() throws {
+        let file = try GGUFFixtures.open("tiny-mixtral-mixed.gguf")
+        let expected = try GGUFFixtures.open("tiny-mixtral-mixed.expected.gguf")
+        var generator = SplitMix64(seed: 11)
+        var checked = Set<WeightType>()
+        for name in file.tensorNames {
+            let w = try file.matrix(name)
+            guard [.q8_0, .q4_0, .q4_1].contains(w.type) else { continue }
+            let weights = try expected.floats(name)
+            let x = (0..<w.columns).map { _ in Float(Int64(generator.next() % 2001) - 1000) / 700 }
+            var activations = Q8Activations()
+            x.withUnsafeBufferPointer { activations.quantize($0.baseAddress!, count: w.columns) }
+
+            // Activations = quantizeRow(.q8_0), dequantised exactly.
+            var blocks = [UInt8](repeating: 0, count: w.columns / 32 * 34)
+            try x.withUnsafeBufferPointer { xp in
+                try blocks.withUnsafeMutableBytes { try quantizeRow(.q8_0, xp.baseAddress!, $0.baseAddress!, count: w.columns) }
+            }
+            #expect(activations.blocks == blocks)
+            var xq = [Float](repeating: 0, count: w.columns)
+            blocks.withUnsafeBytes { raw in
+                xq.withUnsafeMutableBufferPointer { dequantizeRow(.q8_0, raw.baseAddress!, $0.baseAddress!, count: w.columns) }
+            }
+
+            var y = [Float](repeating: .nan, count: w.rows)
+            y.withUnsafeMutableBufferPointer { matvec(w, activations, $0.baseAddress!, rows: 0..<w.rows) }
+            for r in 0..<w.rows {
+                var exact = 0.0, magnitude = 0.0
+                for c in 0..<w.columns {
+                    let p = Double(weights[r * w.columns + c]) * Double(xq[c])
+                    exact += p
+                    magnitude += abs(p)
+                }
+                if !(abs(Double(y[r]) - exact) <= 1e-5 * magnitude + 1e-30) {
+                    Issue.record("\(name) (\(w.type)) row \(r): \(y[r]) vs \(exact)")
+                    break
+                }
+            }
+            checked.insert(w.type)
+        }
+        #expect(checked == [.q8_0, .q4_0, .q4_1])
+        // A length that does not match gives NaN rather than reading out of bounds.
+        var short = Q8Activations()
+        let x = [Float](repeating: 1, count: 32)
+        x.withUnsafeBufferPointer { short.quantize($0.baseAddress!, count: 32) }
+        let w = try file.matrix("blk.0.attn_q.weight")
+        var y = [Float](repeating: 0, count: w.rows)
+        y.withUnsafeMutableBufferPointer { matvec(w, short, $0.baseAddress!, rows: 0..<w.rows) }
+        #expect(y.allSatisfy { $0.isNaN })
+    }
+
+    /// Q4_K, Q5_K and Q6_K as llama-quantize writes them (no importance matrix): the K-quant
+    /// tensors' F32 inputs (kquant-sources.gguf) against llama-quantize's bytes
+    /// (tiny-mixtral-mixed.gguf).
+    @Test(arguments: [(WeightType.q4_K, 96), (.q5_K, 128), (.q6_K, 128)])
+    func kQuantsMatchLlamaQuantize(_ type: WeightType, _ blockCount: Int) throws {
+        let sources = try GGUFFixtures.open("kquant-sources.gguf")
+        let quantized = try GGUFFixtures.open("tiny-mixtral-mixed.gguf")
+        var checked = 0
+        for name in sources.tensorNames where try quantized.tensorInfo(name).type.weightType == type {
+            let input = try sources.floats(name)
+            let reference = try quantized.data(name)
+            var output = [UInt8](repeating: 0, count: reference.count)
+            try input.withUnsafeBufferPointer { src in
+                try output.withUnsafeMutableBytes { dst in
+                    try quantizeRow(type, src.baseAddress!, dst.baseAddress!, count: input.count)
+                }
+            }
+            let size = type.blockBytes
+            var differing = 0
+            for b in 0 ..< reference.count / size where !output[size * b ..< size * (b + 1)].elementsEqual(reference[size * b ..< size * (b + 1)]) {
+                differing += 1
+            }
+            #expect(differing == 0, "\(name): \(differing) of \(reference.count / size) blocks differ")
+            checked += reference.count / size
+        }
+        #expect(checked == blockCount)
+    }
+}
