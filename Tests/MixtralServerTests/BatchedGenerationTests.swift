@@ -64,6 +64,26 @@ enum SharedFixtures {
         }
     }
 
+    @Test func batchedDecodeKeepsFP32ActivationsUnderFastPrecision() throws {
+        let model = try LanguageModel(folder: SharedFixtures.parity("mixtral-bf16"), threads: 2)
+        model.precision = .fast
+        let prompts = Self.prompts(try SharedFixtures.promptIDs("mixtral-bf16"))
+        let caches = prompts.map { _ in model.makeCache() }
+        let singles = prompts.map { _ in model.makeCache() }
+        for (prompt, (cache, single)) in zip(prompts, zip(caches, singles)) {
+            // The same prompt pass (fast) into both caches, then compare one decode step.
+            _ = try model.forward(prompt, cache: cache)
+            _ = try model.forward(prompt, cache: single)
+        }
+        let batched = try model.forward(batch: caches.map { BatchEntry(tokens: [5], cache: $0) })
+        for (index, single) in singles.enumerated() {
+            let expected = try model.forward([5], cache: single)
+            let (worst, scale) = Self.closeness(try #require(batched[index]), expected)
+            #expect(worst <= 1e-5 * scale, "sequence \(index): \(worst) of \(scale)")
+        }
+        #expect(model.precision == .fast)
+    }
+
     @Test func promptChunksJoinDecodingSequences() throws {
         let model = try LanguageModel(folder: SharedFixtures.parity("mixtral-gqa"), threads: 2)
         let prompt = try SharedFixtures.promptIDs("mixtral-gqa")

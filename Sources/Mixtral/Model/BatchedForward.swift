@@ -40,6 +40,11 @@ extension LanguageModel {
             // Two entries writing one cache would overwrite each other's positions.
             precondition(!batch[..<index].contains { $0.cache === entry.cache }, "a cache appears twice in one batch")
         }
+        // One-token rows (decode steps) keep fp32 activations under every precision, as
+        // one-token `forward` calls do; a step that has any runs exact throughout.
+        let chosenPrecision = precision
+        if batch.contains(where: { $0.tokens.count == 1 }) { precision = .exact }
+        defer { precision = chosenPrecision }
         let c = config
         let h = c.hiddenSize
         // Row layout: entry i owns rows spans[i].
