@@ -32,9 +32,40 @@ public struct AttentionShape: Sendable {
     }
 }
 
+/// How keys are stored for attention: in blocks of 16 positions, each kv head's block
+/// transposed to [headDim][16]. Sixteen scores then come from one broadcast-FMA per head
+/// dimension, with no horizontal sums and no transposing at attention time.
+public enum KeyLayout {
+    public static let block = 16
+
+    /// Floats for `positions` positions (rounded up to whole blocks).
+    public static func count(positions: Int, kvHeads: Int, headDim: Int) -> Int {
+        (positions + block - 1) / block * block * kvHeads * headDim
+    }
+
+    /// Index of element `i` of kv head `kvHead`'s key at `position`.
+    @inline(__always)
+    public static func index(position: Int, kvHead: Int, element i: Int, kvHeads: Int, headDim: Int) -> Int {
+        ((position / block * kvHeads + kvHead) * headDim + i) * block + position % block
+    }
+
+    /// Stores `count` rows of keys [count, kvHeads*headDim] at positions first ..< first+count.
+    public static func store(_ rows: UnsafePointer<Float>, count: Int, first: Int, kvHeads: Int, headDim: Int,
+                             into keys: UnsafeMutablePointer<Float>) {
+        for t in 0..<count {
+            for g in 0..<kvHeads {
+                let row = rows + t * kvHeads * headDim + g * headDim
+                for i in 0..<headDim {
+                    keys[index(position: first + t, kvHead: g, element: i, kvHeads: kvHeads, headDim: headDim)] = row[i]
+                }
+            }
+        }
+    }
+}
+
 /// Causal attention for `tokens` queries at positions firstPosition ..< firstPosition+tokens.
-/// q: [tokens, heads*headDim]; keys/values: [positions, kvHeads*headDim] with the new
-/// tokens already appended; out: [tokens, heads*headDim]. Query head h reads kv head
+/// q: [tokens, heads*headDim]; keys in `KeyLayout`, values [positions, kvHeads*headDim],
+/// with the new tokens already stored; out: [tokens, heads*headDim]. Query head h reads kv head
 /// h / (heads/kvHeads). Scores are scaled by headDim^-0.5 and soft-maxed in fp32.
 ///
 /// FlashAttention-style: keys are visited in tiles of 64 with an online softmax (running
@@ -72,13 +103,13 @@ private func attentionBlock(_ q: UnsafePointer<Float>, firstToken: Int, tokens: 
     let lastPosition = firstQueryPosition + tokens - 1
     func lowestKey(_ position: Int) -> Int { shape.slidingWindow.map { max(0, position - $0 + 1) } ?? 0 }
 
-    // Scratch: scaled queries [rows][d], outputs [rows][d], scores [rows][tile],
-    // keys of a tile transposed [d][tile], running max and sum per row.
-    let scratchCount = 2 * rows * d + rows * tile + d * tile + 2 * rows
+    // Scratch: scaled queries [rows][d], outputs [rows][d], scores [rows][tile], running
+    // max and sum per row.
+    let scratchCount = 2 * rows * d + rows * tile + 2 * rows
     let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
     defer { scratch.deallocate() }
     let queries = scratch, outputs = scratch + rows * d, scores = outputs + rows * d
-    let transposed = scores + rows * tile, runningMax = transposed + d * tile, runningSum = runningMax + rows
+    let runningMax = scores + rows * tile, runningSum = runningMax + rows
     for t in 0..<tokens {
         for g in 0..<group {
             let source = q + (firstToken + t) * qStride + (kvHead * group + g) * d
@@ -90,24 +121,15 @@ private func attentionBlock(_ q: UnsafePointer<Float>, firstToken: Int, tokens: 
     runningMax.initialize(repeating: -.infinity, count: rows)
     runningSum.initialize(repeating: 0, count: rows)
 
-    var start = lowestKey(firstQueryPosition)
+    // Tiles of 64 keys aligned to key blocks; keys before the window are masked.
+    var start = lowestKey(firstQueryPosition) / KeyLayout.block * KeyLayout.block
     while start <= lastPosition {
         let count = min(tile, lastPosition + 1 - start)
-        // Scores: many rows share a transposed key tile (no horizontal sums); a single
-        // token (decode) takes plain dot products instead of paying for the transpose.
-        if rows >= 16 {
-            for j in 0..<count {
-                let key = keys + (start + j) * kvStride + kvOffset
-                for i in 0..<d { transposed[i * tile + j] = key[i] }
-            }
-            for j in count..<tile {
-                for i in 0..<d { transposed[i * tile + j] = 0 }
-            }
-            for r in 0..<rows { scoreRow(queries + r * d, transposed, d: d, into: scores + r * tile) }
-        } else {
-            for r in 0..<rows {
-                for j in 0..<count { scores[r * tile + j] = dot(queries + r * d, keys + (start + j) * kvStride + kvOffset, d) }
-            }
+        // Scores, 16 keys at a time from the blocked key layout (tiles start on block
+        // boundaries, so a tile is whole blocks; positions past `count` are masked below).
+        for b in 0..<((count + KeyLayout.block - 1) / KeyLayout.block) {
+            let keyBlock = keys + ((start / KeyLayout.block + b) * shape.kvHeads + kvHead) * d * KeyLayout.block
+            for r in 0..<rows { scoreBlock(queries + r * d, keyBlock, d: d, into: scores + r * tile + b * KeyLayout.block) }
         }
         for r in 0..<rows {
             let position = firstQueryPosition + r / group
@@ -155,20 +177,17 @@ private func attentionBlock(_ q: UnsafePointer<Float>, firstToken: Int, tokens: 
     }
 }
 
-/// scores[0..<64] = sum_i query[i] * transposed[i][0..<64]: four 16-lane accumulators,
-/// one broadcast query element per step.
-@inline(__always) private func scoreRow(_ query: UnsafePointer<Float>, _ transposed: UnsafePointer<Float>, d: Int,
-                                        into scores: UnsafeMutablePointer<Float>) {
-    var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
-    for i in 0..<d {
-        let x = SIMD16<Float>(repeating: query[i])
-        let column = transposed + i * 64
-        a0.addProduct(x, load16(column))
-        a1.addProduct(x, load16(column + 16))
-        a2.addProduct(x, load16(column + 32))
-        a3.addProduct(x, load16(column + 48))
+/// scores[0..<16] = sum_i query[i] * keyBlock[i][0..<16]: one broadcast query element per
+/// step against 16 keys.
+@inline(__always) private func scoreBlock(_ query: UnsafePointer<Float>, _ keyBlock: UnsafePointer<Float>, d: Int,
+                                          into scores: UnsafeMutablePointer<Float>) {
+    var a0 = SIMD16<Float>(), a1 = SIMD16<Float>()
+    var i = 0
+    while i + 2 <= d {
+        a0.addProduct(SIMD16(repeating: query[i]), load16(keyBlock + i * 16))
+        a1.addProduct(SIMD16(repeating: query[i + 1]), load16(keyBlock + (i + 1) * 16))
+        i += 2
     }
-    for (index, value) in [a0, a1, a2, a3].enumerated() {
-        UnsafeMutableRawPointer(scores + 16 * index).storeBytes(of: value, as: SIMD16<Float>.self)
-    }
+    if i < d { a0.addProduct(SIMD16(repeating: query[i]), load16(keyBlock + i * 16)) }
+    UnsafeMutableRawPointer(scores).storeBytes(of: a0 + a1, as: SIMD16<Float>.self)
 }

@@ -183,8 +183,10 @@ import Testing
         let k = (0..<(positions * 16)).map { _ in random.float() * 2 }
         let v = (0..<(positions * 16)).map { _ in random.float() }
         var out = [Float](repeating: .nan, count: tokens * 32)
+        var blockedKeys = [Float](repeating: .nan, count: KeyLayout.count(positions: positions, kvHeads: 2, headDim: 8))
+        blockedKeys.withUnsafeMutableBufferPointer { KeyLayout.store(k, count: positions, first: 0, kvHeads: 2, headDim: 8, into: $0.baseAddress!) }
         out.withUnsafeMutableBufferPointer { o in
-            attention(q, tokens: tokens, firstPosition: first, keys: k, values: v, shape: shape, o.baseAddress!, pool: pool)
+            attention(q, tokens: tokens, firstPosition: first, keys: blockedKeys, values: v, shape: shape, o.baseAddress!, pool: pool)
         }
         for t in 0..<tokens {
             let position = first + t

@@ -94,6 +94,17 @@ struct GGUFDequantizeTests {
         }
     }
 
+    /// A count that is not whole blocks reads only the whole blocks; the rest is NaN.
+    @Test func partialBlockCountsDoNotReadPastTheRow() {
+        var block = [UInt8](repeating: 1, count: 34)  // Q8_0: d = half 0x0101, q = 1
+        var out = [Float](repeating: 0, count: 40)
+        block.withUnsafeMutableBytes { raw in
+            out.withUnsafeMutableBufferPointer { dequantizeRow(.q8_0, raw.baseAddress!, $0.baseAddress!, count: 40) }
+        }
+        #expect(out[0..<32].allSatisfy { $0 == floatFromHalfBits(0x0101) })
+        #expect(out[32...].allSatisfy { $0.isNaN })
+    }
+
     @Test func halfConversionKeepsSignallingNaNs() {
         #expect(floatFromHalfBits(0x7C01).bitPattern == 0x7F80_2000)
         #expect(floatFromHalfBits(0x0001) == 0x1p-24)

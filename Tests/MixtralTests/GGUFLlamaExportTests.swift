@@ -47,16 +47,17 @@ struct GGUFLlamaExportTests {
         #expect(try GGUFLlamaHyperparameters(file: exported) == GGUFLlamaHyperparameters(file: reference))
     }
 
-    @Test func unsupportedTypesAndWrongSizesAreTypedErrors() throws {
+    @Test func impossibleTypesAndWrongSizesAreTypedErrors() throws {
         let converted = try GGUFFixtures.open("tiny-mixtral-hf.gguf")
         let h = try GGUFLlamaHyperparameters(file: converted)
         let path = TemporaryGGUF.directory.appendingPathComponent("export-bad.gguf").path
         defer { try? FileManager.default.removeItem(atPath: path) }
+        // K-quants need rows that are multiples of 256; this model's rows are 64 or 32.
         #expect(throws: GGUFError.self) {
             try writeLlamaGGUF(path: path, hyperparameters: h, options: GGUFLlamaExportOptions(weightType: .q4_K, name: "x"),
                                tensor: { _ in [] })
         }
-        // K-quants need rows of 256; this model's rows are 64. (Also unsupported for export.)
+        // Wrong number of values for a tensor.
         #expect(throws: GGUFError.self) {
             try writeLlamaGGUF(path: path, hyperparameters: h, options: GGUFLlamaExportOptions(weightType: .f32, name: "x"),
                                tensor: { _ in [1, 2, 3] })

@@ -31,6 +31,24 @@ import Testing
         #expect(withoutEOS.generatedIDs == reference.greedy_ids)
     }
 
+    /// A prompt longer than the prefill chunk runs in chunks; the logits are those of
+    /// feeding it in two halves of under a chunk each.
+    @Test func longPromptsRunInChunks() throws {
+        let model = try LanguageModel(folder: Fixtures.parity("mixtral-sliding"), threads: 2)
+        let count = LanguageModel.prefillChunk + 88
+        let prompt = (0..<count).map { ($0 * 37 + 11) % model.config.vocabSize }
+        let chunked = try model.forward(prompt, cache: model.makeCache(maxPositions: 1024), allLogits: true)
+        let cache = model.makeCache(maxPositions: 1024)
+        let halves = try model.forward(Array(prompt[..<(count / 2)]), cache: cache, allLogits: true)
+            + model.forward(Array(prompt[(count / 2)...]), cache: cache, allLogits: true)
+        #expect(chunked.count == count * model.config.vocabSize)
+        let scale = halves.map(abs).max() ?? 1
+        #expect(zip(chunked, halves).map { abs($0 - $1) }.max()! <= 1e-5 * scale)
+        // Only the last position's logits: the same values (lm_head on one row sums in another order).
+        let last = try model.forward(prompt, cache: model.makeCache(maxPositions: 1024))
+        #expect(zip(last, chunked.suffix(model.config.vocabSize)).map { abs($0 - $1) }.max()! <= 1e-5 * scale)
+    }
+
     @Test func incrementalDecodingEqualsOneBatch() throws {
         let model = try LanguageModel(folder: Fixtures.parity("mixtral-sliding"), threads: 2)
         let prompt = try Fixtures.reference("mixtral-sliding").prompt_ids

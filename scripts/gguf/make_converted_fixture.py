@@ -12,6 +12,8 @@ Writes into Tests/MixtralTests/Fixtures/gguf (or --out):
                                    the older per-expert names blk.N.ffn_{gate,up,down}.E.weight
   tiny-mixtral-hf-q8_0.gguf        tiny-mixtral-hf.gguf quantised by llama-quantize --pure Q8_0
   tiny-mixtral-hf-q4_0.gguf        ... and --pure Q4_0 (references for the Swift GGUF export)
+  tiny-mixtral-hf-q4_0-split-0000k-of-00003.gguf
+                                   the Q4_0 file split by llama-gguf-split (10 tensors a file)
 
 The model: transformers' MixtralForCausalLM with random weights (seed 0), hidden 64, 2 layers,
 4 heads, 2 key/value heads, head_dim 16, 4 experts (2 per token), intermediate 32, a 64-token
@@ -19,7 +21,8 @@ SentencePiece vocabulary trained here. The Swift test GGUFLlamaTests expects the
 
 Usage:
   python3 scripts/gguf/make_converted_fixture.py --llama-cpp /work/llama.cpp/src \
-      --llama-quantize /work/llama.cpp/build/bin/llama-quantize
+      --llama-quantize /work/llama.cpp/build/bin/llama-quantize \
+      --llama-gguf-split /work/llama.cpp/build/bin/llama-gguf-split
 
 Needs torch, transformers, safetensors, sentencepiece, numpy, gguf.
 """
@@ -112,6 +115,7 @@ def main() -> None:
     parser.add_argument("--llama-cpp", type=Path, required=True,
                         help="llama.cpp source folder (holds convert_hf_to_gguf.py)")
     parser.add_argument("--llama-quantize", required=True, help="path to llama.cpp's llama-quantize")
+    parser.add_argument("--llama-gguf-split", required=True, help="path to llama.cpp's llama-gguf-split")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--keep-checkpoint", type=Path,
                         help="also copy the Hugging Face checkpoint folder here (for GGUFWeightStoreTests)")
@@ -137,6 +141,13 @@ def main() -> None:
         subprocess.run([args.llama_quantize, "--pure", str(converted), str(target), qtype, "1"],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         outputs.append(target.name)
+    prefix = args.out / "tiny-mixtral-hf-q4_0-split"
+    for old in args.out.glob(prefix.name + "-*.gguf"):
+        old.unlink()
+    subprocess.run([args.llama_gguf_split, "--split", "--split-max-tensors", "10",
+                    str(args.out / "tiny-mixtral-hf-q4_0.gguf"), str(prefix)],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    outputs += sorted(p.name for p in args.out.glob(prefix.name + "-*.gguf"))
     for name in outputs:
         print(f"{name}: {(args.out / name).stat().st_size} bytes", file=sys.stderr)
 

@@ -15,8 +15,9 @@ Writes into Tests/MixtralTests/Fixtures/gguf (or --out):
                                     with their dequantised values (tensors "*.expected", F32).
   metadata.gguf                     Every metadata value type, nested arrays, a non-default
                                     general.alignment (64), written by gguf.GGUFWriter.
-  quantize.gguf                     F32 rows ("input") and their Q8_0 and Q4_0 encodings by
-                                    gguf.quants.quantize ("input.q8_0", "input.q4_0").
+  quantize.gguf                     F32 rows ("input") and their Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1
+                                    encodings by gguf.quants.quantize ("input.q8_0", ...), which
+                                    gives the same bytes as llama-quantize for these types.
   kquant-sources.gguf               the F32 inputs of the K-quant tensors of
                                     tiny-mixtral-mixed.gguf (same names): with that file, the
                                     reference for quantising to Q4_K/Q5_K/Q6_K as llama.cpp does.
@@ -253,7 +254,7 @@ def write_metadata(path: Path) -> None:
 
 
 def write_quantize(path: Path) -> None:
-    """F32 rows and their Q8_0 / Q4_0 encodings by gguf.quants.quantize."""
+    """F32 rows and their Q8_0 / Q4_0 / Q4_1 / Q5_0 / Q5_1 encodings by gguf.quants.quantize."""
     rng = np.random.default_rng(7)
     rows = test_rows(rng, 32, 256)
     # Rounding ties for Q8_0: max 127 makes d = 1, so k + 0.5 lands exactly on a tie
@@ -276,6 +277,8 @@ def write_quantize(path: Path) -> None:
     w.add_tensor("input", rows)
     w.add_tensor("input.q8_0", gguf.quants.quantize(rows, T.Q8_0), raw_dtype=T.Q8_0)
     w.add_tensor("input.q4_0", gguf.quants.quantize(rows, T.Q4_0), raw_dtype=T.Q4_0)
+    for qtype in (T.Q4_1, T.Q5_0, T.Q5_1):
+        w.add_tensor("input." + qtype.name.lower(), gguf.quants.quantize(rows, qtype), raw_dtype=qtype)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()

@@ -13,19 +13,32 @@ public struct GGUFTensorInfo: Sendable, Equatable {
     public let fileOffset: Int
     /// Bytes of data.
     public let byteCount: Int
+    /// Which file of a split model holds the data (index into `GGUFFile.shardPaths`; 0 for
+    /// a single file). `offset` and `fileOffset` are within that file.
+    public let shard: Int
 
     /// Dimensions outermost first, as PyTorch and NumPy write shapes.
     public var shape: [Int] { dimensions.reversed() }
 
     /// Number of elements.
     public var elementCount: Int { dimensions.reduce(1, *) }
+
+    func inShard(_ shard: Int) -> GGUFTensorInfo {
+        GGUFTensorInfo(name: name, dimensions: dimensions, type: type, offset: offset,
+                       fileOffset: fileOffset, byteCount: byteCount, shard: shard)
+    }
 }
 
 /// A GGUF file (versions 2 and 3), memory-mapped: metadata is parsed when the file is
 /// opened, tensor data is read in place. Every count, length and offset in the file is
 /// checked before it is used, so a corrupt or truncated file gives a `GGUFError`.
 ///
-/// Pointers handed out (`WeightMatrix.base`, `data(_:)`) point into the mapping: keep the
+/// A model split by llama.cpp's gguf-split (`NAME-00001-of-00003.gguf`, ...) is opened
+/// from its first file: the others are found by the same naming, checked (`split.no`,
+/// `split.count`) and their tensors added, so the model reads as one file. Metadata comes
+/// from the first file, as llama.cpp takes it.
+///
+/// Pointers handed out (`WeightMatrix.base`, `data(_:)`) point into the mappings: keep the
 /// `GGUFFile` alive while they are in use.
 public final class GGUFFile: @unchecked Sendable {
     public let path: String
@@ -34,33 +47,87 @@ public final class GGUFFile: @unchecked Sendable {
     public let metadata: [String: GGUFValue]
     /// Metadata keys in file order.
     public let metadataKeys: [String]
+    /// Tensors of all the files of a split model.
     public let tensors: [String: GGUFTensorInfo]
-    /// Tensor names in file order.
+    /// Tensor names in file order (file by file for a split model).
     public let tensorNames: [String]
     /// `general.alignment`, or 32.
     public let alignment: Int
-    /// Offset of the data section from the start of the file.
+    /// Offset of the data section from the start of the (first) file.
     public let dataOffset: Int
+    /// The files of a split model in order (`[path]` for a single file).
+    public let shardPaths: [String]
 
-    private let mapping: GGUFMapping
+    private let mappings: [GGUFMapping]
 
     public init(path: String) throws(GGUFError) {
         let mapping = try GGUFMapping(path: path)
         var parser = GGUFParser(bytes: mapping.bytes, path: path)
         let header = try parser.parse()
         self.path = path
-        self.mapping = mapping
         self.version = header.version
         self.metadata = header.metadata
         self.metadataKeys = header.metadataKeys
-        self.tensors = header.tensors
-        self.tensorNames = header.tensorNames
         self.alignment = header.alignment
         self.dataOffset = header.dataOffset
+
+        let shards = try Self.splitPaths(path: path, metadata: header.metadata)
+        var mappings = [mapping]
+        var tensors = header.tensors
+        var names = header.tensorNames
+        for (index, shardPath) in shards.enumerated().dropFirst() {
+            let shardMapping = try GGUFMapping(path: shardPath)
+            var shardParser = GGUFParser(bytes: shardMapping.bytes, path: shardPath)
+            let shardHeader = try shardParser.parse()
+            for key in ["split.no", "split.count"] {
+                let expected = key == "split.no" ? index : shards.count
+                guard shardHeader.metadata[key]?.intValue == expected else {
+                    throw .invalidMetadata(path: shardPath, key: key,
+                                           reason: "expected \(expected) in file \(index + 1) of \(shards.count)")
+                }
+            }
+            for name in shardHeader.tensorNames {
+                guard let info = shardHeader.tensors[name], tensors.updateValue(info.inShard(index), forKey: name) == nil else {
+                    throw .duplicateTensor(path: shardPath, tensor: name)
+                }
+                names.append(name)
+            }
+            mappings.append(shardMapping)
+        }
+        self.tensors = tensors
+        self.tensorNames = names
+        self.shardPaths = shards
+        self.mappings = mappings
     }
 
-    /// Size of the file in bytes.
-    public var fileSize: Int { mapping.count }
+    /// The files of the model that `path` starts: `[path]`, or for `split.count` N > 1 the
+    /// paths PREFIX-0000k-of-0000N.gguf, k = 1...N, where `path` must be the first.
+    private static func splitPaths(path: String, metadata: [String: GGUFValue]) throws(GGUFError) -> [String] {
+        guard let value = metadata["split.count"] else { return [path] }
+        guard let count = value.intValue, count >= 1, count <= 99_999 else {
+            throw .invalidMetadata(path: path, key: "split.count", reason: "\(value) is not a file count")
+        }
+        if count == 1 { return [path] }
+        guard metadata["split.no"]?.intValue == 0 else {
+            throw .invalidMetadata(path: path, key: "split.no",
+                                   reason: "this is not the first file of a split model; open the -00001-of-\(fiveDigits(count)).gguf file")
+        }
+        let suffix = "-00001-of-\(fiveDigits(count)).gguf"
+        guard path.hasSuffix(suffix) else {
+            throw .invalidMetadata(path: path, key: "split.count",
+                                   reason: "the first file of a \(count)-file split model must be named PREFIX\(suffix)")
+        }
+        let prefix = String(path.dropLast(suffix.count))
+        return (1...count).map { "\(prefix)-\(fiveDigits($0))-of-\(fiveDigits(count)).gguf" }
+    }
+
+    private static func fiveDigits(_ n: Int) -> String {
+        let digits = String(n)
+        return String(repeating: "0", count: Swift.max(0, 5 - digits.count)) + digits
+    }
+
+    /// Size of the (first) file in bytes.
+    public var fileSize: Int { mappings[0].count }
 
     // MARK: Tensors
 
@@ -74,7 +141,7 @@ public final class GGUFFile: @unchecked Sendable {
     /// The raw bytes of a tensor, in place.
     public func data(_ name: String) throws(GGUFError) -> UnsafeRawBufferPointer {
         let info = try tensorInfo(name)
-        return UnsafeRawBufferPointer(rebasing: mapping.bytes[info.fileOffset ..< info.fileOffset + info.byteCount])
+        return UnsafeRawBufferPointer(rebasing: mappings[info.shard].bytes[info.fileOffset ..< info.fileOffset + info.byteCount])
     }
 
     /// A non-empty tensor as a row-major matrix read in place: the innermost dimension is
@@ -136,7 +203,7 @@ public final class GGUFFile: @unchecked Sendable {
 
     private func base(_ info: GGUFTensorInfo) throws(GGUFError) -> UnsafeRawPointer {
         // Only an empty file has no mapping, and it has no tensors; this guards anyway.
-        guard let start = mapping.base else {
+        guard let start = mappings[info.shard].base else {
             throw .tensorDataOutOfBounds(path: path, tensor: info.name, offset: info.offset,
                                          byteCount: info.byteCount, available: 0)
         }
@@ -336,7 +403,7 @@ struct GGUFParser {
             }
             tensors[info.name] = GGUFTensorInfo(
                 name: info.name, dimensions: info.dimensions, type: info.type, offset: info.offset,
-                fileOffset: dataOffset + Int(info.offset), byteCount: info.byteCount)
+                fileOffset: dataOffset + Int(info.offset), byteCount: info.byteCount, shard: 0)
         }
 
         return GGUFHeader(version: version, metadata: metadata, metadataKeys: metadataKeys, tensors: tensors,

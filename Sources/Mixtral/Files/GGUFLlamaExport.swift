@@ -2,8 +2,8 @@ import MixtralKernels
 
 /// How to write a llama-architecture GGUF from a Hugging Face Llama/Mistral/Mixtral.
 public struct GGUFLlamaExportOptions: Sendable {
-    /// Type of the weight matrices (F32, F16, BF16, Q8_0 or Q4_0). Norms and the MoE
-    /// router stay F32, as llama.cpp keeps them.
+    /// Type of the weight matrices (any `WeightType`; K-quants need rows that are
+    /// multiples of 256). Norms and the MoE router stay F32, as llama.cpp keeps them.
     public var weightType: WeightType
     /// Type of `token_embd.weight`; `weightType` when nil.
     public var embeddingType: WeightType?
@@ -40,7 +40,8 @@ struct GGUFLlamaExportTensor {
 /// row-major in the HF shape) as a llama-architecture GGUF laid out as llama.cpp's
 /// convert_hf_to_gguf.py does: llama.cpp tensor names, q/k rows permuted to the
 /// interleaved RoPE order, experts stacked into 3-D tensors, quantised row by row with
-/// `quantizeRow` (the same bytes as llama.cpp's reference quantizers). Tensors are
+/// `quantizeRow` (the same bytes as llama-quantize without an importance matrix, which
+/// gives every tensor the one type unless told otherwise: like `--pure`). Tensors are
 /// requested one at a time; `progress` is told (tensors done, total).
 public func writeLlamaGGUF(path: String, hyperparameters h: GGUFLlamaHyperparameters, options: GGUFLlamaExportOptions,
                            tensor: (String) throws -> [Float], progress: ((Int, Int) -> Void)? = nil) throws {

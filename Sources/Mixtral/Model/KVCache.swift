@@ -1,5 +1,8 @@
-/// Keys (after RoPE) and values of every processed position, per layer, in fp32:
-/// [positions, kvHeads * headDim]. Grows as tokens are appended, up to `maxPositions`.
+import MixtralKernels
+
+/// Keys (after RoPE) and values of every processed position, per layer, in fp32. Values
+/// are [positions, kvHeads * headDim]; keys are blocked for attention (`KeyLayout`). Grows
+/// as tokens are appended, up to `maxPositions`.
 public final class KVCache: @unchecked Sendable {
     public let maxPositions: Int
     let rowWidth: Int
@@ -18,9 +21,12 @@ public final class KVCache: @unchecked Sendable {
     /// Makes room for `newTokens` more positions in every layer.
     func reserve(_ newTokens: Int) {
         let needed = (count + newTokens) * rowWidth
+        let limit = maxPositions * rowWidth
+        // Keys come in whole blocks of positions.
+        let blocked = { (positions: Int) in (positions + KeyLayout.block - 1) / KeyLayout.block * KeyLayout.block * self.rowWidth }
         for layer in keys.indices {
-            keys[layer].reserve(needed, keeping: count * rowWidth)
-            values[layer].reserve(needed, keeping: count * rowWidth)
+            keys[layer].reserve(blocked(count + newTokens), keeping: blocked(count), limit: blocked(maxPositions))
+            values[layer].reserve(needed, keeping: count * rowWidth, limit: limit)
         }
     }
 

@@ -80,8 +80,14 @@ public final class LanguageModel: @unchecked Sendable {
                 maxPositions: maxPositions ?? config.maxPositionEmbeddings)
     }
 
+    /// Tokens per forward pass in a long prompt: activation memory stays bounded (as
+    /// llama.cpp's ubatch), and each chunk still reads the weights once for all its tokens.
+    public static let prefillChunk = 512
+
     /// Runs `tokens` after what the cache holds and appends their keys and values.
     /// Returns logits [rows, vocab] for every token (`allLogits`) or only the last one.
+    /// Long prompts run in chunks of `prefillChunk` tokens (the same result: attention is
+    /// causal, and each chunk sees the cache of the ones before).
     public func forward(_ tokens: [Int], cache: KVCache, allLogits: Bool = false) throws(ModelError) -> [Float] {
         guard !tokens.isEmpty else { throw .emptyInput }
         for id in tokens where id < 0 || id >= config.vocabSize {
@@ -90,6 +96,23 @@ public final class LanguageModel: @unchecked Sendable {
         guard cache.count + tokens.count <= cache.maxPositions else {
             throw .contextOverflow(tokens: cache.count + tokens.count, limit: cache.maxPositions)
         }
+        guard tokens.count > Self.prefillChunk else { return forwardChunk(tokens, cache: cache, allLogits: allLogits) }
+        var logits: [Float] = []
+        var start = 0
+        while start < tokens.count {
+            let chunk = Array(tokens[start..<min(tokens.count, start + Self.prefillChunk)])
+            let isLast = start + chunk.count == tokens.count
+            if allLogits || isLast {
+                logits += forwardChunk(chunk, cache: cache, allLogits: allLogits)
+            } else {
+                _ = forwardChunk(chunk, cache: cache, allLogits: false)
+            }
+            start += chunk.count
+        }
+        return logits
+    }
+
+    private func forwardChunk(_ tokens: [Int], cache: KVCache, allLogits: Bool) -> [Float] {
         let c = config
         let t = tokens.count
         let h = c.hiddenSize
@@ -183,7 +206,7 @@ public final class LanguageModel: @unchecked Sendable {
             }
         }
         let keys = cache.keys[layerIndex].pointer, values = cache.values[layerIndex].pointer
-        (keys + firstPosition * kvWidth).update(from: s.k.pointer, count: t * kvWidth)
+        KeyLayout.store(s.k.pointer, count: t, first: firstPosition, kvHeads: c.numKeyValueHeads, headDim: c.headDim, into: keys)
         (values + firstPosition * kvWidth).update(from: s.v.pointer, count: t * kvWidth)
         let shape = AttentionShape(heads: c.numHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim, slidingWindow: c.slidingWindow)
         attention(s.q.pointer, tokens: t, firstPosition: firstPosition, keys: keys, values: values,

@@ -11,10 +11,11 @@ final class FloatBuffer: @unchecked Sendable {
 
     deinit { pointer.deallocate() }
 
-    /// Ensures room for `count` floats; when it grows, keeps the first `keeping` values.
-    func reserve(_ count: Int, keeping: Int = 0) {
+    /// Ensures room for `count` floats, growing geometrically but never past `limit`; when
+    /// it grows, keeps the first `keeping` values.
+    func reserve(_ count: Int, keeping: Int = 0, limit: Int = .max) {
         guard count > capacity else { return }
-        let newCapacity = max(count, capacity * 2)
+        let newCapacity = max(count, min(capacity * 2, limit))
         let newPointer = UnsafeMutablePointer<Float>.allocate(capacity: newCapacity)
         if keeping > 0 { newPointer.update(from: pointer, count: min(keeping, capacity)) }
         pointer.deallocate()

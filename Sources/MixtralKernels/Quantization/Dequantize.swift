@@ -12,23 +12,25 @@
 /// All multi-byte fields are little-endian. "half" is IEEE binary16.
 
 /// Dequantises `count` consecutive weights of `type` stored at `src` into `dst`.
-/// `count` must be a multiple of `type.blockSize` (GGUF tensor rows always are; the
-/// GGUF reader checks it). `src` needs no particular alignment.
+/// `count` should be a multiple of `type.blockSize` (GGUF tensor rows always are; the GGUF
+/// reader checks it): a trailing partial block has no data to read, so those last
+/// `count % blockSize` outputs are set to NaN rather than read past the row. `src` needs
+/// no particular alignment.
 public func dequantizeRow(_ type: WeightType, _ src: UnsafeRawPointer, _ dst: UnsafeMutablePointer<Float>, count: Int) {
-    precondition(count >= 0 && count % type.blockSize == 0,
-                 "dequantizeRow: \(count) is not a whole number of \(type.rawValue) blocks")
+    guard count > 0 else { return }
     let blocks = count / type.blockSize
+    for i in blocks * type.blockSize ..< count { dst[i] = .nan }
     switch type {
     case .f32:
-        for i in 0..<count {
+        for i in 0..<blocks {
             dst[i] = Float(bitPattern: loadUInt32(src, 4 * i))
         }
     case .f16:
-        for i in 0..<count {
+        for i in 0..<blocks {
             dst[i] = floatFromHalfBits(loadUInt16(src, 2 * i))
         }
     case .bf16:
-        for i in 0..<count {
+        for i in 0..<blocks {
             dst[i] = floatFromBFloat16Bits(loadUInt16(src, 2 * i))
         }
     case .q8_0:
