@@ -54,6 +54,7 @@ struct ServeCommand: ParsableCommand {
         if prefixCache < 0 { throw ValidationError("--prefix-cache must be at least 0") }
         if let ctx, !(2...(1 << 24)).contains(ctx) { throw ValidationError("--ctx must be in 2...\(1 << 24)") }
         if maxSequences > 4096 { throw ValidationError("--max-sequences must be at most 4096") }
+        if batchTokens > 8192 { throw ValidationError("--batch-tokens must be at most 8192") }
         if !(0...65535).contains(port) { throw ValidationError("--port must be in 0...65535") }
         if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("--log-level: unknown level '\(logLevel)'") }
     }

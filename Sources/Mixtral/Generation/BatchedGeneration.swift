@@ -1,4 +1,5 @@
 import Foundation
+import MixtralKernels
 import Synchronization
 
 /// What one sequence of a batched generation asks for.
@@ -508,8 +509,12 @@ extension KVCache {
         guard self.count == 0, count > 0, count <= source.count, count <= maxPositions, rowWidth == source.rowWidth,
               keys.count == source.keys.count else { return false }
         reserve(count)
+        // Keys are stored in whole blocks of positions (KeyLayout), block after block: the
+        // blocks holding the first `count` positions come first. Positions past `count` in
+        // the last block are overwritten when this cache stores them.
+        let blockedKeys = (count + KeyLayout.block - 1) / KeyLayout.block * KeyLayout.block * rowWidth
         for layer in keys.indices {
-            keys[layer].pointer.update(from: source.keys[layer].pointer, count: count * rowWidth)
+            keys[layer].pointer.update(from: source.keys[layer].pointer, count: blockedKeys)
             values[layer].pointer.update(from: source.values[layer].pointer, count: count * rowWidth)
         }
         advance(by: count)

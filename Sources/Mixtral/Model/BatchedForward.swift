@@ -126,7 +126,8 @@ extension LanguageModel {
         let shape = AttentionShape(heads: c.numHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim, slidingWindow: c.slidingWindow)
         for (entry, (span, first)) in zip(batch, zip(spans, firstPositions)) {
             let keys = entry.cache.keys[layerIndex].pointer, values = entry.cache.values[layerIndex].pointer
-            (keys + first * kvWidth).update(from: s.k.pointer + span.lowerBound * kvWidth, count: span.count * kvWidth)
+            KeyLayout.store(s.k.pointer + span.lowerBound * kvWidth, count: span.count, first: first,
+                            kvHeads: c.numKeyValueHeads, headDim: c.headDim, into: keys)
             (values + first * kvWidth).update(from: s.v.pointer + span.lowerBound * kvWidth, count: span.count * kvWidth)
             attention(s.q.pointer + span.lowerBound * qWidth, tokens: span.count, firstPosition: first, keys: keys, values: values,
                       shape: shape, s.attended.pointer + span.lowerBound * qWidth, pool: pool)
