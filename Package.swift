@@ -21,6 +21,11 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.4.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.0.0"),
     ],
     targets: [
         // Compute kernels (matrix-vector, matrix-matrix, attention, norms) and the thread pool.
@@ -31,13 +36,27 @@ let package = Package(
         .target(name: "MixtralTokenizers"),
         // Files -> tensors -> model -> logits -> sampling -> generation.
         .target(name: "Mixtral", dependencies: ["MixtralKernels", "MixtralTokenizers"], swiftSettings: fastSwift),
+        // The OpenAI-compatible HTTP server with continuous batching.
+        .target(
+            name: "MixtralServer",
+            dependencies: [
+                "Mixtral",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         // The `mixtral` command-line tool.
         .executableTarget(
             name: "MixtralCLI",
-            dependencies: ["Mixtral", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Mixtral", "MixtralServer", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                           .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(name: "MixtralTests", dependencies: ["Mixtral"], exclude: ["Fixtures"]),
         .testTarget(name: "MixtralTokenizersTests", dependencies: ["MixtralTokenizers"], exclude: ["Fixtures"]),
+        .testTarget(name: "MixtralServerTests", dependencies: ["MixtralServer"]),
         .testTarget(name: "MixtralKernelsTests", dependencies: ["MixtralKernels"], swiftSettings: fastSwift),
     ],
     swiftLanguageModes: [.v6]

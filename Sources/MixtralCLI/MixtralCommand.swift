@@ -8,7 +8,7 @@ struct MixtralCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mixtral",
         abstract: "Run Mixtral, Mistral and Llama models on the CPU, exactly as transformers computes them.",
-        subcommands: [GenerateCommand.self, ChatCommand.self, ScoreCommand.self, TokenizeCommand.self, DetokenizeCommand.self, PerplexityCommand.self, ConvertCommand.self, QuantizeCommand.self, BenchCommand.self],
+        subcommands: [GenerateCommand.self, ChatCommand.self, ServeCommand.self, ScoreCommand.self, TokenizeCommand.self, DetokenizeCommand.self, PerplexityCommand.self, ConvertCommand.self, QuantizeCommand.self, BenchCommand.self],
         defaultSubcommand: GenerateCommand.self)
 }
 

@@ -177,7 +177,7 @@ public final class LanguageModel: @unchecked Sendable {
         return (cosTable, sinTable)
     }
 
-    private func normalize(_ x: FloatBuffer, _ weight: [Float], into out: FloatBuffer, tokens: Int) {
+    func normalize(_ x: FloatBuffer, _ weight: [Float], into out: FloatBuffer, tokens: Int) {
         let h = config.hiddenSize
         weight.withUnsafeBufferPointer { w in
             for r in 0..<tokens {
@@ -215,7 +215,7 @@ public final class LanguageModel: @unchecked Sendable {
         for i in 0..<(t * h) { x[i] += s.projected[i] }
     }
 
-    private func mlpBlock(_ layer: DecoderWeights.Layer, x: FloatBuffer, scratch s: Scratch, tokens t: Int) {
+    func mlpBlock(_ layer: DecoderWeights.Layer, x: FloatBuffer, scratch s: Scratch, tokens t: Int) {
         let h = config.hiddenSize
         normalize(x, layer.postAttentionNorm, into: s.normed, tokens: t)
         switch layer.mlp {

@@ -1,0 +1,138 @@
+import Foundation
+import MixtralKernels
+
+/// One sequence's share of a batched forward step: the new tokens to run after what its
+/// cache holds (one token while decoding, a chunk of the prompt while prefilling).
+public struct BatchEntry {
+    public var tokens: [Int]
+    public var cache: KVCache
+    /// Whether the logits of the entry's last token are wanted (false for a prompt chunk
+    /// that is not the prompt's last).
+    public var wantsLogits: Bool
+
+    public init(tokens: [Int], cache: KVCache, wantsLogits: Bool = true) {
+        self.tokens = tokens
+        self.cache = cache
+        self.wantsLogits = wantsLogits
+    }
+}
+
+extension LanguageModel {
+    /// Runs several sequences in one pass (continuous batching). The rows of all entries are
+    /// stacked, so every matrix product (q/k/v/o, router, experts, lm_head) reads its weights
+    /// once for the whole batch; RoPE uses each row's own position and attention runs per
+    /// sequence against its own cache. Per row this is the same computation as `forward`;
+    /// only the grouping of rows in the kernels' tiles differs, which can change results in
+    /// the last bits (see BatchedForwardTests for the numeric check).
+    ///
+    /// Returns, per entry, the logits of its last token when it wants them, else nil.
+    /// Nothing is written to any cache unless every entry is valid.
+    public func forward(batch: [BatchEntry]) throws(ModelError) -> [[Float]?] {
+        guard !batch.isEmpty else { throw .emptyInput }
+        for (index, entry) in batch.enumerated() {
+            guard !entry.tokens.isEmpty else { throw .emptyInput }
+            for id in entry.tokens where id < 0 || id >= config.vocabSize {
+                throw .tokenOutOfRange(id: id, vocabularySize: config.vocabSize)
+            }
+            guard entry.cache.count + entry.tokens.count <= entry.cache.maxPositions else {
+                throw .contextOverflow(tokens: entry.cache.count + entry.tokens.count, limit: entry.cache.maxPositions)
+            }
+            // Two entries writing one cache would overwrite each other's positions.
+            precondition(!batch[..<index].contains { $0.cache === entry.cache }, "a cache appears twice in one batch")
+        }
+        // One-token rows (decode steps) keep fp32 activations under every precision, as
+        // one-token `forward` calls do; a step that has any runs exact throughout.
+        let chosenPrecision = precision
+        if batch.contains(where: { $0.tokens.count == 1 }) { precision = .exact }
+        defer { precision = chosenPrecision }
+        let c = config
+        let h = c.hiddenSize
+        // Row layout: entry i owns rows spans[i].
+        var spans: [Range<Int>] = []
+        var total = 0
+        for entry in batch {
+            spans.append(total..<(total + entry.tokens.count))
+            total += entry.tokens.count
+        }
+        let firstPositions = batch.map(\.cache.count)
+        for entry in batch { entry.cache.reserve(entry.tokens.count) }
+
+        let x = FloatBuffer(capacity: total * h)
+        for (entry, span) in zip(batch, spans) {
+            for (offset, id) in entry.tokens.enumerated() {
+                dequantizeRow(weights.embedTokens.type, weights.embedTokens.row(id), x.pointer + (span.lowerBound + offset) * h, count: h)
+            }
+        }
+        // RoPE tables for every row, each at its own sequence's position.
+        var cosTable: [Float] = [], sinTable: [Float] = []
+        for (entry, first) in zip(batch, firstPositions) {
+            let (cosRows, sinRows) = ropeTables(positions: first..<(first + entry.tokens.count))
+            cosTable += cosRows
+            sinTable += sinRows
+        }
+        let scratch = Scratch(config: c, tokens: total)
+        for (index, layer) in weights.layers.enumerated() {
+            batchedAttentionBlock(layer, x: x, scratch: scratch, batch: batch, spans: spans, firstPositions: firstPositions,
+                                  layerIndex: index, rows: total, cos: cosTable, sin: sinTable)
+            mlpBlock(layer, x: x, scratch: scratch, tokens: total)
+        }
+        for entry in batch { entry.cache.advance(by: entry.tokens.count) }
+
+        // lm_head only for the last rows of the entries that want logits.
+        let wanted = batch.indices.filter { batch[$0].wantsLogits }
+        var results = [[Float]?](repeating: nil, count: batch.count)
+        guard !wanted.isEmpty else { return results }
+        let normed = FloatBuffer(capacity: wanted.count * h)
+        weights.finalNorm.withUnsafeBufferPointer { norm in
+            for (slot, entryIndex) in wanted.enumerated() {
+                let row = spans[entryIndex].upperBound - 1
+                rmsNorm(x.pointer + row * h, norm.baseAddress!, eps: c.rmsNormEps, count: h, normed.pointer + slot * h)
+            }
+        }
+        var logits = [Float](repeating: 0, count: wanted.count * c.vocabSize)
+        logits.withUnsafeMutableBufferPointer { out in
+            linear(normed.pointer, tokens: wanted.count, weights.lmHead, out.baseAddress!, precision: precision, pool: pool)
+        }
+        for (slot, entryIndex) in wanted.enumerated() {
+            results[entryIndex] = Array(logits[(slot * c.vocabSize)..<((slot + 1) * c.vocabSize)])
+        }
+        withExtendedLifetime((x, scratch, normed)) {}
+        return results
+    }
+
+    /// The attention half of a layer for stacked rows: projections and RoPE over all rows,
+    /// then each sequence's rows attend over its own cache.
+    private func batchedAttentionBlock(_ layer: DecoderWeights.Layer, x: FloatBuffer, scratch s: Scratch, batch: [BatchEntry],
+                                       spans: [Range<Int>], firstPositions: [Int], layerIndex: Int, rows t: Int,
+                                       cos: [Float], sin: [Float]) {
+        let c = config
+        let h = c.hiddenSize
+        let kvWidth = c.numKeyValueHeads * c.headDim
+        let qWidth = c.numHeads * c.headDim
+        normalize(x, layer.inputNorm, into: s.normed, tokens: t)
+        linear([LinearJob(s.normed.pointer, tokens: t, layer.attention.q, s.q.pointer),
+                LinearJob(s.normed.pointer, tokens: t, layer.attention.k, s.k.pointer),
+                LinearJob(s.normed.pointer, tokens: t, layer.attention.v, s.v.pointer)], precision: precision, pool: pool)
+        let half = c.headDim / 2
+        cos.withUnsafeBufferPointer { cosTable in
+            sin.withUnsafeBufferPointer { sinTable in
+                for r in 0..<t {
+                    let cosRow = cosTable.baseAddress! + r * half, sinRow = sinTable.baseAddress! + r * half
+                    applyRotary(s.q.pointer + r * qWidth, heads: c.numHeads, headDim: c.headDim, cos: cosRow, sin: sinRow)
+                    applyRotary(s.k.pointer + r * kvWidth, heads: c.numKeyValueHeads, headDim: c.headDim, cos: cosRow, sin: sinRow)
+                }
+            }
+        }
+        let shape = AttentionShape(heads: c.numHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim, slidingWindow: c.slidingWindow)
+        for (entry, (span, first)) in zip(batch, zip(spans, firstPositions)) {
+            let keys = entry.cache.keys[layerIndex].pointer, values = entry.cache.values[layerIndex].pointer
+            KeyLayout.store(s.k.pointer + span.lowerBound * kvWidth, count: span.count, first: first,
+                            kvHeads: c.numKeyValueHeads, headDim: c.headDim, into: keys)
+            (values + first * kvWidth).update(from: s.v.pointer + span.lowerBound * kvWidth, count: span.count * kvWidth)
+            attention(s.q.pointer + span.lowerBound * qWidth, tokens: span.count, firstPosition: first, keys: keys, values: values,
+                      shape: shape, s.attended.pointer + span.lowerBound * qWidth, pool: pool)
+        }
+        linear(s.attended.pointer, tokens: t, layer.attention.o, s.projected.pointer, precision: precision, pool: pool)
+        for i in 0..<(t * h) { x[i] += s.projected[i] }
+    }
+}

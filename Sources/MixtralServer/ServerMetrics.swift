@@ -1,0 +1,73 @@
+import Metrics
+import Mixtral
+import Prometheus
+
+// Counter, Gauge and Recorder below are swift-metrics' (Prometheus has types of the same names).
+
+/// The server's metrics, recorded through swift-metrics into a Prometheus registry of its
+/// own (so several servers in one process, as in tests, do not share counts) and served as
+/// Prometheus text at GET /metrics.
+final class ServerMetrics: Sendable {
+    let registry = PrometheusCollectorRegistry()
+    let factory: PrometheusMetricsFactory
+    let promptTokens: Metrics.Counter
+    let generatedTokens: Metrics.Counter
+    let requestLatency: Metrics.Timer
+    let firstTokenLatency: Metrics.Timer
+    let stepLatency: Metrics.Timer
+    let batchSequences: Metrics.Recorder
+    let waiting: Metrics.Gauge
+    let active: Metrics.Gauge
+    let cachePositions: Metrics.Gauge
+    let cacheBytes: Metrics.Gauge
+    let cancelled: Metrics.Counter
+    let keptCacheBytes: Metrics.Gauge
+    let reusedPromptTokens: Metrics.Gauge
+
+    init() {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        let seconds: [Duration] = [.milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+                                   .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1),
+                                   .seconds(2.5), .seconds(5), .seconds(10), .seconds(30), .seconds(60)]
+        factory.defaultDurationHistogramBuckets = seconds
+        factory.defaultValueHistogramBuckets = [1, 2, 4, 8, 16, 32, 64]
+        self.factory = factory
+        promptTokens = Metrics.Counter(label: "mixtral_prompt_tokens_total", factory: factory)
+        generatedTokens = Metrics.Counter(label: "mixtral_generated_tokens_total", factory: factory)
+        requestLatency = Metrics.Timer(label: "mixtral_request_duration_seconds", factory: factory)
+        firstTokenLatency = Metrics.Timer(label: "mixtral_time_to_first_token_seconds", factory: factory)
+        stepLatency = Metrics.Timer(label: "mixtral_forward_step_seconds", factory: factory)
+        batchSequences = Metrics.Recorder(label: "mixtral_batch_sequences", aggregate: true, factory: factory)
+        waiting = Metrics.Gauge(label: "mixtral_queue_depth", factory: factory)
+        active = Metrics.Gauge(label: "mixtral_active_sequences", factory: factory)
+        cachePositions = Metrics.Gauge(label: "mixtral_kv_cache_positions", factory: factory)
+        cacheBytes = Metrics.Gauge(label: "mixtral_kv_cache_bytes", factory: factory)
+        cancelled = Metrics.Counter(label: "mixtral_cancelled_sequences_total", factory: factory)
+        keptCacheBytes = Metrics.Gauge(label: "mixtral_prefix_cache_bytes", factory: factory)
+        // A running total read from the scheduler at each scrape.
+        reusedPromptTokens = Metrics.Gauge(label: "mixtral_prefix_reused_tokens_total", factory: factory)
+    }
+
+    /// Counts one finished request by endpoint and status code.
+    func request(endpoint: String, status: Int) {
+        Metrics.Counter(label: "mixtral_requests_total", dimensions: [("endpoint", endpoint), ("status", String(status))],
+                factory: factory).increment()
+    }
+
+    func record(_ step: BatchScheduler.Step) {
+        stepLatency.recordNanoseconds(Int64(step.seconds * 1e9))
+        batchSequences.record(step.sequences)
+    }
+
+    func update(_ stats: BatchScheduler.Stats) {
+        waiting.record(stats.waiting)
+        active.record(stats.active)
+        cachePositions.record(stats.cachedPositions)
+        cacheBytes.record(stats.cacheBytes)
+        keptCacheBytes.record(stats.keptCacheBytes)
+        reusedPromptTokens.record(stats.reusedPromptTokens)
+    }
+
+    /// Prometheus text exposition.
+    func exposition() -> String { registry.emitToString() }
+}
