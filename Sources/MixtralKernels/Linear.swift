@@ -77,7 +77,11 @@ public func linear(_ jobs: [LinearJob], precision: ActivationPrecision = .exact,
         if job.tokens == 1 && job.w.type == .bf16 {
             var r = chunk.rows.lowerBound
             while r + 4 <= chunk.rows.upperBound {
-                dotBF16x4(job.w, r, job.x, job.y + r)
+                if cpuHasAVX512F {
+                    mx_bf16_dot4(job.w.row(r).assumingMemoryBound(to: UInt16.self), job.w.rowBytes / 2, job.x, Int32(job.w.columns), job.y + r)
+                } else {
+                    dotBF16x4(job.w, r, job.x, job.y + r)
+                }
                 r += 4
             }
             while r < chunk.rows.upperBound {

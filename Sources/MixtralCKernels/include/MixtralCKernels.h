@@ -50,6 +50,9 @@ void mx_int8_quantize_activations(const float *x, int tokens, int k, uint8_t *xu
 void mx_int8_gemm_panel(const void *panel, int rows, int k, const uint8_t *xu, const float *dx,
                         int tokens, int padded_tokens, float *y, size_t y_row_stride);
 
+/// y[r] = sum_j w[r][j] * x[j] for four bf16 rows (row r at w + r * row_stride), fp32.
+void mx_bf16_dot4(const uint16_t *w, size_t row_stride, const float *x, int k, float *y);
+
 /// glibc: serve allocations up to 256 MB from the heap and keep freed memory (no
 /// mmap/munmap and page zeroing for every large temporary buffer). No-op elsewhere.
 void mx_keep_freed_memory_for_reuse(void);

@@ -1,0 +1,58 @@
+#include "MixtralCKernels.h"
+
+// Four bf16 weight rows dotted with fp32 x (decode), with software prefetch: the same
+// arithmetic as the Swift kernel (even/odd split of x, bf16 words widened by shift and
+// mask), plus a prefetch 8 KB ahead in each of the four row streams (about the next group
+// of rows): the hardware prefetcher alone kept decode at ~35 GB/s; measured distances
+// (1, 2, 4, 8, 16 KB) gave 104, 111, 114, 136 and 127 tokens/s on the benchmark model.
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+__attribute__((target("avx512f")))
+void mx_bf16_dot4(const uint16_t *w, size_t row_stride, const float *x, int k, float *y) {
+    const __m512i mask = _mm512_set1_epi32((int)0xFFFF0000);
+    const __m512i even_index = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd_index = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    __m512 even[4], odd[4];
+    for (int r = 0; r < 4; r++) { even[r] = _mm512_setzero_ps(); odd[r] = _mm512_setzero_ps(); }
+    int i = 0;
+    for (; i + 32 <= k; i += 32) {
+        // (4096 bf16 = 8 KB ahead; see above.)
+        const __m512 x0 = _mm512_loadu_ps(x + i), x1 = _mm512_loadu_ps(x + i + 16);
+        const __m512 xe = _mm512_permutex2var_ps(x0, even_index, x1);
+        const __m512 xo = _mm512_permutex2var_ps(x0, odd_index, x1);
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+            const uint16_t *row = w + (size_t)r * row_stride + i;
+            _mm_prefetch((const char *)(row + 4096), _MM_HINT_T0);
+            const __m512i words = _mm512_loadu_si512(row);
+            even[r] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(words, 16)), xe, even[r]);
+            odd[r] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(words, mask)), xo, odd[r]);
+        }
+    }
+    for (int r = 0; r < 4; r++) {
+        float sum = _mm512_reduce_add_ps(_mm512_add_ps(even[r], odd[r]));
+        const uint16_t *row = w + (size_t)r * row_stride;
+        for (int j = i; j < k; j++) {
+            union { uint32_t u; float f; } v = {.u = (uint32_t)row[j] << 16};
+            sum += v.f * x[j];
+        }
+        y[r] = sum;
+    }
+}
+
+#else
+
+void mx_bf16_dot4(const uint16_t *w, size_t row_stride, const float *x, int k, float *y) {
+    for (int r = 0; r < 4; r++) {
+        float sum = 0;
+        for (int j = 0; j < k; j++) {
+            union { uint32_t u; float f; } v = {.u = (uint32_t)w[(size_t)r * row_stride + j] << 16};
+            sum += v.f * x[j];
+        }
+        y[r] = sum;
+    }
+}
+
+#endif
