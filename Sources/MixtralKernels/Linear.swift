@@ -113,17 +113,23 @@ func linearPackedBF16(_ job: LinearJob, rows: Range<Int>) {
         mx_bf16_pack_panel(job.w.row(r0).assumingMemoryBound(to: UInt16.self), job.w.rowBytes / 2,
                            Int32(count), Int32(k), panel)
         let words = UnsafeRawPointer(panel)
-        var t = 0
-        while t < job.tokens {
-            let tokens = min(6, job.tokens - t)
-            if tokens == 6 {
-                tile32x6(words, k, job.x + t * k, job.y + t * n + r0, n, rows: count)
-            } else {
-                for i in 0..<tokens { tile32x1(words, k, job.x + (t + i) * k, job.y + (t + i) * n + r0, rows: count) }
-            }
-            t += tokens
-        }
+        forEachTokenTile(job.tokens,
+                         six: { t in tile32x6(words, k, job.x + t * k, job.y + t * n + r0, n, rows: count) },
+                         one: { t in tile32x1(words, k, job.x + t * k, job.y + t * n + r0, rows: count) })
         r0 += count
+    }
+}
+
+/// Token tiles of a panel product: `six(t)` for tokens t ..< t+6, `one(t)` for the rest.
+@inline(__always) func forEachTokenTile(_ tokens: Int, six: (Int) -> Void, one: (Int) -> Void) {
+    var t = 0
+    while t + 6 <= tokens {
+        six(t)
+        t += 6
+    }
+    while t < tokens {
+        one(t)
+        t += 1
     }
 }
 
@@ -205,16 +211,9 @@ func linearPackedFloat(_ job: LinearJob, rows: Range<Int>) {
             dequantizeRow(job.w.type, job.w.row(r0 + i), row, count: k)
             for c in 0..<k { panel[c * 32 + i] = row[c] }
         }
-        var t = 0
-        while t < job.tokens {
-            let tokens = min(6, job.tokens - t)
-            if tokens == 6 {
-                floatTile32x6(panel, k, job.x + t * k, job.y + t * n + r0, n, rows: count)
-            } else {
-                for i in 0..<tokens { floatTile32x1(panel, k, job.x + (t + i) * k, job.y + (t + i) * n + r0, rows: count) }
-            }
-            t += tokens
-        }
+        forEachTokenTile(job.tokens,
+                         six: { t in floatTile32x6(panel, k, job.x + t * k, job.y + t * n + r0, n, rows: count) },
+                         one: { t in floatTile32x1(panel, k, job.x + t * k, job.y + t * n + r0, rows: count) })
         r0 += count
     }
 }

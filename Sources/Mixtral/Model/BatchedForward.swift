@@ -109,20 +109,7 @@ extension LanguageModel {
         let h = c.hiddenSize
         let kvWidth = c.numKeyValueHeads * c.headDim
         let qWidth = c.numHeads * c.headDim
-        normalize(x, layer.inputNorm, into: s.normed, tokens: t)
-        linear([LinearJob(s.normed.pointer, tokens: t, layer.attention.q, s.q.pointer),
-                LinearJob(s.normed.pointer, tokens: t, layer.attention.k, s.k.pointer),
-                LinearJob(s.normed.pointer, tokens: t, layer.attention.v, s.v.pointer)], precision: precision, pool: pool)
-        let half = c.headDim / 2
-        cos.withUnsafeBufferPointer { cosTable in
-            sin.withUnsafeBufferPointer { sinTable in
-                for r in 0..<t {
-                    let cosRow = cosTable.baseAddress! + r * half, sinRow = sinTable.baseAddress! + r * half
-                    applyRotary(s.q.pointer + r * qWidth, heads: c.numHeads, headDim: c.headDim, cos: cosRow, sin: sinRow)
-                    applyRotary(s.k.pointer + r * kvWidth, heads: c.numKeyValueHeads, headDim: c.headDim, cos: cosRow, sin: sinRow)
-                }
-            }
-        }
+        projectQueriesKeysValues(layer, x: x, scratch: s, tokens: t, cos: cos, sin: sin)
         let shape = AttentionShape(heads: c.numHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim, slidingWindow: c.slidingWindow)
         for (entry, (span, first)) in zip(batch, zip(spans, firstPositions)) {
             let keys = entry.cache.keys[layerIndex].pointer, values = entry.cache.values[layerIndex].pointer

@@ -186,11 +186,11 @@ public final class LanguageModel: @unchecked Sendable {
         }
     }
 
-    private func attentionBlock(_ layer: DecoderWeights.Layer, x: FloatBuffer, scratch s: Scratch, cache: KVCache,
-                                layerIndex: Int, firstPosition: Int, tokens t: Int, cos: [Float], sin: [Float]) {
+    /// q, k, v of `tokens` rows from rmsnorm(x), with RoPE applied to q and k (the rows'
+    /// cos/sin tables given).
+    func projectQueriesKeysValues(_ layer: DecoderWeights.Layer, x: FloatBuffer, scratch s: Scratch, tokens t: Int,
+                                  cos: [Float], sin: [Float]) {
         let c = config
-        let h = c.hiddenSize
-        let kvWidth = c.numKeyValueHeads * c.headDim
         normalize(x, layer.inputNorm, into: s.normed, tokens: t)
         linear([LinearJob(s.normed.pointer, tokens: t, layer.attention.q, s.q.pointer),
                 LinearJob(s.normed.pointer, tokens: t, layer.attention.k, s.k.pointer),
@@ -201,10 +201,19 @@ public final class LanguageModel: @unchecked Sendable {
                 for r in 0..<t {
                     let cosRow = cosTable.baseAddress! + r * half, sinRow = sinTable.baseAddress! + r * half
                     applyRotary(s.q.pointer + r * c.numHeads * c.headDim, heads: c.numHeads, headDim: c.headDim, cos: cosRow, sin: sinRow)
-                    applyRotary(s.k.pointer + r * kvWidth, heads: c.numKeyValueHeads, headDim: c.headDim, cos: cosRow, sin: sinRow)
+                    applyRotary(s.k.pointer + r * c.numKeyValueHeads * c.headDim, heads: c.numKeyValueHeads, headDim: c.headDim,
+                                cos: cosRow, sin: sinRow)
                 }
             }
         }
+    }
+
+    private func attentionBlock(_ layer: DecoderWeights.Layer, x: FloatBuffer, scratch s: Scratch, cache: KVCache,
+                                layerIndex: Int, firstPosition: Int, tokens t: Int, cos: [Float], sin: [Float]) {
+        let c = config
+        let h = c.hiddenSize
+        let kvWidth = c.numKeyValueHeads * c.headDim
+        projectQueriesKeysValues(layer, x: x, scratch: s, tokens: t, cos: cos, sin: sin)
         let keys = cache.keys[layerIndex].pointer, values = cache.values[layerIndex].pointer
         KeyLayout.store(s.k.pointer, count: t, first: firstPosition, kvHeads: c.numKeyValueHeads, headDim: c.headDim, into: keys)
         (values + firstPosition * kvWidth).update(from: s.v.pointer, count: t * kvWidth)
