@@ -65,17 +65,13 @@ void mx_int8_pack_panel(const void *w, size_t row_bytes, int type, int rows, int
 }
 
 void mx_int8_quantize_activations(const float *x, int tokens, int k, uint8_t *xu, float *dx) {
+    // llama.cpp's quantize_row_q8_0 (see mx_q8_quantize), stored as q + 128.
+    int8_t q[32];
+    float unused;
     for (int t = 0; t < tokens; t++) {
         for (int b = 0; b < k / 32; b++) {
-            const float *v = x + (size_t)t * k + 32 * b;
-            float amax = 0;
-            for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(v[j]));
-            const float d = amax / 127.0f;
-            const float inverse = d != 0 ? 1.0f / d : 0.0f;
-            dx[(size_t)t * (k / 32) + b] = d;
-            for (int j = 0; j < 32; j++) {
-                xu[(size_t)t * k + 32 * b + j] = (uint8_t)((int)nearbyintf(v[j] * inverse) + 128);
-            }
+            mx_q8_quantize(x + (size_t)t * k + 32 * b, 32, q, dx + (size_t)t * (k / 32) + b, &unused);
+            for (int j = 0; j < 32; j++) xu[(size_t)t * k + 32 * b + j] = (uint8_t)(q[j] + 128);
         }
     }
 }

@@ -57,7 +57,7 @@ struct GenerateCommand: ParsableCommand {
             print(String(decoding: data, as: UTF8.self))
         } else if tokenizer != nil {
             printer.finish()
-            print()
+            printFlush("\n")  // unbuffered, so the text ends before the statistics on stderr
         } else {
             print((result.promptIDs + result.generatedIDs).map(String.init).joined(separator: " "))
         }

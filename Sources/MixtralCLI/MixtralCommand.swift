@@ -23,9 +23,9 @@ struct ModelOptions: ParsableArguments {
     var threads: Int?
 
     @Option(name: .long, help: ArgumentHelp(
-        "exact: fp32 activations, the logits of transformers in fp32. fast: llama.cpp's arithmetic in prompt processing (activations rounded to bf16 for bf16 weights; about twice the prefill speed with AVX512-BF16).",
-        valueName: "exact|fast"))
-    var precision: String = "exact"
+        "exact: fp32 activations, the logits of transformers in fp32. fast: llama.cpp's arithmetic (activations rounded to bf16 for multi-token products with bf16 weights; 8-bit activations with integer dot products for GGML-quantised weights, as llama.cpp's CPU backend). auto (default): fast for quantised weights, exact otherwise.",
+        valueName: "auto|exact|fast"))
+    var precision: String = "auto"
 
     @Option(name: .long, help: ArgumentHelp(
         "Quantize the linear layers at load, like transformers' load_in_8bit/load_in_4bit: q8_0, q4_0, q4_k or nf4 (bitsandbytes' NF4). Embeddings, router and lm_head stay as stored.",
@@ -34,8 +34,8 @@ struct ModelOptions: ParsableArguments {
 
     func load() throws -> ModelBundle {
         if let threads, threads < 1 { throw CLIError("--threads must be at least 1") }
-        guard let activationPrecision = ActivationPrecision(rawValue: precision) else {
-            throw CLIError("--precision must be exact or fast, not '\(precision)'")
+        guard precision == "auto" || ActivationPrecision(rawValue: precision) != nil else {
+            throw CLIError("--precision must be auto, exact or fast, not '\(precision)'")
         }
         let start = Date()
         let path = try model ?? DefaultModel.path()
@@ -47,7 +47,8 @@ struct ModelOptions: ParsableArguments {
                 log(String(format: "quantizing to %@: %d/%d matrices, %.1f s", quantizeType?.rawValue ?? "", done, total, Date().timeIntervalSince(start)))
             }
         }
-        bundle.model.precision = activationPrecision
+        bundle.model.precision = ActivationPrecision(rawValue: precision)
+            ?? (bundle.model.hasQuantizedMatrices ? .fast : .exact)
         let c = bundle.model.config
         log(String(format: "loaded %@ (%@, %d layers, hidden %d, %@) in %.2f s", path, c.architecture.rawValue,
                    c.numLayers, c.hiddenSize, c.isMoE ? "\(c.numExperts) experts top-\(c.numExpertsPerToken)" : "dense",

@@ -23,8 +23,35 @@ public enum ActivationPrecision: String, Sendable, CaseIterable {
     /// llama.cpp's arithmetic where it is faster: activations rounded to bf16 for
     /// multi-token (prefill) products with bf16 weights, as llama.cpp and transformers in
     /// bf16 do, with AVX512-BF16 dot products where the CPU has them (about twice the fp32
-    /// throughput). Decode keeps fp32 activations.
+    /// throughput); activations quantised to 8 bits (llama.cpp's Q8_0/Q8_1/Q8_K) for
+    /// GGML-quantised weights, with integer dot products (AVX512-VNNI) in decode and
+    /// prefill. Decode with float weights keeps fp32 activations.
     case fast
+}
+
+/// The kernel a job runs on under `.fast`.
+enum FastKernel {
+    case bf16Activations, int8Panels, int8Rows, kQuantRows, fp32
+}
+
+/// Up to this many tokens, 8-bit products read each group of four weight rows once and
+/// multiply it with every token (`mx_q8_matmul`); more tokens pack 16-row panels first.
+let int8RowsMaxTokens = 4
+
+func fastKernel(for job: LinearJob) -> FastKernel {
+    switch job.w.type {
+    case .bf16 where job.tokens > 1 && job.w.columns % 2 == 0:
+        return .bf16Activations
+    case .q8_0, .q4_0:
+        guard cpuHasAVX512VNNI else { return .fp32 }
+        return job.tokens <= int8RowsMaxTokens && cpuHasInt8MatVec ? .int8Rows : .int8Panels
+    case .q4_1:
+        return cpuHasInt8MatVec ? .int8Rows : .fp32
+    case .q4_K, .q5_K, .q6_K where job.tokens <= int8RowsMaxTokens && job.w.columns % 256 == 0:
+        return .kQuantRows
+    default:
+        return .fp32
+    }
 }
 
 /// y = x W^T; see `LinearJob`.
@@ -43,18 +70,16 @@ public func linear(_ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix,
 /// Accumulation is fp32.
 public func linear(_ jobs: [LinearJob], precision: ActivationPrecision = .exact, pool: ComputePool) {
     if precision == .fast {
-        // llama.cpp's arithmetic for multi-token products: bf16 activations with bf16
-        // weights, 8-bit activations with Q8_0/Q4_0 weights (AVX512-VNNI).
-        let bf16Jobs = jobs.filter { $0.w.type == .bf16 && $0.tokens > 1 && $0.w.columns % 2 == 0 }
-        let int8Jobs = cpuHasAVX512VNNI ? jobs.filter { ($0.w.type == .q8_0 || $0.w.type == .q4_0) && $0.tokens > 1 } : []
-        if !bf16Jobs.isEmpty || !int8Jobs.isEmpty {
-            if !bf16Jobs.isEmpty { linearBF16Activations(bf16Jobs, pool: pool) }
-            if !int8Jobs.isEmpty { linearInt8Activations(int8Jobs, pool: pool) }
-            let others = jobs.filter { job in
-                !(job.w.type == .bf16 && job.tokens > 1 && job.w.columns % 2 == 0)
-                    && !(cpuHasAVX512VNNI && (job.w.type == .q8_0 || job.w.type == .q4_0) && job.tokens > 1)
-            }
-            if !others.isEmpty { linear(others, pool: pool) }
+        // llama.cpp's arithmetic: bf16 activations with bf16 weights for many tokens, 8-bit
+        // activations with Q8_0/Q4_0/Q4_1 weights (AVX512-VNNI).
+        var byKernel: [FastKernel: [LinearJob]] = [:]
+        for job in jobs { byKernel[fastKernel(for: job), default: []].append(job) }
+        if byKernel[.fp32]?.count != jobs.count {
+            if let group = byKernel[.bf16Activations] { linearBF16Activations(group, pool: pool) }
+            if let group = byKernel[.int8Panels] { linearInt8Activations(group, pool: pool) }
+            if let group = byKernel[.int8Rows] { linearInt8Rows(group, pool: pool) }
+            if let group = byKernel[.kQuantRows] { linearKQuantRows(group, pool: pool) }
+            if let group = byKernel[.fp32] { linear(group, pool: pool) }
             return
         }
     }

@@ -3,6 +3,57 @@ import MixtralCKernels
 /// Whether this CPU runs the AVX512-VNNI 8-bit kernels (checked once).
 public let cpuHasAVX512VNNI = mx_cpu_has_avx512vnni() != 0
 
+/// Whether this CPU runs `mx_q8_matmul` (AVX512 F/BW/VNNI, F16C; checked once).
+public let cpuHasInt8MatVec = mx_cpu_has_int8_matvec() != 0
+
+/// Activation rows quantised by `mx_q8_quantize`: llama.cpp's Q8_0 (q, d) and Q8_1 (s).
+struct QuantizedActivations {
+    let q: UnsafeMutablePointer<Int8>
+    let d: UnsafeMutablePointer<Float>
+    let s: UnsafeMutablePointer<Float>
+
+    init(_ x: UnsafePointer<Float>, tokens: Int, columns k: Int) {
+        q = .allocate(capacity: tokens * k)
+        d = .allocate(capacity: tokens * (k / 32))
+        s = .allocate(capacity: tokens * (k / 32))
+        for t in 0..<tokens {
+            mx_q8_quantize(x + t * k, Int32(k), q + t * k, d + t * (k / 32), s + t * (k / 32))
+        }
+    }
+
+    func deallocate() {
+        q.deallocate()
+        d.deallocate()
+        s.deallocate()
+    }
+}
+
+/// Few-token products of Q8_0/Q4_0/Q4_1 weights with 8-bit activations, as llama.cpp's
+/// vec_dot_q8_0_q8_0 / q4_0_q8_0 / q4_1_q8_1 compute them: each group of four weight rows
+/// is read once and multiplied with every token. Decode runs at memory bandwidth this way.
+/// (Callers check `cpuHasInt8MatVec`.)
+func linearInt8Rows(_ jobs: [LinearJob], pool: ComputePool) {
+    let activations = jobs.map { QuantizedActivations($0.x, tokens: $0.tokens, columns: $0.w.columns) }
+    defer { activations.forEach { $0.deallocate() } }
+    // About 8 chunks per thread over all jobs, in multiples of 4 rows.
+    let totalRows = jobs.reduce(0) { $0 + $1.w.rows }
+    let chunkRows = max(4, (totalRows / (pool.threadCount * 8) + 3) / 4 * 4)
+    var chunks: [(job: Int, rows: Range<Int>)] = []
+    for (index, job) in jobs.enumerated() {
+        for start in stride(from: 0, to: job.w.rows, by: chunkRows) {
+            chunks.append((index, start..<min(job.w.rows, start + chunkRows)))
+        }
+    }
+    pool.run(parts: chunks.count) { part in
+        let (index, rows) = chunks[part]
+        let job = jobs[index]
+        let type: Int32 = job.w.type == .q8_0 ? Int32(MX_INT8_Q8_0) : job.w.type == .q4_0 ? Int32(MX_INT8_Q4_0) : Int32(MX_INT8_Q4_1)
+        let x = activations[index]
+        mx_q8_matmul(job.w.row(rows.lowerBound), job.w.rowBytes, type, Int32(rows.count), Int32(job.w.columns),
+                     x.q, x.d, x.s, Int32(job.tokens), job.y + rows.lowerBound, job.w.rows)
+    }
+}
+
 /// Multi-token products of Q8_0/Q4_0 weights with activations quantised to 8 bits per
 /// block of 32, as llama.cpp computes them: activations are quantised once per job, weight
 /// panels of 16 rows are unpacked to signed bytes once and multiplied with all tokens, 8 at
@@ -42,5 +93,31 @@ func linearInt8Activations(_ jobs: [LinearJob], pool: ComputePool) {
         let padded = (job.tokens + tile - 1) / tile * tile
         mx_int8_gemm_panel(panel, Int32(rows), Int32(k), activations[index].quants, activations[index].scales,
                            Int32(job.tokens), Int32(padded), job.y + firstRow, job.w.rows)
+    }
+}
+
+/// Few-token products of Q4_K/Q5_K/Q6_K weights with activations quantised to llama.cpp's
+/// Q8_K (vec_dot_q*_K_q8_K; Quantization/QuantizedMatVecQ8K.swift), one token at a time.
+func linearKQuantRows(_ jobs: [LinearJob], pool: ComputePool) {
+    var activations: [[Q8KActivations]] = []
+    for job in jobs {
+        activations.append((0..<job.tokens).map { t in
+            var q = Q8KActivations()
+            q.quantize(job.x + t * job.w.columns, count: job.w.columns)
+            return q
+        })
+    }
+    let totalRows = jobs.reduce(0) { $0 + $1.w.rows }
+    let chunkRows = max(4, totalRows / (pool.threadCount * 8))
+    var chunks: [(job: Int, rows: Range<Int>)] = []
+    for (index, job) in jobs.enumerated() {
+        for start in stride(from: 0, to: job.w.rows, by: chunkRows) {
+            chunks.append((index, start..<min(job.w.rows, start + chunkRows)))
+        }
+    }
+    pool.run(parts: chunks.count) { part in
+        let (index, rows) = chunks[part]
+        let job = jobs[index]
+        for t in 0..<job.tokens { matvec(job.w, activations[index][t], job.y + t * job.w.rows, rows: rows) }
     }
 }

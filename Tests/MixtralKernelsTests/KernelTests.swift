@@ -82,14 +82,16 @@ import Testing
         }
     }
 
-    /// Q8_0/Q4_0 weights with 8-bit activations (`.fast`, AVX512-VNNI) against the same
-    /// arithmetic in double: activations quantised per block of 32 as llama.cpp does
-    /// (d = max|x| / 127, q = round(x / d)), dot products of the integer quants, scaled.
-    @Test(arguments: [WeightType.q8_0, .q4_0])
+    /// Q8_0/Q4_0/Q4_1 weights with 8-bit activations (`.fast`, AVX512-VNNI) against the
+    /// same arithmetic in double: activations quantised per block of 32 as llama.cpp's
+    /// quantize_row_q8_0/q8_1 do (q = round(x * 127 / max|x|), d = fp16(max|x| / 127),
+    /// s = fp16(d * Σq)), dot products of the integer quants, scaled by both blocks' scales.
+    /// One and two tokens take the four-row kernel, more tokens the packed panels.
+    @Test(arguments: [WeightType.q8_0, .q4_0, .q4_1])
     mutating func int8ActivationsMatchReference(_ type: WeightType) throws {
         guard cpuHasAVX512VNNI else { return }  // the portable path is the fp32 one, tested above
         let pool = ComputePool(threadCount: 2)
-        for (tokens, rows, columns) in [(3, 40, 64), (9, 16, 256), (17, 33, 96)] {
+        for (tokens, rows, columns) in [(1, 37, 96), (1, 64, 1024), (2, 9, 64), (3, 40, 64), (9, 16, 256), (17, 33, 96)] {
             let values = (0..<(rows * columns)).map { _ in random.float() }
             let rowBytes = type.byteCount(elements: columns)!
             var bytes = [UInt8](repeating: 0, count: rows * rowBytes)
@@ -101,13 +103,21 @@ import Testing
             var weights = [Float](repeating: 0, count: rows * columns)
             bytes.withUnsafeBytes { b in weights.withUnsafeMutableBufferPointer { dequantizeRow(type, b.baseAddress!, $0.baseAddress!, count: rows * columns) } }
             let x = (0..<(tokens * columns)).map { _ in random.float() * 3 }
-            // The activations' blocks as llama.cpp quantises them.
-            var xq = [Double](repeating: 0, count: x.count)
+            // The activations' blocks as llama.cpp quantises them: values q·d, and s - d·Σq
+            // (what Q4_1's m multiplies beyond the dequantised product).
+            var xq = [Double](repeating: 0, count: x.count), sCorrection = [Double](repeating: 0, count: x.count / 32)
             for block in 0..<(x.count / 32) {
                 let slice = x[(32 * block)..<(32 * block + 32)]
-                let d = (slice.map(abs).max() ?? 0) / 127
-                let inverse: Float = d != 0 ? 1 / d : 0
-                for (j, v) in slice.enumerated() { xq[32 * block + j] = Double((v * inverse).rounded(.toNearestOrEven)) * Double(d) }
+                let amax = slice.map(abs).max() ?? 0
+                let inverse: Float = amax != 0 ? 127 / amax : 0
+                let d = Float(Float16(amax / 127))
+                var sum: Float = 0
+                for (j, v) in slice.enumerated() {
+                    let q = (v * inverse).rounded(.toNearestOrEven)
+                    sum += q
+                    xq[32 * block + j] = Double(q) * Double(d)
+                }
+                sCorrection[block] = Double(Float(Float16(amax / 127 * sum))) - Double(d) * Double(sum)
             }
             var y = [Float](repeating: .nan, count: tokens * rows)
             bytes.withUnsafeBytes { w in
@@ -124,7 +134,14 @@ import Testing
                         exact += p
                         magnitude += abs(p)
                     }
-                    #expect(abs(Double(y[t * rows + r]) - exact) <= 1e-5 * magnitude + 1e-30, "\(type) t \(t) r \(r)")
+                    if type == .q4_1 {
+                        for b in 0..<(columns / 32) {
+                            let bits = UInt16(bytes[r * rowBytes + 20 * b + 2]) | UInt16(bytes[r * rowBytes + 20 * b + 3]) << 8
+                            exact += Double(Float(Float16(bitPattern: bits))) * sCorrection[t * columns / 32 + b]
+                        }
+                    }
+                    #expect(abs(Double(y[t * rows + r]) - exact) <= 1e-5 * magnitude + 1e-30,
+                            "\(type) tokens \(tokens) rows \(rows) columns \(columns) t \(t) r \(r)")
                 }
             }
         }

@@ -25,7 +25,8 @@ public final class LanguageModel: @unchecked Sendable {
     public let config: ModelConfig
     public let weights: DecoderWeights
     public let pool: ComputePool
-    /// Exact fp32 activations (the default), or llama.cpp's faster arithmetic in prefill.
+    /// Exact fp32 activations (the default), or llama.cpp's faster arithmetic (see
+    /// `ActivationPrecision`).
     public var precision: ActivationPrecision = .exact
     /// Keeps the weight files mapped while the model lives.
     let store: any WeightStore
@@ -41,6 +42,13 @@ public final class LanguageModel: @unchecked Sendable {
         case .mistral, .llama: weights = try LlamaArchitecture.load(config, reader)
         }
         inverseFrequencies = Self.ropeInverseFrequencies(config)
+    }
+
+    /// Whether the decoder's matrices are stored in a GGML block format (a quantised GGUF
+    /// file or `--quantize`), where `.fast` computes what llama.cpp computes.
+    public var hasQuantizedMatrices: Bool {
+        guard let q = weights.layers.first?.attention.q.type else { return false }
+        return ![.f32, .f16, .bf16].contains(q)
     }
 
     /// Loads a Hugging Face model folder (config.json + safetensors).

@@ -36,8 +36,8 @@ float mx_dot_q4_0(const void *row, const float *x, int blocks);
 float mx_dot_q4_1(const void *row, const float *x, int blocks);
 
 /// 8-bit products for Q8_0/Q4_0 weights (llama.cpp's arithmetic): activations quantised
-/// per block of 32 to q = round(x / d), d = max|x| / 127, stored as q + 128.
-enum { MX_INT8_Q8_0 = 0, MX_INT8_Q4_0 = 1, MX_INT8_PANEL_ROWS = 16, MX_INT8_TOKEN_TILE = 8 };
+/// per block of 32 as mx_q8_quantize does, stored as q + 128.
+enum { MX_INT8_Q8_0 = 0, MX_INT8_Q4_0 = 1, MX_INT8_Q4_1 = 2, MX_INT8_PANEL_ROWS = 16, MX_INT8_TOKEN_TILE = 8 };
 int mx_cpu_has_avx512vnni(void);
 /// Bytes of one 16-row panel for rows of k weights (k a multiple of 32).
 size_t mx_int8_panel_bytes(int k);
@@ -49,6 +49,18 @@ void mx_int8_quantize_activations(const float *x, int tokens, int k, uint8_t *xu
 /// rows of 128 and scales of 0.
 void mx_int8_gemm_panel(const void *panel, int rows, int k, const uint8_t *xu, const float *dx,
                         int tokens, int padded_tokens, float *y, size_t y_row_stride);
+
+/// 1 when the CPU runs mx_q8_matmul (AVX512 F/BW/VNNI and F16C).
+int mx_cpu_has_int8_matvec(void);
+/// x [k] (k a multiple of 32) quantised like llama.cpp's quantize_row_q8_0 and q8_1: per
+/// block of 32, q = round(x * 127 / max|x|), d = fp16(max|x| / 127), s = fp16(d * Σq).
+void mx_q8_quantize(const float *x, int k, int8_t *q, float *d, float *s);
+/// y[t][r] = Σ_j w[r][j] x[t][j] for `rows` rows of a Q8_0, Q4_0 or Q4_1 matrix (type
+/// MX_INT8_Q8_0, MX_INT8_Q4_0 or MX_INT8_Q4_1) and `tokens` activation rows quantised by
+/// mx_q8_quantize (q [tokens][k], d and s [tokens][k/32]): llama.cpp's vec_dot_q8_0_q8_0,
+/// q4_0_q8_0 and q4_1_q8_1. Weights are read once per group of four rows.
+void mx_q8_matmul(const void *w, size_t row_bytes, int type, int rows, int k,
+                  const int8_t *q, const float *d, const float *s, int tokens, float *y, size_t y_row_stride);
 
 /// y[r] = sum_j w[r][j] * x[j] for four bf16 rows (row r at w + r * row_stride), fp32.
 void mx_bf16_dot4(const uint16_t *w, size_t row_stride, const float *x, int k, float *y);
