@@ -46,7 +46,9 @@ func fastKernel(for job: LinearJob) -> FastKernel {
         guard cpuHasAVX512VNNI else { return .fp32 }
         return job.tokens <= int8RowsMaxTokens && cpuHasInt8MatVec ? .int8Rows : .int8Panels
     case .q4_1:
-        return cpuHasInt8MatVec ? .int8Rows : .fp32
+        // Many tokens: the fp32 panels are faster than re-reading four rows per token
+        // (there is no 8-bit panel kernel for Q4_1's per-block minimum yet).
+        return cpuHasInt8MatVec && job.tokens <= int8RowsMaxTokens ? .int8Rows : .fp32
     case .q4_K, .q5_K, .q6_K where job.tokens <= int8RowsMaxTokens && job.w.columns % 256 == 0:
         return .kQuantRows
     default:
