@@ -115,6 +115,11 @@ TARGET __m512i nibbles2(const uint8_t *qsA, const uint8_t *qsB) {
     return _mm512_shuffle_i64x2(lanes, lanes, _MM_SHUFFLE(3, 1, 2, 0));
 }
 
+// 8 lanes of `a` then 8 of `b`.
+TARGET __m512 halves(float a, float b) {
+    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(a)), _mm256_set1_ps(b), 1);
+}
+
 // hsum_float_8 of llama.cpp's x86 quants.c: the same additions in the same order.
 TARGET float sum8(__m256 x) {
     __m128 sum = _mm_add_ps(_mm256_extractf128_ps(x, 1), _mm256_castps256_ps128(x));
@@ -198,13 +203,85 @@ TARGET void matmul(int type, const uint8_t *w, size_t row_bytes, int rows, int k
     }
 }
 
+// Q4_0 with AVX512-VBMI: fewer instructions per block pair, since this path is compute-bound
+// at memory speed. One masked 36-byte load holds both blocks (d, 16 bytes of nibbles, d,
+// 16 bytes); vpermb lays the nibble bytes out as [A A B B], a per-word shift and a mask
+// leave weights A0..31 and B0..31 in activation order, and vpermw + vcvtph2ps give the
+// 16-lane scale vector [dA x8, dB x8]. Accumulation is in 16 lanes: llama.cpp runs Q4_0
+// through its repacked 8-row kernels, so there is no single summation order to follow.
+#define TARGET_VBMI __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx512vbmi,f16c")))
+
+TARGET_VBMI static void dot4_q4_0(const uint8_t *w, size_t row_bytes, int k, const int8_t *q, const float *d, float *y) {
+    const int blocks = k / 32;
+    const __m512i nibble_index = _mm512_set_epi8(
+        35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20,
+        35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20,
+        17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2,
+        17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2);
+    // Words 0-7 and 16-23 keep their low nibbles, words 8-15 and 24-31 shift down the high ones.
+    const __m512i shifts = _mm512_set_epi16(4, 4, 4, 4, 4, 4, 4, 4, 0, 0, 0, 0, 0, 0, 0, 0,
+                                            4, 4, 4, 4, 4, 4, 4, 4, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i scale_index = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                                 9, 9, 9, 9, 9, 9, 9, 9, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i low_nibbles = _mm512_set1_epi8(0x0F);
+    __m512 acc[ROWS];
+    for (int r = 0; r < ROWS; r++) acc[r] = _mm512_setzero_ps();
+    for (int b = 0; b < blocks; b += 2) {
+        const int pair = b + 1 < blocks;
+        const __mmask64 bytes = pair ? (((__mmask64)1 << 36) - 1) : (((__mmask64)1 << 18) - 1);
+        const __m512i x = activations2(q, b, blocks);
+        const __m512i minus_eight_q = _mm512_sub_epi32(_mm512_setzero_si512(),
+                                                       _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(8), x));
+        const __m512 x_scales = halves(d[b], pair ? d[b + 1] : 0);
+#pragma GCC unroll 4
+        for (int r = 0; r < ROWS; r++) {
+            const uint8_t *A = w + (size_t)r * row_bytes + (size_t)b * 18;
+            _mm_prefetch((const char *)A + PREFETCH_BYTES, _MM_HINT_T0);
+            const __m512i raw = _mm512_maskz_loadu_epi8(bytes, A);
+            const __m512i weights = _mm512_and_si512(
+                _mm512_srlv_epi16(_mm512_permutexvar_epi8(nibble_index, raw), shifts), low_nibbles);
+            const __m512i sums = _mm512_dpbusd_epi32(minus_eight_q, weights, x);
+            const __m512 w_scales = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(scale_index, raw)));
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_mul_ps(w_scales, x_scales), acc[r]);
+        }
+    }
+    for (int r = 0; r < ROWS; r++) y[r] = _mm512_reduce_add_ps(acc[r]);
+}
+
+TARGET_VBMI static void matmul_q4_0(const uint8_t *w, size_t row_bytes, int rows, int k, const int8_t *q,
+                                    const float *d, int tokens, float *y, size_t y_row_stride) {
+    const int blocks = k / 32;
+    float out[ROWS];
+    for (int r = 0; r < rows; r += ROWS) {
+        const int full = r + ROWS <= rows;
+        for (int t = 0; t < tokens; t++) {
+            dot4_q4_0(w + (size_t)r * row_bytes, full ? row_bytes : 0, k, q + (size_t)t * k, d + (size_t)t * blocks, out);
+            if (full) memcpy(y + (size_t)t * y_row_stride + r, out, sizeof out);
+            else y[(size_t)t * y_row_stride + r] = out[0];
+        }
+        if (!full) r -= ROWS - 1;
+    }
+}
+
+static int cpu_has_vbmi(void) {
+    static int has = -1;
+    if (has < 0) {
+        __builtin_cpu_init();
+        has = __builtin_cpu_supports("avx512vbmi");
+    }
+    return has;
+}
+
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,f16c")))
 void mx_q8_matmul(const void *w, size_t row_bytes, int type, int rows, int k,
                   const int8_t *q, const float *d, const float *s, int tokens, float *y, size_t y_row_stride) {
     const uint8_t *weights = (const uint8_t *)w;
     switch (type) {
     case MX_INT8_Q8_0: matmul(MX_INT8_Q8_0, weights, row_bytes, rows, k, q, d, s, tokens, y, y_row_stride); break;
-    case MX_INT8_Q4_0: matmul(MX_INT8_Q4_0, weights, row_bytes, rows, k, q, d, s, tokens, y, y_row_stride); break;
+    case MX_INT8_Q4_0:
+        if (cpu_has_vbmi()) matmul_q4_0(weights, row_bytes, rows, k, q, d, tokens, y, y_row_stride);
+        else matmul(MX_INT8_Q4_0, weights, row_bytes, rows, k, q, d, s, tokens, y, y_row_stride);
+        break;
     default: matmul(MX_INT8_Q4_1, weights, row_bytes, rows, k, q, d, s, tokens, y, y_row_stride); break;
     }
 }

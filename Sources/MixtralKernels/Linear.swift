@@ -49,8 +49,8 @@ func fastKernel(for job: LinearJob) -> FastKernel {
         // Many tokens: the fp32 panels are faster than re-reading four rows per token
         // (there is no 8-bit panel kernel for Q4_1's per-block minimum yet).
         return cpuHasInt8MatVec && job.tokens <= int8RowsMaxTokens ? .int8Rows : .fp32
-    case .q4_K, .q5_K, .q6_K where job.tokens <= int8RowsMaxTokens && job.w.columns % 256 == 0:
-        return .kQuantRows
+    case .q4_K, .q5_K, .q6_K:
+        return job.tokens <= int8RowsMaxTokens && job.w.columns % 256 == 0 ? .kQuantRows : .fp32
     default:
         return .fp32
     }
