@@ -272,6 +272,103 @@ static int cpu_has_vbmi(void) {
     return has;
 }
 
+// Q4_K and Q6_K rows with llama.cpp's Q8_K activations (as vec_dot_q4_K_q8_K and
+// vec_dot_q6_K_q8_K: integer sums per sub-block times the sub-block's integer scale, then
+// the block scales). Layouts as in Dequantize.swift. vpdpbusd multiplies the unsigned
+// 4/6-bit weights with the signed activations; Q4_K's mins and Q6_K's offset of 32 use the
+// activations' sums of 16.
+
+// Four int8 scales, each for 16 weights (4 lanes), as 16 int32 lanes.
+TARGET __m512i scales4x4(const int8_t *sc) {
+    int32_t four;
+    memcpy(&four, sc, 4);
+    const __m128i spread = _mm_shuffle_epi8(_mm_set1_epi32(four), _mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3));
+    return _mm512_cvtepi8_epi32(spread);
+}
+
+TARGET float dot_q6_K(const uint8_t *row, int blocks, const int8_t *q, const float *d, const int32_t *sums16) {
+    const __m512i low4 = _mm512_set1_epi8(0x0F), low2 = _mm512_set1_epi8(0x03);
+    const __m512i shifts01 = _mm512_set_epi16(2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+                                              0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i shifts23 = _mm512_add_epi16(shifts01, _mm512_set1_epi16(4));
+    float result = 0;
+    for (int b = 0; b < blocks; b++) {
+        const uint8_t *block = row + 210 * (size_t)b;
+        const int8_t *scales = (const int8_t *)(block + 192);
+        const int8_t *x = q + 256 * (size_t)b;
+        __m512i sums = _mm512_setzero_si512();
+        for (int half = 0; half < 2; half++) {
+            const __m256i qh = _mm256_loadu_si256((const __m256i *)(block + 128 + 32 * half));
+            const __m512i high = _mm512_inserti64x4(_mm512_castsi256_si512(qh), qh, 1);
+            const __m512i ql = _mm512_loadu_si512(block + 64 * half);
+            // Weights 0..63 of the half: low nibbles of ql, qh bits 0-1 (0..31) and 2-3 (32..63).
+            const __m512i w01 = _mm512_or_si512(_mm512_and_si512(ql, low4),
+                _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(high, shifts01), low2), 4));
+            // Weights 64..127: high nibbles of ql, qh bits 4-5 and 6-7.
+            const __m512i w23 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), low4),
+                _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(high, shifts23), low2), 4));
+            const __m512i p01 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w01, _mm512_loadu_si512(x + 128 * half));
+            const __m512i p23 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w23, _mm512_loadu_si512(x + 128 * half + 64));
+            sums = _mm512_add_epi32(sums, _mm512_mullo_epi32(p01, scales4x4(scales + 8 * half)));
+            sums = _mm512_add_epi32(sums, _mm512_mullo_epi32(p23, scales4x4(scales + 8 * half + 4)));
+        }
+        // Σ sc (q - 32) q_x = Σ sc q q_x - 32 Σ sc Σ q_x
+        const __m512i offsets = _mm512_mullo_epi32(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)scales)),
+                                                   _mm512_loadu_si512(sums16 + 16 * (size_t)b));
+        const int total = _mm512_reduce_add_epi32(sums) - 32 * _mm512_reduce_add_epi32(offsets);
+        result += half_at(block + 208) * d[b] * (float)total;
+    }
+    return result;
+}
+
+TARGET float dot_q4_K(const uint8_t *row, int blocks, const int8_t *q, const float *d, const int32_t *sums16) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    float result = 0;
+    for (int b = 0; b < blocks; b++) {
+        const uint8_t *block = row + 144 * (size_t)b;
+        const uint8_t *packed = block + 4;
+        const int8_t *x = q + 256 * (size_t)b;
+        // The eight 6-bit scales and mins (kQuantScaleAndMin).
+        int32_t scale[8], minimum[8];
+        for (int j = 0; j < 8; j++) {
+            if (j < 4) {
+                scale[j] = packed[j] & 0x3F;
+                minimum[j] = packed[j + 4] & 0x3F;
+            } else {
+                scale[j] = (packed[j + 4] & 0x0F) | ((packed[j - 4] >> 6) << 4);
+                minimum[j] = (packed[j + 4] >> 4) | ((packed[j] >> 6) << 4);
+            }
+        }
+        __m512i sums = _mm512_setzero_si512();
+        int32_t minimum_sum = 0;
+        for (int chunk = 0; chunk < 4; chunk++) {
+            const __m256i bytes = _mm256_loadu_si256((const __m256i *)(block + 16 + 32 * chunk));
+            const __m512i weights = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(bytes, low4)),
+                                                       _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low4), 1);
+            const __m512i products = _mm512_dpbusd_epi32(_mm512_setzero_si512(), weights, _mm512_loadu_si512(x + 64 * chunk));
+            const __m512i scales = _mm512_inserti64x4(_mm512_set1_epi32(scale[2 * chunk]), _mm256_set1_epi32(scale[2 * chunk + 1]), 1);
+            sums = _mm512_add_epi32(sums, _mm512_mullo_epi32(products, scales));
+            minimum_sum += minimum[2 * chunk] * (sums16[16 * b + 4 * chunk] + sums16[16 * b + 4 * chunk + 1])
+                + minimum[2 * chunk + 1] * (sums16[16 * b + 4 * chunk + 2] + sums16[16 * b + 4 * chunk + 3]);
+        }
+        result += half_at(block) * d[b] * (float)_mm512_reduce_add_epi32(sums)
+            - half_at(block + 2) * d[b] * (float)minimum_sum;
+    }
+    return result;
+}
+
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,f16c")))
+void mx_q8k_matvec(const void *w, size_t row_bytes, int type, int rows, int k,
+                   const int8_t *q, const float *d, const int32_t *sums16, float *y) {
+    const uint8_t *weights = (const uint8_t *)w;
+    const int blocks = k / 256;
+    for (int r = 0; r < rows; r++) {
+        const uint8_t *row = weights + (size_t)r * row_bytes;
+        _mm_prefetch((const char *)row + PREFETCH_BYTES, _MM_HINT_T0);
+        y[r] = type == MX_Q8K_Q6_K ? dot_q6_K(row, blocks, q, d, sums16) : dot_q4_K(row, blocks, q, d, sums16);
+    }
+}
+
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,f16c")))
 void mx_q8_matmul(const void *w, size_t row_bytes, int type, int rows, int k,
                   const int8_t *q, const float *d, const float *s, int tokens, float *y, size_t y_row_stride) {
@@ -289,6 +386,11 @@ void mx_q8_matmul(const void *w, size_t row_bytes, int type, int rows, int k,
 #else
 
 int mx_cpu_has_int8_matvec(void) { return 0; }
+
+void mx_q8k_matvec(const void *w, size_t row_bytes, int type, int rows, int k,
+                   const int8_t *q, const float *d, const int32_t *sums16, float *y) {
+    (void)w; (void)row_bytes; (void)type; (void)rows; (void)k; (void)q; (void)d; (void)sums16; (void)y;
+}
 
 void mx_q8_matmul(const void *w, size_t row_bytes, int type, int rows, int k,
                   const int8_t *q, const float *d, const float *s, int tokens, float *y, size_t y_row_stride) {

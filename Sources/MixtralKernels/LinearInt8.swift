@@ -97,7 +97,9 @@ func linearInt8Activations(_ jobs: [LinearJob], pool: ComputePool) {
 }
 
 /// Few-token products of Q4_K/Q5_K/Q6_K weights with activations quantised to llama.cpp's
-/// Q8_K (vec_dot_q*_K_q8_K; Quantization/QuantizedMatVecQ8K.swift), one token at a time.
+/// Q8_K (vec_dot_q*_K_q8_K), one token at a time: Q4_K and Q6_K with vpdpbusd
+/// (`mx_q8k_matvec`), Q5_K and CPUs without AVX512-VNNI with the Swift kernels of
+/// Quantization/QuantizedMatVecQ8K.swift.
 func linearKQuantRows(_ jobs: [LinearJob], pool: ComputePool) {
     var activations: [[Q8KActivations]] = []
     for job in jobs {
@@ -118,6 +120,22 @@ func linearKQuantRows(_ jobs: [LinearJob], pool: ComputePool) {
     pool.run(parts: chunks.count) { part in
         let (index, rows) = chunks[part]
         let job = jobs[index]
-        for t in 0..<job.tokens { matvec(job.w, activations[index][t], job.y + t * job.w.rows, rows: rows) }
+        for t in 0..<job.tokens {
+            let x = activations[index][t]
+            let y = job.y + t * job.w.rows
+            guard cpuHasInt8MatVec, job.w.type != .q5_K else {
+                matvec(job.w, x, y, rows: rows)  // the Swift kernels (and Q5_K)
+                continue
+            }
+            x.quants.withUnsafeBufferPointer { q in
+                x.scales.withUnsafeBufferPointer { d in
+                    x.sums16.withUnsafeBufferPointer { sums in
+                        mx_q8k_matvec(job.w.row(rows.lowerBound), job.w.rowBytes,
+                                      Int32(job.w.type == .q6_K ? MX_Q8K_Q6_K : MX_Q8K_Q4_K), Int32(rows.count),
+                                      Int32(job.w.columns), q.baseAddress, d.baseAddress, sums.baseAddress, y + rows.lowerBound)
+                    }
+                }
+            }
+        }
     }
 }

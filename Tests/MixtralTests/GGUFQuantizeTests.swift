@@ -235,6 +235,7 @@ struct GGUFQuantizeTests {
         let expected = try GGUFFixtures.open("tiny-mixtral-mixed.expected.gguf")
         var generator = SplitMix64(seed: 13)
         var checked = Set<WeightType>()
+        let pool = ComputePool(threadCount: 2)
         for name in file.tensorNames {
             let w = try file.matrix(name)
             guard [.q4_K, .q5_K, .q6_K].contains(w.type) else { continue }
@@ -250,16 +251,21 @@ struct GGUFQuantizeTests {
             }
             var y = [Float](repeating: .nan, count: w.rows)
             y.withUnsafeMutableBufferPointer { matvec(w, activations, $0.baseAddress!, rows: 0..<w.rows) }
-            for r in 0..<w.rows {
-                var exact = 0.0, magnitude = 0.0
-                for c in 0..<w.columns {
-                    let p = Double(weights[r * w.columns + c]) * Double(xq[c])
-                    exact += p
-                    magnitude += abs(p)
-                }
-                if !(abs(Double(y[r]) - exact) <= 1e-5 * magnitude + 1e-30) {
-                    Issue.record("\(name) (\(w.type)) row \(r): \(y[r]) vs \(exact)")
-                    break
+            // The decode path of `.fast` (the VNNI kernel where the CPU has it) quantises x the same way.
+            var fast = [Float](repeating: .nan, count: w.rows)
+            fast.withUnsafeMutableBufferPointer { linear(x, tokens: 1, w, $0.baseAddress!, precision: .fast, pool: pool) }
+            for (kernel, values) in [("Swift", y), ("fast", fast)] {
+                for r in 0..<w.rows {
+                    var exact = 0.0, magnitude = 0.0
+                    for c in 0..<w.columns {
+                        let p = Double(weights[r * w.columns + c]) * Double(xq[c])
+                        exact += p
+                        magnitude += abs(p)
+                    }
+                    if !(abs(Double(values[r]) - exact) <= 1e-5 * magnitude + 1e-30) {
+                        Issue.record("\(kernel): \(name) (\(w.type)) row \(r): \(values[r]) vs \(exact)")
+                        break
+                    }
                 }
             }
             checked.insert(w.type)

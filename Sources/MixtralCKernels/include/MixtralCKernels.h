@@ -62,6 +62,13 @@ void mx_q8_quantize(const float *x, int k, int8_t *q, float *d, float *s);
 void mx_q8_matmul(const void *w, size_t row_bytes, int type, int rows, int k,
                   const int8_t *q, const float *d, const float *s, int tokens, float *y, size_t y_row_stride);
 
+/// y[r] for `rows` rows of a Q4_K or Q6_K matrix (MX_Q8K_Q4_K / MX_Q8K_Q6_K) and one
+/// activation row in llama.cpp's Q8_K form (q [k], d [k/256], sums16 [k/16]), as
+/// vec_dot_q4_K_q8_K / vec_dot_q6_K_q8_K compute it. Needs mx_cpu_has_int8_matvec().
+enum { MX_Q8K_Q4_K = 0, MX_Q8K_Q6_K = 1 };
+void mx_q8k_matvec(const void *w, size_t row_bytes, int type, int rows, int k,
+                   const int8_t *q, const float *d, const int32_t *sums16, float *y);
+
 /// y[r] = sum_j w[r][j] * x[j] for four bf16 rows (row r at w + r * row_stride), fp32.
 void mx_bf16_dot4(const uint16_t *w, size_t row_stride, const float *x, int k, float *y);
 
