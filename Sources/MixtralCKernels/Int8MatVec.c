@@ -278,12 +278,15 @@ static int cpu_has_vbmi(void) {
 // 4/6-bit weights with the signed activations; Q4_K's mins and Q6_K's offset of 32 use the
 // activations' sums of 16.
 
-// Four int8 scales, each for 16 weights (4 lanes), as 16 int32 lanes.
-TARGET __m512i scales4x4(const int8_t *sc) {
-    int32_t four;
-    memcpy(&four, sc, 4);
-    const __m128i spread = _mm_shuffle_epi8(_mm_set1_epi32(four), _mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3));
-    return _mm512_cvtepi8_epi32(spread);
+// The weights are unsigned (4 or 6 bits), so vpmaddubsw forms 16-bit sums of pairs with the
+// signed activations (at most 63 * 127 * 2 < 2^15), and vpmaddwd multiplies those by the
+// sub-block scales (16-bit, one per word) while summing to 32 bits: scaling costs no
+// extra instruction. Blocks accumulate in 16 float lanes, reduced once per row.
+
+// Words [s[a] x16, s[b] x16] from eight 16-bit scales (Q4_K's sub-blocks of 32).
+TARGET __m512i spread_scales_32(__m512i scales16, int a) {
+    const __m512i index = _mm512_inserti64x4(_mm512_set1_epi16((short)a), _mm256_set1_epi16((short)(a + 1)), 1);
+    return _mm512_permutexvar_epi16(index, scales16);
 }
 
 TARGET float dot_q6_K(const uint8_t *row, int blocks, const int8_t *q, const float *d, const int32_t *sums16) {
@@ -291,12 +294,18 @@ TARGET float dot_q6_K(const uint8_t *row, int blocks, const int8_t *q, const flo
     const __m512i shifts01 = _mm512_set_epi16(2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
                                               0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
     const __m512i shifts23 = _mm512_add_epi16(shifts01, _mm512_set1_epi16(4));
-    float result = 0;
+    // Word w of a 64-weight product belongs to sub-block w / 8 (16 weights = 8 pairs).
+    const __m512i spread_low = _mm512_set_epi16(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2,
+                                                1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    __m512 acc = _mm512_setzero_ps();
     for (int b = 0; b < blocks; b++) {
         const uint8_t *block = row + 210 * (size_t)b;
-        const int8_t *scales = (const int8_t *)(block + 192);
         const int8_t *x = q + 256 * (size_t)b;
-        __m512i sums = _mm512_setzero_si512();
+        const __m512i scales16 = _mm512_cvtepi8_epi16(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(block + 192))));
+        // Σ sc (q - 32) q_x = Σ sc q q_x - 32 Σ sc Σ q_x: start from the second term.
+        __m512i sums = _mm512_slli_epi32(_mm512_mullo_epi32(_mm512_cvtepi16_epi32(_mm512_castsi512_si256(scales16)),
+                                                            _mm512_loadu_si512(sums16 + 16 * (size_t)b)), 5);
+        sums = _mm512_sub_epi32(_mm512_setzero_si512(), sums);
         for (int half = 0; half < 2; half++) {
             const __m256i qh = _mm256_loadu_si256((const __m256i *)(block + 128 + 32 * half));
             const __m512i high = _mm512_inserti64x4(_mm512_castsi256_si512(qh), qh, 1);
@@ -307,54 +316,52 @@ TARGET float dot_q6_K(const uint8_t *row, int blocks, const int8_t *q, const flo
             // Weights 64..127: high nibbles of ql, qh bits 4-5 and 6-7.
             const __m512i w23 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), low4),
                 _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(high, shifts23), low2), 4));
-            const __m512i p01 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w01, _mm512_loadu_si512(x + 128 * half));
-            const __m512i p23 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w23, _mm512_loadu_si512(x + 128 * half + 64));
-            sums = _mm512_add_epi32(sums, _mm512_mullo_epi32(p01, scales4x4(scales + 8 * half)));
-            sums = _mm512_add_epi32(sums, _mm512_mullo_epi32(p23, scales4x4(scales + 8 * half + 4)));
+            const __m512i s01 = _mm512_permutexvar_epi16(_mm512_add_epi16(spread_low, _mm512_set1_epi16((short)(8 * half))), scales16);
+            const __m512i s23 = _mm512_permutexvar_epi16(_mm512_add_epi16(spread_low, _mm512_set1_epi16((short)(8 * half + 4))), scales16);
+            sums = _mm512_add_epi32(sums, _mm512_madd_epi16(_mm512_maddubs_epi16(w01, _mm512_loadu_si512(x + 128 * half)), s01));
+            sums = _mm512_add_epi32(sums, _mm512_madd_epi16(_mm512_maddubs_epi16(w23, _mm512_loadu_si512(x + 128 * half + 64)), s23));
         }
-        // Σ sc (q - 32) q_x = Σ sc q q_x - 32 Σ sc Σ q_x
-        const __m512i offsets = _mm512_mullo_epi32(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)scales)),
-                                                   _mm512_loadu_si512(sums16 + 16 * (size_t)b));
-        const int total = _mm512_reduce_add_epi32(sums) - 32 * _mm512_reduce_add_epi32(offsets);
-        result += half_at(block + 208) * d[b] * (float)total;
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_set1_ps(half_at(block + 208) * d[b]), acc);
     }
-    return result;
+    return _mm512_reduce_add_ps(acc);
 }
 
 TARGET float dot_q4_K(const uint8_t *row, int blocks, const int8_t *q, const float *d, const int32_t *sums16) {
     const __m256i low4 = _mm256_set1_epi8(0x0F);
-    float result = 0;
+    __m512 acc = _mm512_setzero_ps();
+    float minimum_terms = 0;
     for (int b = 0; b < blocks; b++) {
         const uint8_t *block = row + 144 * (size_t)b;
         const uint8_t *packed = block + 4;
         const int8_t *x = q + 256 * (size_t)b;
         // The eight 6-bit scales and mins (kQuantScaleAndMin).
-        int32_t scale[8], minimum[8];
+        uint8_t scale[8];
+        int32_t minimum_sum = 0;
         for (int j = 0; j < 8; j++) {
+            int minimum;
             if (j < 4) {
                 scale[j] = packed[j] & 0x3F;
-                minimum[j] = packed[j + 4] & 0x3F;
+                minimum = packed[j + 4] & 0x3F;
             } else {
-                scale[j] = (packed[j + 4] & 0x0F) | ((packed[j - 4] >> 6) << 4);
-                minimum[j] = (packed[j + 4] >> 4) | ((packed[j] >> 6) << 4);
+                scale[j] = (uint8_t)((packed[j + 4] & 0x0F) | ((packed[j - 4] >> 6) << 4));
+                minimum = (packed[j + 4] >> 4) | ((packed[j] >> 6) << 4);
             }
+            minimum_sum += minimum * (sums16[16 * b + 2 * j] + sums16[16 * b + 2 * j + 1]);
         }
+        const __m512i scales16 = _mm512_cvtepu8_epi16(_mm256_castsi128_si256(_mm_loadl_epi64((const __m128i *)scale)));
         __m512i sums = _mm512_setzero_si512();
-        int32_t minimum_sum = 0;
         for (int chunk = 0; chunk < 4; chunk++) {
             const __m256i bytes = _mm256_loadu_si256((const __m256i *)(block + 16 + 32 * chunk));
             const __m512i weights = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(bytes, low4)),
                                                        _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low4), 1);
-            const __m512i products = _mm512_dpbusd_epi32(_mm512_setzero_si512(), weights, _mm512_loadu_si512(x + 64 * chunk));
-            const __m512i scales = _mm512_inserti64x4(_mm512_set1_epi32(scale[2 * chunk]), _mm256_set1_epi32(scale[2 * chunk + 1]), 1);
-            sums = _mm512_add_epi32(sums, _mm512_mullo_epi32(products, scales));
-            minimum_sum += minimum[2 * chunk] * (sums16[16 * b + 4 * chunk] + sums16[16 * b + 4 * chunk + 1])
-                + minimum[2 * chunk + 1] * (sums16[16 * b + 4 * chunk + 2] + sums16[16 * b + 4 * chunk + 3]);
+            const __m512i pairs = _mm512_maddubs_epi16(weights, _mm512_loadu_si512(x + 64 * chunk));
+            sums = _mm512_add_epi32(sums, _mm512_madd_epi16(pairs, spread_scales_32(scales16, 2 * chunk)));
         }
-        result += half_at(block) * d[b] * (float)_mm512_reduce_add_epi32(sums)
-            - half_at(block + 2) * d[b] * (float)minimum_sum;
+        const float dx = d[b];
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_set1_ps(half_at(block) * dx), acc);
+        minimum_terms -= half_at(block + 2) * dx * (float)minimum_sum;
     }
-    return result;
+    return _mm512_reduce_add_ps(acc) + minimum_terms;
 }
 
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,f16c")))
