@@ -29,7 +29,7 @@ static float half_to_float(uint16_t h) {
     return f;
 }
 
-void mx_int8_pack_panel(const void *w, size_t row_bytes, int type, int rows, int k, void *panel) {
+static void pack_panel_portable(const void *w, size_t row_bytes, int type, int rows, int k, void *panel) {
     const int blocks = k / 32;
     const int block_bytes = type == MX_INT8_Q8_0 ? 34 : 18;
     uint8_t *out = (uint8_t *)panel;
@@ -84,6 +84,81 @@ int mx_cpu_has_avx512vnni(void) {
     return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512f");
 }
 
+// The same panel with AVX-512: each row's 32 signed weights of a block become one 256-bit
+// vector, rows r and r+8 share a 512-bit register, and an 8x8 transpose of 32-bit groups
+// (unpack 32, unpack 64, then 128-bit lanes across registers) turns them into the
+// [group][16 rows][4 bytes] layout: about 50 instructions per block of 16 rows, where the
+// scalar loops took thousands (a quarter of Q4_0 prefill).
+__attribute__((target("avx512f,avx512bw,avx512vl,f16c")))
+static void pack_panel_avx512(const void *w, size_t row_bytes, int type, int rows, int k, void *panel) {
+    const int blocks = k / 32;
+    const int block_bytes = type == MX_INT8_Q8_0 ? 34 : 18;
+    const __m512i low_lanes = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
+    const __m512i high_lanes = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+    uint8_t *out = (uint8_t *)panel;
+    for (int b = 0; b < blocks; b++) {
+        float *scales = (float *)(out + GROUPS * 64);
+        int32_t *corrections = (int32_t *)(out + GROUPS * 64 + 64);
+        __m256i row_quants[16];
+        for (int r = 0; r < 16; r++) {
+            if (r >= rows) {
+                row_quants[r] = _mm256_setzero_si256();
+                scales[r] = 0;
+                corrections[r] = 0;
+                continue;
+            }
+            const uint8_t *block = (const uint8_t *)w + (size_t)r * row_bytes + (size_t)b * block_bytes;
+            uint16_t bits;
+            memcpy(&bits, block, 2);
+            scales[r] = _cvtsh_ss(bits);
+            __m256i q;
+            if (type == MX_INT8_Q8_0) {
+                q = _mm256_loadu_si256((const __m256i *)(block + 2));
+            } else {
+                const __m128i packed = _mm_loadu_si128((const __m128i *)(block + 2));
+                const __m128i mask = _mm_set1_epi8(0x0F);
+                q = _mm256_sub_epi8(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(packed, mask)),
+                                                            _mm_and_si128(_mm_srli_epi16(packed, 4), mask), 1),
+                                    _mm256_set1_epi8(8));
+            }
+            row_quants[r] = q;
+            // Σ q: pairs of bytes times 1, then pairs of words.
+            const __m256i words = _mm256_maddubs_epi16(_mm256_set1_epi8(1), q);
+            const __m256i dwords = _mm256_madd_epi16(words, _mm256_set1_epi16(1));
+            __m128i sum = _mm_add_epi32(_mm256_castsi256_si128(dwords), _mm256_extracti128_si256(dwords, 1));
+            sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, 0x4E));
+            sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, 0xB1));
+            corrections[r] = 128 * _mm_cvtsi128_si32(sum);
+        }
+        __m512i z[8], t[8], u[8];
+        for (int i = 0; i < 8; i++) {
+            z[i] = _mm512_inserti64x4(_mm512_castsi256_si512(row_quants[i]), row_quants[i + 8], 1);
+        }
+        for (int i = 0; i < 8; i += 2) {
+            t[i] = _mm512_unpacklo_epi32(z[i], z[i + 1]);
+            t[i + 1] = _mm512_unpackhi_epi32(z[i], z[i + 1]);
+        }
+        for (int i = 0; i < 8; i += 4) {
+            u[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+            u[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+            u[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+            u[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+        }
+        // u[j] (j < 4) holds group j (lanes 0-3 of each 256-bit half) and group j + 4 (lanes
+        // 4-7) of rows 0-3 / 8-11; u[j + 4] the same for rows 4-7 / 12-15.
+        for (int j = 0; j < 4; j++) {
+            _mm512_storeu_si512(out + j * 64, _mm512_permutex2var_epi64(u[j], low_lanes, u[j + 4]));
+            _mm512_storeu_si512(out + (j + 4) * 64, _mm512_permutex2var_epi64(u[j], high_lanes, u[j + 4]));
+        }
+        out += panel_block_bytes();
+    }
+}
+
+void mx_int8_pack_panel(const void *w, size_t row_bytes, int type, int rows, int k, void *panel) {
+    if (mx_cpu_has_avx512f()) pack_panel_avx512(w, row_bytes, type, rows, k, panel);
+    else pack_panel_portable(w, row_bytes, type, rows, k, panel);
+}
+
 // 16 rows x 8 tokens: integer accumulators per block (scales differ per block), then
 // scaled into float accumulators.
 __attribute__((target("avx512f,avx512vnni")))
@@ -128,6 +203,10 @@ void mx_int8_gemm_panel(const void *panel, int rows, int k, const uint8_t *xu, c
 #else
 
 int mx_cpu_has_avx512vnni(void) { return 0; }
+
+void mx_int8_pack_panel(const void *w, size_t row_bytes, int type, int rows, int k, void *panel) {
+    pack_panel_portable(w, row_bytes, type, rows, k, panel);
+}
 
 void mx_int8_gemm_panel(const void *panel, int rows, int k, const uint8_t *xu, const float *dx,
                         int tokens, int padded_tokens, float *y, size_t y_row_stride) {
