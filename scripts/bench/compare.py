@@ -103,7 +103,7 @@ def main():
         except subprocess.CalledProcessError as error:
             add("llama.cpp", dtype, {"error": error.stderr.strip().splitlines()[-1:]})
         model = hf.get(dtype, gguf[dtype])
-        precisions = ["exact", "fast"] if dtype in ("bf16", "q8_0", "q4_0") else ["exact"]
+        precisions = ["exact", "fast"] if dtype == "bf16" or dtype.startswith("q") else ["exact"]
         for precision in precisions:
             try:
                 result, data = mixtral_bench(args.mixtral, model, args.p, args.n, args.r, args.threads, precision)
