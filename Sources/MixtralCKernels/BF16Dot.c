@@ -42,7 +42,68 @@ void mx_bf16_dot4(const uint16_t *w, size_t row_stride, const float *x, int k, f
     }
 }
 
+// Four bf16 rows times T tokens (2 <= T <= 4; y[t * y_stride + r]): each weight is read
+// once for all tokens, with no panel packing (a batched decode step gives each expert only
+// a few tokens). One accumulator per (row, token) takes the even and the odd products.
+__attribute__((target("avx512f"), always_inline))
+static inline void dot4_tokens(const uint16_t *w, size_t row_stride, const float *x, int k, float *y,
+                               size_t y_stride, const int T) {
+    const __m512i mask = _mm512_set1_epi32((int)0xFFFF0000);
+    const __m512i even_index = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd_index = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    __m512 acc[4][4];
+    for (int r = 0; r < 4; r++) for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 32 <= k; i += 32) {
+        __m512 xe[4], xo[4];
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            const __m512 x0 = _mm512_loadu_ps(x + (size_t)t * k + i), x1 = _mm512_loadu_ps(x + (size_t)t * k + i + 16);
+            xe[t] = _mm512_permutex2var_ps(x0, even_index, x1);
+            xo[t] = _mm512_permutex2var_ps(x0, odd_index, x1);
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+            const uint16_t *row = w + (size_t)r * row_stride + i;
+            _mm_prefetch((const char *)(row + 4096), _MM_HINT_T0);
+            const __m512i words = _mm512_loadu_si512(row);
+            const __m512 even = _mm512_castsi512_ps(_mm512_slli_epi32(words, 16));
+            const __m512 odd = _mm512_castsi512_ps(_mm512_and_si512(words, mask));
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) acc[r][t] = _mm512_fmadd_ps(odd, xo[t], _mm512_fmadd_ps(even, xe[t], acc[r][t]));
+        }
+    }
+    for (int r = 0; r < 4; r++) {
+        const uint16_t *row = w + (size_t)r * row_stride;
+        for (int t = 0; t < T; t++) {
+            float sum = _mm512_reduce_add_ps(acc[r][t]);
+            for (int j = i; j < k; j++) {
+                union { uint32_t u; float f; } v = {.u = (uint32_t)row[j] << 16};
+                sum += v.f * x[(size_t)t * k + j];
+            }
+            y[(size_t)t * y_stride + r] = sum;
+        }
+    }
+}
+
+__attribute__((target("avx512f")))
+void mx_bf16_dot4_tokens(const uint16_t *w, size_t row_stride, const float *x, int tokens, int k, float *y, size_t y_stride) {
+    switch (tokens) {
+    case 2: dot4_tokens(w, row_stride, x, k, y, y_stride, 2); break;
+    case 3: dot4_tokens(w, row_stride, x, k, y, y_stride, 3); break;
+    default: dot4_tokens(w, row_stride, x, k, y, y_stride, 4); break;
+    }
+}
+
 #else
+
+void mx_bf16_dot4_tokens(const uint16_t *w, size_t row_stride, const float *x, int tokens, int k, float *y, size_t y_stride) {
+    for (int t = 0; t < tokens; t++) {
+        float out[4];
+        mx_bf16_dot4(w, row_stride, x + (size_t)t * k, k, out);
+        for (int r = 0; r < 4; r++) y[(size_t)t * y_stride + r] = out[r];
+    }
+}
 
 void mx_bf16_dot4(const uint16_t *w, size_t row_stride, const float *x, int k, float *y) {
     for (int r = 0; r < 4; r++) {

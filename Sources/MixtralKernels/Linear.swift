@@ -38,9 +38,13 @@ enum FastKernel {
 /// multiply it with every token (`mx_q8_matmul`); more tokens pack 16-row panels first.
 let int8RowsMaxTokens = 4
 
+/// Up to this many tokens, bf16 products stream four weight rows at a time for all tokens
+/// (`mx_bf16_dot4_tokens`, fp32 activations in both precisions); more tokens pack panels.
+let bf16RowsMaxTokens = 8
+
 func fastKernel(for job: LinearJob) -> FastKernel {
     switch job.w.type {
-    case .bf16 where job.tokens > 1 && job.w.columns % 2 == 0:
+    case .bf16 where job.tokens > bf16RowsMaxTokens && job.w.columns % 2 == 0:
         return .bf16Activations
     case .q8_0, .q4_0:
         guard cpuHasAVX512VNNI else { return .fp32 }
@@ -117,6 +121,29 @@ public func linear(_ jobs: [LinearJob], precision: ActivationPrecision = .exact,
             }
         } else if job.tokens == 1 {
             for r in chunk.rows { job.y[r] = rowDot(job.w, r, job.x, job.w.columns) }
+        } else if job.w.type == .bf16 && job.tokens <= bf16RowsMaxTokens && cpuHasAVX512F {
+            // A few tokens (an expert's share of a batched decode step): stream the rows
+            // once for all tokens instead of packing panels.
+            // Tokens in groups of up to 4; the later groups find the four rows in L1.
+            var r = chunk.rows.lowerBound
+            while r + 4 <= chunk.rows.upperBound {
+                var t = 0
+                while t < job.tokens {
+                    let group = min(4, job.tokens - t)
+                    let rows = job.w.row(r).assumingMemoryBound(to: UInt16.self)
+                    if group == 1 {
+                        mx_bf16_dot4(rows, job.w.rowBytes / 2, job.x + t * job.w.columns, Int32(job.w.columns), job.y + t * job.w.rows + r)
+                    } else {
+                        mx_bf16_dot4_tokens(rows, job.w.rowBytes / 2, job.x + t * job.w.columns, Int32(group),
+                                            Int32(job.w.columns), job.y + t * job.w.rows + r, job.w.rows)
+                    }
+                    t += group
+                }
+                r += 4
+            }
+            for row in r..<chunk.rows.upperBound {
+                for t in 0..<job.tokens { job.y[t * job.w.rows + row] = rowDot(job.w, row, job.x + t * job.w.columns, job.w.columns) }
+            }
         } else if job.w.type == .bf16 && job.w.columns % 2 == 0 {
             linearPackedBF16(job, rows: chunk.rows)
         } else {

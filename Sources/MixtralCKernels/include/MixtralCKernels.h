@@ -71,6 +71,9 @@ void mx_q8k_matvec(const void *w, size_t row_bytes, int type, int rows, int k,
 
 /// y[r] = sum_j w[r][j] * x[j] for four bf16 rows (row r at w + r * row_stride), fp32.
 void mx_bf16_dot4(const uint16_t *w, size_t row_stride, const float *x, int k, float *y);
+/// The same for 2 to 4 tokens at once (x [tokens][k]; y[t * y_stride + r]): the weights
+/// are read once for all tokens.
+void mx_bf16_dot4_tokens(const uint16_t *w, size_t row_stride, const float *x, int tokens, int k, float *y, size_t y_stride);
 
 /// glibc: serve allocations up to 256 MB from the heap and keep freed memory (no
 /// mmap/munmap and page zeroing for every large temporary buffer). No-op elsewhere.
