@@ -32,6 +32,9 @@ struct ModelOptions: ParsableArguments {
         valueName: "type"))
     var quantize: String?
 
+    @Flag(name: .long, help: "Map the weight files instead of reading them into memory. By default a file that takes at most half of the available memory is read into 2 MB pages, which decodes faster; larger files are always mapped.")
+    var mmap = false
+
     func load() throws -> ModelBundle {
         if let threads, threads < 1 { throw CLIError("--threads must be at least 1") }
         guard precision == "auto" || ActivationPrecision(rawValue: precision) != nil else {
@@ -41,7 +44,8 @@ struct ModelOptions: ParsableArguments {
         let path = try model ?? DefaultModel.path()
         let quantizeType = try quantize.map { try parseWeightType($0, allowed: QuantizingWeightStore.supportedTypes) }
         var lastReport = Date.distantPast
-        let bundle = try ModelBundle.load(path: path, threads: threads, quantize: quantizeType) { done, total in
+        let bundle = try ModelBundle.load(path: path, threads: threads, quantize: quantizeType,
+                                          residency: mmap ? .mapped : .automatic) { done, total in
             if done == total || Date().timeIntervalSince(lastReport) > 1 {
                 lastReport = Date()
                 log(String(format: "quantizing to %@: %d/%d matrices, %.1f s", quantizeType?.rawValue ?? "", done, total, Date().timeIntervalSince(start)))

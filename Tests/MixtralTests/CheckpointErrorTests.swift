@@ -32,6 +32,24 @@ import Testing
         }
     }
 
+    /// Read into huge-page memory, a checkpoint has the same tensors and bytes as mapped,
+    /// and a truncated file is still rejected.
+    @Test func memoryResidencyReadsTheSameBytes() throws {
+        let folder = Fixtures.parity("mixtral-gqa")
+        let mapped = try SafeTensorsCheckpoint(folder: folder, residency: .mapped)
+        let resident = try SafeTensorsCheckpoint(folder: folder, residency: .memory)
+        for name in mapped.tensorNames {
+            let a = try mapped.tensor(name), b = try resident.tensor(name)
+            #expect(a.shape == b.shape && a.type == b.type)
+            let bytes = a.type.byteCount(elements: a.elementCount) ?? 0
+            #expect(memcmp(a.data, b.data, bytes) == 0, "\(name)")
+        }
+        let original = try Data(contentsOf: URL(fileURLWithPath: folder + "/model.safetensors"))
+        let path = try Self.write(original.prefix(original.count - 100))
+        defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
+        #expect(throws: CheckpointError.self) { _ = try SafeTensorsFile(path: path, residency: .memory) }
+    }
+
     @Test func truncatedFile() throws {
         let original = try Data(contentsOf: URL(fileURLWithPath: Fixtures.parity("mixtral-gqa") + "/model.safetensors"))
         let error = try open(original.prefix(original.count - 100))

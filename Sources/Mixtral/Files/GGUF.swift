@@ -60,8 +60,8 @@ public final class GGUFFile: @unchecked Sendable {
 
     private let mappings: [GGUFMapping]
 
-    public init(path: String) throws(GGUFError) {
-        let mapping = try GGUFMapping(path: path)
+    public init(path: String, residency: WeightResidency = .mapped) throws(GGUFError) {
+        let mapping = try GGUFMapping(path: path, residency: residency)
         var parser = GGUFParser(bytes: mapping.bytes, path: path)
         let header = try parser.parse()
         self.path = path
@@ -76,7 +76,7 @@ public final class GGUFFile: @unchecked Sendable {
         var tensors = header.tensors
         var names = header.tensorNames
         for (index, shardPath) in shards.enumerated().dropFirst() {
-            let shardMapping = try GGUFMapping(path: shardPath)
+            let shardMapping = try GGUFMapping(path: shardPath, residency: residency)
             var shardParser = GGUFParser(bytes: shardMapping.bytes, path: shardPath)
             let shardHeader = try shardParser.parse()
             for key in ["split.no", "split.count"] {

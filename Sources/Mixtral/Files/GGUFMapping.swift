@@ -6,15 +6,17 @@ import Musl
 import Darwin
 #endif
 
-/// A whole file mapped read-only into memory, unmapped when released.
-/// (Private to the GGUF reader so that it cannot collide with other file code.)
+/// A whole file, read-only: mapped, or read into huge-page memory (`WeightResidency`);
+/// released with the object. (Private to the GGUF reader so that it cannot collide with
+/// other file code.)
 final class GGUFMapping: @unchecked Sendable {
     let path: String
-    /// Start of the mapping; nil for an empty file, which cannot be mapped.
+    /// Start of the bytes; nil for an empty file, which cannot be mapped.
     let base: UnsafeRawPointer?
     let count: Int
+    private let length: Int
 
-    init(path: String) throws(GGUFError) {
+    init(path: String, residency: WeightResidency = .mapped) throws(GGUFError) {
         self.path = path
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else {
@@ -32,19 +34,20 @@ final class GGUFMapping: @unchecked Sendable {
         if size == 0 {
             base = nil
             count = 0
+            length = 0
             return
         }
-        let address = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
-        guard let address, address != UnsafeMutableRawPointer(bitPattern: -1) else {
+        guard let bytes = residentBytes(of: fd, size: size, residency: residency) else {
             throw .cannotOpen(path: path, reason: "mmap failed: " + GGUFMapping.errnoText())
         }
-        base = UnsafeRawPointer(address)
+        base = bytes.base
+        length = bytes.length
         count = size
     }
 
     deinit {
         if let base {
-            munmap(UnsafeMutableRawPointer(mutating: base), count)
+            releaseResidentBytes(base, length: length)
         }
     }
 

@@ -12,9 +12,9 @@ public final class GGUFWeightStore: WeightStore, @unchecked Sendable {
 
     public var location: String { file.path }
 
-    public init(path: String) throws(CheckpointError) {
+    public init(path: String, residency: WeightResidency = .mapped) throws(CheckpointError) {
         do {
-            file = try GGUFFile(path: path)
+            file = try GGUFFile(path: path, residency: residency)
             hyperparameters = try GGUFLlamaHyperparameters(file: file)
             let plan = try llamaExportPlan(hyperparameters, GGUFLlamaExportOptions(weightType: .f32, name: ""), path: path)
             tensorNames = plan.flatMap(\.sources)

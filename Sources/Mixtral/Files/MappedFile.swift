@@ -4,15 +4,17 @@ import Glibc
 import Darwin
 #endif
 
-/// A read-only memory mapping of a whole file. Weights are used in place from the
-/// mapping: pages are loaded by the kernel on first touch and nothing is copied, so a
-/// bf16 checkpoint stays 2 bytes per weight in memory.
+/// The read-only bytes of a whole file: memory-mapped, or read into huge-page memory (see
+/// `WeightResidency`). Weights are used in place, in their stored format, so a bf16
+/// checkpoint stays 2 bytes per weight in memory.
 public final class MappedFile: @unchecked Sendable {
     public let path: String
     public let base: UnsafeRawPointer
     public let size: Int
+    /// Bytes to release (the mapping, or whole 2 MB pages of memory).
+    private let length: Int
 
-    public init(path: String) throws(CheckpointError) {
+    public init(path: String, residency: WeightResidency = .mapped) throws(CheckpointError) {
         self.path = path
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else {
@@ -30,19 +32,20 @@ public final class MappedFile: @unchecked Sendable {
         if size == 0 {
             // mmap rejects empty files; an empty buffer still lets the parser report "truncated".
             base = UnsafeRawPointer(UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 64))
+            length = 0
             return
         }
-        guard let mapping = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), mapping != MAP_FAILED else {
+        guard let bytes = residentBytes(of: fd, size: size, residency: residency) else {
             throw .unreadable(file: path, reason: "mmap failed: " + String(cString: strerror(errno)))
         }
-        base = UnsafeRawPointer(mapping)
+        (base, length) = bytes
     }
 
     deinit {
         if size == 0 {
             UnsafeMutableRawPointer(mutating: base).deallocate()
         } else {
-            munmap(UnsafeMutableRawPointer(mutating: base), size)
+            releaseResidentBytes(base, length: length)
         }
     }
 

@@ -29,8 +29,8 @@ public final class SafeTensorsFile: @unchecked Sendable {
     public var path: String { mapping.path }
     public var tensorNames: [String] { entries.keys.sorted() }
 
-    public init(path: String) throws(CheckpointError) {
-        mapping = try MappedFile(path: path)
+    public init(path: String, residency: WeightResidency = .mapped) throws(CheckpointError) {
+        mapping = try MappedFile(path: path, residency: residency)
         guard let lengthBytes = mapping.bytes(at: 0, count: 8) else {
             throw .malformedHeader(file: path, reason: "file is \(mapping.size) bytes, too short for the 8-byte header length")
         }
@@ -144,7 +144,7 @@ public final class SafeTensorsCheckpoint: WeightStore, @unchecked Sendable {
     let files: [String: SafeTensorsFile]
     let fileOfTensor: [String: String]
 
-    public init(folder: String) throws(CheckpointError) {
+    public init(folder: String, residency: WeightResidency = .mapped) throws(CheckpointError) {
         location = folder
         let indexPath = folder + "/model.safetensors.index.json"
         let singlePath = folder + "/model.safetensors"
@@ -155,12 +155,12 @@ public final class SafeTensorsCheckpoint: WeightStore, @unchecked Sendable {
                 guard !shard.contains("/") else {
                     throw .invalidConfig(file: indexPath, reason: "shard name '\(shard)' must be a file in the model folder")
                 }
-                files[shard] = try SafeTensorsFile(path: folder + "/" + shard)
+                files[shard] = try SafeTensorsFile(path: folder + "/" + shard, residency: residency)
             }
             self.files = files
             fileOfTensor = weightMap
         } else if FileManager.default.fileExists(atPath: singlePath) {
-            let file = try SafeTensorsFile(path: singlePath)
+            let file = try SafeTensorsFile(path: singlePath, residency: residency)
             files = ["model.safetensors": file]
             fileOfTensor = Dictionary(uniqueKeysWithValues: file.tensorNames.map { ($0, "model.safetensors") })
         } else {

@@ -16,8 +16,10 @@ public struct ModelBundle: Sendable {
     /// Loads a Hugging Face model folder (config.json, safetensors, tokenizer files) or a
     /// GGUF file (weights, hyper-parameters and tokenizer in one file).
     /// `quantize` converts the linear layers at load (see QuantizingWeightStore);
-    /// `progress(done, total)` follows it.
+    /// `progress(done, total)` follows it. `residency` says whether weight files are read
+    /// into (huge-page) memory or mapped.
     public static func load(path: String, threads: Int? = nil, quantize: WeightType? = nil,
+                            residency: WeightResidency = .automatic,
                             progress: @escaping (Int, Int) -> Void = { _, _ in }) throws -> ModelBundle {
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else {
@@ -28,14 +30,14 @@ public struct ModelBundle: Sendable {
             guard isGGUF(path) else {
                 throw CheckpointError.unreadable(file: path, reason: "expected a model folder (config.json, *.safetensors) or a GGUF file")
             }
-            let gguf = try GGUFWeightStore(path: path)
+            let gguf = try GGUFWeightStore(path: path, residency: residency)
             let store: any WeightStore = try quantize.map { try QuantizingWeightStore(base: gguf, type: $0, pool: pool, progress: progress) } ?? gguf
             let model = try LanguageModel(config: gguf.config, store: store, pool: pool)
             var defaults = GenerationOptions()
             defaults.eosTokenIDs = model.config.eosTokenIDs
             return ModelBundle(path: path, model: model, loadedTokenizer: try gguf.file.loadTokenizer(), defaults: defaults)
         }
-        let checkpoint = try SafeTensorsCheckpoint(folder: path)
+        let checkpoint = try SafeTensorsCheckpoint(folder: path, residency: residency)
         let store: any WeightStore = try quantize.map { try QuantizingWeightStore(base: checkpoint, type: $0, pool: pool, progress: progress) } ?? checkpoint
         let model = try LanguageModel(config: try ModelConfig.load(path: path + "/config.json"), store: store, pool: pool)
         let hasTokenizer = ["tokenizer.json", "tokenizer.model"].contains {
