@@ -115,11 +115,6 @@ TARGET __m512i nibbles2(const uint8_t *qsA, const uint8_t *qsB) {
     return _mm512_shuffle_i64x2(lanes, lanes, _MM_SHUFFLE(3, 1, 2, 0));
 }
 
-// 8 lanes of `a` then 8 of `b`.
-TARGET __m512 halves(float a, float b) {
-    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(a)), _mm256_set1_ps(b), 1);
-}
-
 // hsum_float_8 of llama.cpp's x86 quants.c: the same additions in the same order.
 TARGET float sum8(__m256 x) {
     __m128 sum = _mm_add_ps(_mm256_extractf128_ps(x, 1), _mm256_castps256_ps128(x));
@@ -206,9 +201,9 @@ TARGET void matmul(int type, const uint8_t *w, size_t row_bytes, int rows, int k
 // Q4_0 with AVX512-VBMI: fewer instructions per block pair, since this path is compute-bound
 // at memory speed. One masked 36-byte load holds both blocks (d, 16 bytes of nibbles, d,
 // 16 bytes); vpermb lays the nibble bytes out as [A A B B], a per-word shift and a mask
-// leave weights A0..31 and B0..31 in activation order, and vpermw + vcvtph2ps give the
-// 16-lane scale vector [dA x8, dB x8]. Accumulation is in 16 lanes: llama.cpp runs Q4_0
-// through its repacked 8-row kernels, so there is no single summation order to follow.
+// leave weights A0..31 and B0..31 in activation order. The scales of four rows are
+// gathered into one vector and converted once. Accumulation is in 16 lanes: llama.cpp runs
+// Q4_0 through its repacked 8-row kernels, so there is no single summation order to follow.
 #define TARGET_VBMI __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx512vbmi,f16c")))
 
 TARGET_VBMI static void dot4_q4_0(const uint8_t *w, size_t row_bytes, int k, const int8_t *q, const float *d, float *y) {
@@ -221,8 +216,9 @@ TARGET_VBMI static void dot4_q4_0(const uint8_t *w, size_t row_bytes, int k, con
     // Words 0-7 and 16-23 keep their low nibbles, words 8-15 and 24-31 shift down the high ones.
     const __m512i shifts = _mm512_set_epi16(4, 4, 4, 4, 4, 4, 4, 4, 0, 0, 0, 0, 0, 0, 0, 0,
                                             4, 4, 4, 4, 4, 4, 4, 4, 0, 0, 0, 0, 0, 0, 0, 0);
-    const __m512i scale_index = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                                                 9, 9, 9, 9, 9, 9, 9, 9, 0, 0, 0, 0, 0, 0, 0, 0);
+    // The two fp16 scales of a row (words 0 and 9 of its load) for two rows at once.
+    const __m512i scale_pairs = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                                 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 41, 32, 9, 0);
     const __m512i low_nibbles = _mm512_set1_epi8(0x0F);
     __m512 acc[ROWS];
     for (int r = 0; r < ROWS; r++) acc[r] = _mm512_setzero_ps();
@@ -232,17 +228,28 @@ TARGET_VBMI static void dot4_q4_0(const uint8_t *w, size_t row_bytes, int k, con
         const __m512i x = activations2(q, b, blocks);
         const __m512i minus_eight_q = _mm512_sub_epi32(_mm512_setzero_si512(),
                                                        _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(8), x));
-        const __m512 x_scales = halves(d[b], pair ? d[b + 1] : 0);
+        __m512i raw[ROWS];
 #pragma GCC unroll 4
         for (int r = 0; r < ROWS; r++) {
             const uint8_t *A = w + (size_t)r * row_bytes + (size_t)b * 18;
             _mm_prefetch((const char *)A + PREFETCH_BYTES, _MM_HINT_T0);
-            const __m512i raw = _mm512_maskz_loadu_epi8(bytes, A);
+            raw[r] = _mm512_maskz_loadu_epi8(bytes, A);
+        }
+        // The eight scales of the four rows, [dA dB] per row, times the activations' scales,
+        // in one conversion; each row then takes its two as [dA x8, dB x8].
+        const __m128i scales01 = _mm512_castsi512_si128(_mm512_permutex2var_epi16(raw[0], scale_pairs, raw[1]));
+        const __m128i scales23 = _mm512_castsi512_si128(_mm512_permutex2var_epi16(raw[2], scale_pairs, raw[3]));
+        const __m256 x_scales = _mm256_setr_ps(d[b], pair ? d[b + 1] : 0, d[b], pair ? d[b + 1] : 0,
+                                               d[b], pair ? d[b + 1] : 0, d[b], pair ? d[b + 1] : 0);
+        const __m512 scales = _mm512_castps256_ps512(
+            _mm256_mul_ps(_mm256_cvtph_ps(_mm_unpacklo_epi64(scales01, scales23)), x_scales));
+#pragma GCC unroll 4
+        for (int r = 0; r < ROWS; r++) {
             const __m512i weights = _mm512_and_si512(
-                _mm512_srlv_epi16(_mm512_permutexvar_epi8(nibble_index, raw), shifts), low_nibbles);
+                _mm512_srlv_epi16(_mm512_permutexvar_epi8(nibble_index, raw[r]), shifts), low_nibbles);
             const __m512i sums = _mm512_dpbusd_epi32(minus_eight_q, weights, x);
-            const __m512 w_scales = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(scale_index, raw)));
-            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_mul_ps(w_scales, x_scales), acc[r]);
+            const __m512i row_index = _mm512_inserti64x4(_mm512_set1_epi32(2 * r), _mm256_set1_epi32(2 * r + 1), 1);
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_permutexvar_ps(row_index, scales), acc[r]);
         }
     }
     for (int r = 0; r < ROWS; r++) y[r] = _mm512_reduce_add_ps(acc[r]);
