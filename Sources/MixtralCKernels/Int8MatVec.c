@@ -1,6 +1,7 @@
 #include "MixtralCKernels.h"
 #include <math.h>
 #include <string.h>
+#include <stdlib.h>
 
 // Few-token products of Q8_0 / Q4_0 / Q4_1 rows with activations quantised to 8 bits, as
 // llama.cpp's CPU backend computes them (ggml_vec_dot_q8_0_q8_0, _q4_0_q8_0, _q4_1_q8_1):
@@ -333,29 +334,31 @@ TARGET float dot_q6_K(const uint8_t *row, int blocks, const int8_t *q, const flo
     return _mm512_reduce_add_ps(acc);
 }
 
-TARGET float dot_q4_K(const uint8_t *row, int blocks, const int8_t *q, const float *d, const int32_t *sums16) {
+// sums32[j]: the activations' sums over each sub-block of 32 (two sums of 16), for Q4_K's mins.
+TARGET float dot_q4_K(const uint8_t *row, int blocks, const int8_t *q, const float *d, const int32_t *sums32) {
     const __m256i low4 = _mm256_set1_epi8(0x0F);
     __m512 acc = _mm512_setzero_ps();
     float minimum_terms = 0;
     for (int b = 0; b < blocks; b++) {
         const uint8_t *block = row + 144 * (size_t)b;
-        const uint8_t *packed = block + 4;
         const int8_t *x = q + 256 * (size_t)b;
-        // The eight 6-bit scales and mins (kQuantScaleAndMin).
-        uint8_t scale[8];
-        int32_t minimum_sum = 0;
-        for (int j = 0; j < 8; j++) {
-            int minimum;
-            if (j < 4) {
-                scale[j] = packed[j] & 0x3F;
-                minimum = packed[j + 4] & 0x3F;
-            } else {
-                scale[j] = (uint8_t)((packed[j + 4] & 0x0F) | ((packed[j - 4] >> 6) << 4));
-                minimum = (packed[j + 4] >> 4) | ((packed[j] >> 6) << 4);
-            }
-            minimum_sum += minimum * (sums16[16 * b + 2 * j] + sums16[16 * b + 2 * j + 1]);
-        }
-        const __m512i scales16 = _mm512_cvtepu8_epi16(_mm256_castsi128_si256(_mm_loadl_epi64((const __m128i *)scale)));
+        // The eight 6-bit scales and mins (kQuantScaleAndMin), four at a time: bytes 0-3 hold
+        // scales 0-3 and their top bits are the top bits of scales 4-7; bytes 4-7 the same
+        // for the mins; bytes 8-11 the low 4 bits of scales 4-7 (low nibbles) and mins 4-7.
+        uint32_t w0, w1, w2;
+        memcpy(&w0, block + 4, 4);
+        memcpy(&w1, block + 8, 4);
+        memcpy(&w2, block + 12, 4);
+        const uint64_t scale_bytes = (uint64_t)(w0 & 0x3F3F3F3F)
+            | (uint64_t)((w2 & 0x0F0F0F0F) | ((w0 >> 2) & 0x30303030)) << 32;
+        const uint64_t minimum_bytes = (uint64_t)(w1 & 0x3F3F3F3F)
+            | (uint64_t)(((w2 >> 4) & 0x0F0F0F0F) | ((w1 >> 2) & 0x30303030)) << 32;
+        const __m512i scales16 = _mm512_cvtepu8_epi16(_mm256_castsi128_si256(_mm_cvtsi64_si128((long long)scale_bytes)));
+        const __m256i minimums = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)minimum_bytes));
+        const __m256i minimum_products = _mm256_mullo_epi32(minimums, _mm256_loadu_si256((const __m256i *)(sums32 + 8 * (size_t)b)));
+        __m128i minimum_sum = _mm_add_epi32(_mm256_castsi256_si128(minimum_products), _mm256_extracti128_si256(minimum_products, 1));
+        minimum_sum = _mm_add_epi32(minimum_sum, _mm_shuffle_epi32(minimum_sum, 0x4E));
+        minimum_sum = _mm_add_epi32(minimum_sum, _mm_shuffle_epi32(minimum_sum, 0xB1));
         __m512i sums = _mm512_setzero_si512();
         for (int chunk = 0; chunk < 4; chunk++) {
             const __m256i bytes = _mm256_loadu_si256((const __m256i *)(block + 16 + 32 * chunk));
@@ -366,7 +369,7 @@ TARGET float dot_q4_K(const uint8_t *row, int blocks, const int8_t *q, const flo
         }
         const float dx = d[b];
         acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_set1_ps(half_at(block) * dx), acc);
-        minimum_terms -= half_at(block + 2) * dx * (float)minimum_sum;
+        minimum_terms -= half_at(block + 2) * dx * (float)_mm_cvtsi128_si32(minimum_sum);
     }
     return _mm512_reduce_add_ps(acc) + minimum_terms;
 }
@@ -376,11 +379,28 @@ void mx_q8k_matvec(const void *w, size_t row_bytes, int type, int rows, int k,
                    const int8_t *q, const float *d, const int32_t *sums16, float *y) {
     const uint8_t *weights = (const uint8_t *)w;
     const int blocks = k / 256;
+    if (type == MX_Q8K_Q6_K) {
+        for (int r = 0; r < rows; r++) {
+            const uint8_t *row = weights + (size_t)r * row_bytes;
+            _mm_prefetch((const char *)row + PREFETCH_BYTES, _MM_HINT_T0);
+            y[r] = dot_q6_K(row, blocks, q, d, sums16);
+        }
+        return;
+    }
+    // Q4_K: the activations' sums per 32, once for all rows.
+    int32_t stack_sums[512];
+    int32_t *sums32 = k / 32 <= 512 ? stack_sums : (int32_t *)malloc(sizeof(int32_t) * (size_t)(k / 32));
+    if (!sums32) {
+        for (int r = 0; r < rows; r++) y[r] = NAN;
+        return;
+    }
+    for (int j = 0; j < k / 32; j++) sums32[j] = sums16[2 * j] + sums16[2 * j + 1];
     for (int r = 0; r < rows; r++) {
         const uint8_t *row = weights + (size_t)r * row_bytes;
         _mm_prefetch((const char *)row + PREFETCH_BYTES, _MM_HINT_T0);
-        y[r] = type == MX_Q8K_Q6_K ? dot_q6_K(row, blocks, q, d, sums16) : dot_q4_K(row, blocks, q, d, sums16);
+        y[r] = dot_q4_K(row, blocks, q, d, sums32);
     }
+    if (sums32 != stack_sums) free(sums32);
 }
 
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,f16c")))
