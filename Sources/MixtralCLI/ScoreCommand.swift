@@ -13,11 +13,24 @@ struct ScoreCommand: ParsableCommand {
     @Option(name: .long, help: "Output file (numpy .npy, format 1.0). Written only when scoring succeeds.")
     var logitsOut: String
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Evaluate the first N tokens in one batch and every later token in its own step, as generation "
+            + "does (a prompt, then one token at a time). Default: all tokens in one batch.",
+        valueName: "N"))
+    var batchTokens: Int?
+
     func run() throws {
         let bundle = try modelOptions.load()
         let prompt = try promptOptions.tokens(bundle)
         let start = Date()
-        let logits = try bundle.model.forward(prompt, cache: bundle.model.makeCache(), allLogits: true)
+        let cache = bundle.model.makeCache()
+        let firstBatch = min(max(batchTokens ?? prompt.count, 1), prompt.count)
+        // Same arithmetic as generation: the batched kernels for the prompt, the one-token
+        // kernels after it.
+        var logits = try bundle.model.forward(Array(prompt[..<firstBatch]), cache: cache, allLogits: true)
+        for token in prompt[firstBatch...] {
+            logits += try bundle.model.forward([token], cache: cache, allLogits: true)
+        }
         let seconds = Date().timeIntervalSince(start)
         try NPY.write(logits, shape: [prompt.count, bundle.model.config.vocabSize], to: logitsOut)
         log(String(format: "wrote %@: %d positions x %d, %.1f tokens/s", logitsOut, prompt.count,

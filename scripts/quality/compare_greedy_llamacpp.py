@@ -1,12 +1,18 @@
 #!/usr/bin/env python3
-"""Greedy continuations of this engine and llama.cpp (llama-simple) on the same GGUF file.
+"""Greedy continuations of this engine and llama.cpp on the same GGUF file.
+
+llama.cpp's side is scripts/quality/llama_logits.cpp (build it with build_llama_logits.sh):
+it feeds the prompt ids as one batch, then picks each next token greedily and feeds it
+back one token per step, as llama-simple and llama-cpp-python's greedy sampling do, and
+returns the chosen ids themselves (no re-tokenized text) and its logits.
 
 For each prompt: both continuations, the number of leading generated tokens that match,
 and teacher-forced top-1 agreement: llama.cpp's continuation is fed through this engine
-(`mixtral score`) and every position counts where the engine's most likely next token is
-the one llama.cpp chose.
+(`mixtral score`) the way generation runs (the prompt as one batch, then one token per
+step) and every position counts where the engine's most likely next token is the one
+llama.cpp chose. With --batch, the engine scores the whole sequence as one batch instead.
 
-    python scripts/quality/compare_greedy_llamacpp.py --model FILE.gguf --llama-simple PATH [-n 32] [--precision fast]
+    python scripts/quality/compare_greedy_llamacpp.py --model FILE.gguf [-n 32] [--precision fast]
 """
 import argparse
 import json
@@ -38,61 +44,63 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True)
     parser.add_argument("--mixtral", default=".build/release/mixtral")
-    parser.add_argument("--llama-simple", default="/work/llama.cpp/build/bin/llama-simple")
-    parser.add_argument("-n", type=int, default=32)
     parser.add_argument("--llama-logits", default="/work/llama.cpp/build/bin/llama-logits",
-                        help="scripts/quality/build_llama_logits.sh's tool: also scores the sequence with "
-                             "llama.cpp itself (one batch) and compares logits; skipped when missing")
+                        help="the tool built by scripts/quality/build_llama_logits.sh")
+    parser.add_argument("-n", type=int, default=32, help="tokens to generate per prompt (both stop at end of text)")
     parser.add_argument("--precision", default=None, help="passed to this engine's --precision")
+    parser.add_argument("--batch", action="store_true",
+                        help="score the whole sequence in one batch (prefill kernels) rather than as generation does")
+    parser.add_argument("--prompts", default=None, help="a file with one prompt per line instead of the built-in ten")
     args = parser.parse_args()
+    prompts = PROMPTS
+    if args.prompts:
+        with open(args.prompts, encoding="utf-8") as f:
+            prompts = [line.rstrip("\n") for line in f if line.strip()]
     precision = ["--precision", args.precision] if args.precision else []
-    total_agree = total_positions = total_self = 0
+    total_agree = total_positions = total_leading = total_generated = 0
     max_delta = 0.0
-    with_llama = os.path.exists(args.llama_logits)
     print("| prompt | leading tokens equal | teacher-forced top-1 agreement | llama.cpp | swift-mixtral |")
     print("| --- | ---: | ---: | --- | --- |")
-    for prompt in PROMPTS:
+    for prompt in prompts:
         ours = json.loads(run([args.mixtral, "generate", "--model", args.model, "--prompt", prompt,
-                               "--max-new-tokens", str(args.n), "--ignore-eos", "--json"] + precision))
-        theirs_text = run([args.llama_simple, "-m", args.model, "-n", str(args.n), prompt])
-        theirs_text = theirs_text[theirs_text.find(prompt):] if prompt in theirs_text else theirs_text
-        ids = json.loads(run([args.mixtral, "tokenize", "--model", args.model, "--text", theirs_text, "--no-special"]))
+                               "--max-new-tokens", str(args.n), "--json"] + precision))
         prompt_ids = ours["prompt_ids"]
-        theirs = ids[len(prompt_ids):] if ids[:len(prompt_ids)] == prompt_ids else None
-        if theirs is None:
-            print(f"| {prompt} | (llama.cpp's text does not re-tokenize to the same prompt) | | | |")
-            continue
+        with tempfile.TemporaryDirectory() as folder:
+            raw = os.path.join(folder, "llama.f32")
+            printed = run([args.llama_logits, args.model, ",".join(map(str, prompt_ids)), raw,
+                           "--generate", str(args.n)]).strip()
+            theirs = [int(t) for t in printed.split(",")] if printed else []
+            sequence = prompt_ids + theirs
+            out = os.path.join(folder, "logits.npy")
+            mode = [] if args.batch else ["--batch-tokens", str(len(prompt_ids))]
+            run([args.mixtral, "score", "--model", args.model, "--ids", ",".join(map(str, sequence)),
+                 "--logits-out", out] + precision + mode)
+            logits = np.load(out)
+            theirs_logits = np.fromfile(raw, dtype=np.float32).reshape(len(sequence), -1)
+        vocab = min(logits.shape[1], theirs_logits.shape[1])
+        max_delta = max(max_delta, float(np.abs(logits[:, :vocab] - theirs_logits[:, :vocab]).max()))
         leading = 0
         for a, b in zip(ours["generated_ids"], theirs):
             if a != b:
                 break
             leading += 1
-        with tempfile.TemporaryDirectory() as folder:
-            out = os.path.join(folder, "logits.npy")
-            sequence = prompt_ids + theirs
-            run([args.mixtral, "score", "--model", args.model, "--ids", ",".join(map(str, sequence)), "--logits-out", out] + precision)
-            logits = np.load(out)
-            if with_llama:
-                raw = os.path.join(folder, "llama.f32")
-                run([args.llama_logits, args.model, ",".join(map(str, sequence)), raw])
-                theirs_logits = np.fromfile(raw, dtype=np.float32).reshape(len(sequence), -1)
-                span = slice(len(prompt_ids) - 1, len(sequence) - 1)
-                total_self += int((theirs_logits[span].argmax(axis=1) == np.array(theirs)).sum())
-                vocab = min(logits.shape[1], theirs_logits.shape[1])
-                max_delta = max(max_delta, float(np.abs(logits[:, :vocab] - theirs_logits[:, :vocab]).max()))
+        # Position p's logits predict token p + 1: the last prompt position predicts the
+        # first generated token. An end-of-text choice is not in `theirs`, so the position
+        # after the last generated token is not counted.
         predicted = logits[len(prompt_ids) - 1:len(sequence) - 1].argmax(axis=1)
-        agree = int((predicted == np.array(theirs)).sum())
+        agree = int((predicted == np.array(theirs, dtype=np.int64)).sum())
         total_agree += agree
         total_positions += len(theirs)
-        ours_text = ours["text"][len(prompt):].replace("\n", " ").replace("|", "/")
-        their_cont = theirs_text[len(prompt):].replace("\n", " ").replace("|", "/")
-        print(f"| {prompt} | {leading}/{len(theirs)} | {agree}/{len(theirs)} | {their_cont.strip()[:60]} | {ours_text.strip()[:60]} |")
-    print(f"\ntop-1 agreement over all positions: {total_agree}/{total_positions} = {100 * total_agree / max(1, total_positions):.1f}%")
-    if with_llama:
-        # llama.cpp scoring its own continuation in one batch: its batched and one-token
-        # kernels differ too, so this is the agreement llama.cpp reaches with itself.
-        print(f"llama.cpp's own batch scoring vs its greedy choices: {total_self}/{total_positions} = "
-              f"{100 * total_self / max(1, total_positions):.1f}%; max |logit difference| to llama.cpp's batch: {max_delta:.3f}")
+        total_leading += leading
+        total_generated += max(len(theirs), len(ours["generated_ids"]))
+        their_text = run([args.mixtral, "detokenize", "--model", args.model, "--ids", ",".join(map(str, theirs))]) if theirs else ""
+        ours_text = ours["text"][len(prompt):] if ours["text"].startswith(prompt) else ours["text"]
+        clean = lambda text: text.replace("\n", " ").replace("|", "/").strip()[:60]
+        print(f"| {prompt} | {leading}/{max(len(theirs), len(ours['generated_ids']))} | {agree}/{len(theirs)} "
+              f"| {clean(their_text)} | {clean(ours_text)} |")
+    print(f"\nleading tokens equal: {total_leading}/{total_generated}")
+    print(f"top-1 agreement over all positions: {total_agree}/{total_positions} = {100 * total_agree / max(1, total_positions):.1f}%")
+    print(f"max |logit difference| to llama.cpp: {max_delta:.3f}")
 
 
 if __name__ == "__main__":
