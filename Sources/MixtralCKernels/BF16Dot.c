@@ -42,6 +42,56 @@ void mx_bf16_dot4(const uint16_t *w, size_t row_stride, const float *x, int k, f
     }
 }
 
+// Rows one after another for one token (decode). Rows are contiguous in memory, so a
+// thread's rows are one sequential stream: reading four rows side by side (mx_bf16_dot4)
+// made four streams that jump 8 KB at every call, and a 384 MB matrix-vector benchmark
+// read 73 GB/s that way against 82 GB/s in sequence (a plain sum: 88). x comes split into
+// even/odd halves per 32 (mx_bf16_split_pairs), so a bf16 pair widens by shift and mask
+// with no shuffles. The prefetch runs 8 KB ahead (4 KB: 81 GB/s, 16 KB: 81).
+__attribute__((target("avx512f")))
+void mx_bf16_split_pairs(const float *x, int k, float *out) {
+    const __m512i even_index = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd_index = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    int i = 0;
+    for (; i + 32 <= k; i += 32) {
+        const __m512 x0 = _mm512_loadu_ps(x + i), x1 = _mm512_loadu_ps(x + i + 16);
+        _mm512_storeu_ps(out + i, _mm512_permutex2var_ps(x0, even_index, x1));
+        _mm512_storeu_ps(out + i + 16, _mm512_permutex2var_ps(x0, odd_index, x1));
+    }
+    for (; i < k; i++) out[i] = x[i];
+}
+
+__attribute__((target("avx512f")))
+void mx_bf16_dot_rows(const uint16_t *w, size_t row_stride, const float *x_split, int k, float *y, int rows) {
+    const __m512i mask = _mm512_set1_epi32((int)0xFFFF0000);
+    for (int r = 0; r < rows; r++) {
+        const uint16_t *row = w + (size_t)r * row_stride;
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+        int i = 0;
+        for (; i + 64 <= k; i += 64) {
+            _mm_prefetch((const char *)(row + i + 4096), _MM_HINT_T0);
+            _mm_prefetch((const char *)(row + i + 4096 + 32), _MM_HINT_T0);
+            const __m512i w0 = _mm512_loadu_si512(row + i), w1 = _mm512_loadu_si512(row + i + 32);
+            a0 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(w0, 16)), _mm512_loadu_ps(x_split + i), a0);
+            a1 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(w0, mask)), _mm512_loadu_ps(x_split + i + 16), a1);
+            a2 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(w1, 16)), _mm512_loadu_ps(x_split + i + 32), a2);
+            a3 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(w1, mask)), _mm512_loadu_ps(x_split + i + 48), a3);
+        }
+        if (i + 32 <= k) {
+            const __m512i w0 = _mm512_loadu_si512(row + i);
+            a0 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(w0, 16)), _mm512_loadu_ps(x_split + i), a0);
+            a1 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(w0, mask)), _mm512_loadu_ps(x_split + i + 16), a1);
+            i += 32;
+        }
+        float sum = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+        for (; i < k; i++) {
+            union { uint32_t u; float f; } v = {.u = (uint32_t)row[i] << 16};
+            sum += v.f * x_split[i];
+        }
+        y[r] = sum;
+    }
+}
+
 // Four bf16 rows times T tokens (2 <= T <= 4; y[t * y_stride + r]): each weight is read
 // once for all tokens, with no panel packing (a batched decode step gives each expert only
 // a few tokens). One accumulator per (row, token) takes the even and the odd products.
@@ -96,6 +146,33 @@ void mx_bf16_dot4_tokens(const uint16_t *w, size_t row_stride, const float *x, i
 }
 
 #else
+
+void mx_bf16_split_pairs(const float *x, int k, float *out) {
+    int i = 0;
+    for (; i + 32 <= k; i += 32) {
+        for (int j = 0; j < 16; j++) { out[i + j] = x[i + 2 * j]; out[i + 16 + j] = x[i + 2 * j + 1]; }
+    }
+    for (; i < k; i++) out[i] = x[i];
+}
+
+void mx_bf16_dot_rows(const uint16_t *w, size_t row_stride, const float *x_split, int k, float *y, int rows) {
+    for (int r = 0; r < rows; r++) {
+        const uint16_t *row = w + (size_t)r * row_stride;
+        float sum = 0;
+        int i = 0;
+        for (; i + 32 <= k; i += 32) {
+            for (int j = 0; j < 16; j++) {
+                union { uint32_t u; float f; } e = {.u = (uint32_t)row[i + 2 * j] << 16}, o = {.u = (uint32_t)row[i + 2 * j + 1] << 16};
+                sum += e.f * x_split[i + j] + o.f * x_split[i + 16 + j];
+            }
+        }
+        for (; i < k; i++) {
+            union { uint32_t u; float f; } v = {.u = (uint32_t)row[i] << 16};
+            sum += v.f * x_split[i];
+        }
+        y[r] = sum;
+    }
+}
 
 void mx_bf16_dot4_tokens(const uint16_t *w, size_t row_stride, const float *x, int tokens, int k, float *y, size_t y_stride) {
     for (int t = 0; t < tokens; t++) {

@@ -102,17 +102,24 @@ public func linear(_ jobs: [LinearJob], precision: ActivationPrecision = .exact,
             start = end
         }
     }
+    // One-token bf16 products read x split into even/odd halves (mx_bf16_dot_rows).
+    let splitX: [UnsafeMutablePointer<Float>?] = jobs.map { job in
+        guard job.tokens == 1 && job.w.type == .bf16 && cpuHasAVX512F else { return nil }
+        let split = UnsafeMutablePointer<Float>.allocate(capacity: job.w.columns)
+        mx_bf16_split_pairs(job.x, Int32(job.w.columns), split)
+        return split
+    }
+    defer { splitX.forEach { $0?.deallocate() } }
     pool.run(parts: chunks.count) { part in
         let chunk = chunks[part]
         let job = jobs[chunk.job]
-        if job.tokens == 1 && job.w.type == .bf16 {
+        if let split = splitX[chunk.job] {
+            mx_bf16_dot_rows(job.w.row(chunk.rows.lowerBound).assumingMemoryBound(to: UInt16.self), job.w.rowBytes / 2,
+                             split, Int32(job.w.columns), job.y + chunk.rows.lowerBound, Int32(chunk.rows.count))
+        } else if job.tokens == 1 && job.w.type == .bf16 {
             var r = chunk.rows.lowerBound
             while r + 4 <= chunk.rows.upperBound {
-                if cpuHasAVX512F {
-                    mx_bf16_dot4(job.w.row(r).assumingMemoryBound(to: UInt16.self), job.w.rowBytes / 2, job.x, Int32(job.w.columns), job.y + r)
-                } else {
-                    dotBF16x4(job.w, r, job.x, job.y + r)
-                }
+                dotBF16x4(job.w, r, job.x, job.y + r)
                 r += 4
             }
             while r < chunk.rows.upperBound {

@@ -39,7 +39,7 @@ import Testing
     @Test(arguments: [WeightType.f32, .bf16, .f16])
     mutating func linearMatchesReference(_ type: WeightType) {
         let pool = ComputePool(threadCount: 2)
-        for (tokens, rows, columns) in [(1, 37, 70), (1, 64, 1024), (2, 37, 1024), (3, 9, 33), (4, 12, 64), (5, 21, 96),
+        for (tokens, rows, columns) in [(1, 37, 70), (1, 64, 1024), (1, 6, 100), (1, 3, 20), (2, 37, 1024), (3, 9, 33), (4, 12, 64), (5, 21, 96),
                                         (8, 40, 128), (17, 13, 31)] {
             let x = (0..<(tokens * columns)).map { _ in random.float() }
             let (bytes, values) = weights(type, count: rows * columns)

@@ -71,6 +71,12 @@ void mx_q8k_matvec(const void *w, size_t row_bytes, int type, int rows, int k,
 
 /// y[r] = sum_j w[r][j] * x[j] for four bf16 rows (row r at w + r * row_stride), fp32.
 void mx_bf16_dot4(const uint16_t *w, size_t row_stride, const float *x, int k, float *y);
+/// x rearranged for mx_bf16_dot_rows: in each block of 32, the 16 even-indexed values,
+/// then the 16 odd-indexed ones; a tail of k % 32 values is copied as it is. out [k].
+void mx_bf16_split_pairs(const float *x, int k, float *out);
+/// y[r] = sum_j w[r][j] * x[j] for `rows` consecutive bf16 rows, one row after the other
+/// (one sequential read stream), fp32; x_split from mx_bf16_split_pairs.
+void mx_bf16_dot_rows(const uint16_t *w, size_t row_stride, const float *x_split, int k, float *y, int rows);
 /// The same for 2 to 4 tokens at once (x [tokens][k]; y[t * y_stride + r]): the weights
 /// are read once for all tokens.
 void mx_bf16_dot4_tokens(const uint16_t *w, size_t row_stride, const float *x, int tokens, int k, float *y, size_t y_stride);
