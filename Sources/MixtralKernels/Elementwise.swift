@@ -8,11 +8,21 @@ public func rmsNorm(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, e
     for i in 0..<n { y[i] = weight[i] * (x[i] * scale) }
 }
 
-/// SiLU(gate) * up, in place into gate (SwiGLU's activation).
+/// SiLU(gate) * up, in place into gate (SwiGLU's activation). 16 lanes at a time with
+/// `exp16` (about 1 ulp from expf; torch's CPU silu is a vectorised exp too): it runs on
+/// one thread between two parallel products, where scalar expf took ~3% of a decode step.
 public func siluMultiply(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count n: Int) {
-    for i in 0..<n {
+    var i = 0
+    while i + 16 <= n {
+        let g = load16(gate + i)
+        let result = g / (1 + exp16(-g)) * load16(up + i)
+        UnsafeMutableRawPointer(gate + i).storeBytes(of: result, as: SIMD16<Float>.self)
+        i += 16
+    }
+    while i < n {
         let g = gate[i]
         gate[i] = g / (1 + expf(-g)) * up[i]
+        i += 1
     }
 }
 
