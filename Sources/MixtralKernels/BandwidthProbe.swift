@@ -1,11 +1,23 @@
 import Foundation
 
 /// Measures memory read bandwidth: every thread sums its slice of a buffer much larger
-/// than the caches, several times; the best pass counts (bytes/second).
+/// than the caches, several times; the best pass counts (bytes/second). The buffer is in
+/// 2 MB pages where the system grants them, as weights read into memory are
+/// (`WeightResidency`): with 4 KB pages the probe measured page walks, not the memory.
 public func measureReadBandwidth(bytes: Int = 1 << 30, passes: Int = 5, pool: ComputePool) -> Double {
     let count = bytes / 4
+    let hugePage = 1 << 21
+    let length = (bytes + hugePage - 1) / hugePage * hugePage
+    #if os(Linux)
+    let mapped = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+    guard let mapped, mapped != MAP_FAILED else { return 0 }
+    _ = madvise(mapped, length, 14)  // MADV_HUGEPAGE
+    defer { munmap(mapped, length) }
+    let buffer = mapped.bindMemory(to: Float.self, capacity: count)
+    #else
     let buffer = UnsafeMutablePointer<Float>.allocate(capacity: count)
     defer { buffer.deallocate() }
+    #endif
     buffer.initialize(repeating: 1, count: count)
     let parts = pool.threadCount
     let slice = count / parts / 64 * 64
