@@ -92,6 +92,22 @@ void mx_bf16_dot_rows(const uint16_t *w, size_t row_stride, const float *x_split
     }
 }
 
+__attribute__((target("avx512f")))
+float mx_sum_prefetched(const float *x, size_t n) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+    for (size_t i = 0; i + 64 <= n; i += 64) {
+        _mm_prefetch((const char *)(x + i + 2048), _MM_HINT_T0);
+        _mm_prefetch((const char *)(x + i + 2048 + 16), _MM_HINT_T0);
+        _mm_prefetch((const char *)(x + i + 2048 + 32), _MM_HINT_T0);
+        _mm_prefetch((const char *)(x + i + 2048 + 48), _MM_HINT_T0);
+        a0 = _mm512_add_ps(a0, _mm512_loadu_ps(x + i));
+        a1 = _mm512_add_ps(a1, _mm512_loadu_ps(x + i + 16));
+        a2 = _mm512_add_ps(a2, _mm512_loadu_ps(x + i + 32));
+        a3 = _mm512_add_ps(a3, _mm512_loadu_ps(x + i + 48));
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
 // Four bf16 rows times T tokens (2 <= T <= 4; y[t * y_stride + r]): each weight is read
 // once for all tokens, with no panel packing (a batched decode step gives each expert only
 // a few tokens). One accumulator per (row, token) takes the even and the odd products.
@@ -146,6 +162,12 @@ void mx_bf16_dot4_tokens(const uint16_t *w, size_t row_stride, const float *x, i
 }
 
 #else
+
+float mx_sum_prefetched(const float *x, size_t n) {
+    float sum = 0;
+    for (size_t i = 0; i < n; i++) sum += x[i];
+    return sum;
+}
 
 void mx_bf16_split_pairs(const float *x, int k, float *out) {
     int i = 0;

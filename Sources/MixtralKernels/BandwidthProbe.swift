@@ -1,9 +1,13 @@
+import MixtralCKernels
 import Foundation
 
 /// Measures memory read bandwidth: every thread sums its slice of a buffer much larger
 /// than the caches, several times; the best pass counts (bytes/second). The buffer is in
 /// 2 MB pages where the system grants them, as weights read into memory are
 /// (`WeightResidency`): with 4 KB pages the probe measured page walks, not the memory.
+/// Passes alternate between plain loads and loads with a software prefetch (as the decode
+/// kernels read): on this shared machine either can be the faster at a given time, and
+/// the bound is the best the memory delivered.
 public func measureReadBandwidth(bytes: Int = 1 << 30, passes: Int = 5, pool: ComputePool) -> Double {
     let count = bytes / 4
     let hugePage = 1 << 21
@@ -24,10 +28,14 @@ public func measureReadBandwidth(bytes: Int = 1 << 30, passes: Int = 5, pool: Co
     var best = 0.0
     let sink = UnsafeMutablePointer<Float>.allocate(capacity: parts)
     defer { sink.deallocate() }
-    for _ in 0..<passes {
+    for pass in 0..<(2 * passes) {
         let start = DispatchTime.now().uptimeNanoseconds
         pool.run(parts: parts) { part in
             let base = buffer + part * slice
+            if pass % 2 == 1 && cpuHasAVX512F {
+                sink[part] = mx_sum_prefetched(base, slice)
+                return
+            }
             var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
             var i = 0
             while i < slice {

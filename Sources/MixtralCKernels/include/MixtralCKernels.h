@@ -81,6 +81,10 @@ void mx_bf16_dot_rows(const uint16_t *w, size_t row_stride, const float *x_split
 /// are read once for all tokens.
 void mx_bf16_dot4_tokens(const uint16_t *w, size_t row_stride, const float *x, int tokens, int k, float *y, size_t y_stride);
 
+/// Sum of n floats (n a multiple of 64) read with a software prefetch 8 KB ahead, as the
+/// decode kernels read weights: the bandwidth probe's second way of reading.
+float mx_sum_prefetched(const float *x, size_t n);
+
 /// glibc: serve allocations up to 256 MB from the heap and keep freed memory (no
 /// mmap/munmap and page zeroing for every large temporary buffer). No-op elsewhere.
 void mx_keep_freed_memory_for_reuse(void);
