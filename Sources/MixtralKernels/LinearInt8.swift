@@ -35,15 +35,8 @@ struct QuantizedActivations {
 func linearInt8Rows(_ jobs: [LinearJob], pool: ComputePool) {
     let activations = jobs.map { QuantizedActivations($0.x, tokens: $0.tokens, columns: $0.w.columns) }
     defer { activations.forEach { $0.deallocate() } }
-    // About 8 chunks per thread over all jobs, in multiples of 4 rows.
-    let totalRows = jobs.reduce(0) { $0 + $1.w.rows }
-    let chunkRows = max(4, (totalRows / (pool.threadCount * 8) + 3) / 4 * 4)
-    var chunks: [(job: Int, rows: Range<Int>)] = []
-    for (index, job) in jobs.enumerated() {
-        for start in stride(from: 0, to: job.w.rows, by: chunkRows) {
-            chunks.append((index, start..<min(job.w.rows, start + chunkRows)))
-        }
-    }
+    // Groups of four rows; chunks shrink towards the end (see `guidedChunks`).
+    let chunks = guidedChunks(jobs, threads: pool.threadCount, granularity: 4)
     pool.run(parts: chunks.count) { part in
         let (index, rows) = chunks[part]
         let job = jobs[index]
@@ -109,14 +102,7 @@ func linearKQuantRows(_ jobs: [LinearJob], pool: ComputePool) {
             return q
         })
     }
-    let totalRows = jobs.reduce(0) { $0 + $1.w.rows }
-    let chunkRows = max(4, totalRows / (pool.threadCount * 8))
-    var chunks: [(job: Int, rows: Range<Int>)] = []
-    for (index, job) in jobs.enumerated() {
-        for start in stride(from: 0, to: job.w.rows, by: chunkRows) {
-            chunks.append((index, start..<min(job.w.rows, start + chunkRows)))
-        }
-    }
+    let chunks = guidedChunks(jobs, threads: pool.threadCount, granularity: 4)
     pool.run(parts: chunks.count) { part in
         let (index, rows) = chunks[part]
         let job = jobs[index]
