@@ -130,7 +130,7 @@ import Testing
                 }
             }
             // Q4_1 products of many tokens run on the fp32 panels (no 8-bit panel kernel).
-            let eightBit = type != .q4_1 || tokens <= int8RowsMaxTokens
+            let eightBit = type != .q4_1 || tokens <= llamaCppRowsMaxTokens
             for t in 0..<tokens {
                 for r in 0..<rows {
                     var exact = 0.0, magnitude = 0.0

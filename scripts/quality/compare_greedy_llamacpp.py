@@ -76,9 +76,10 @@ def main():
             run([args.mixtral, "score", "--model", args.model, "--ids", ",".join(map(str, sequence)),
                  "--logits-out", out] + precision + mode)
             logits = np.load(out)
-            theirs_logits = np.fromfile(raw, dtype=np.float32).reshape(len(sequence), -1)
-        vocab = min(logits.shape[1], theirs_logits.shape[1])
-        max_delta = max(max_delta, float(np.abs(logits[:, :vocab] - theirs_logits[:, :vocab]).max()))
+            # One row per token llama.cpp fed: not a final end-of-text token.
+            theirs_logits = np.fromfile(raw, dtype=np.float32).reshape(-1, logits.shape[1])
+        rows = theirs_logits.shape[0]
+        max_delta = max(max_delta, float(np.abs(logits[:rows] - theirs_logits).max()))
         leading = 0
         for a, b in zip(ours["generated_ids"], theirs):
             if a != b:

@@ -9,8 +9,8 @@
 // --batch-tokens N feeds the first N tokens as one batch and the rest one at a time.
 // --generate N treats IDS as a prompt: it is fed as one batch, then up to N tokens are
 // chosen greedily (argmax of the logits, as llama.cpp's greedy sampler) and fed back one
-// per step until an end-of-generation token. The chosen ids are printed comma-separated
-// on stdout; OUT gets the logits of every fed position. Built by
+// per step until an end-of-generation token. The chosen ids (with that last token) are
+// printed comma-separated on stdout; OUT gets the logits of every fed position. Built by
 // scripts/quality/build_llama_logits.sh against llama.cpp's static libraries.
 #include "llama.h"
 
@@ -84,8 +84,8 @@ int main(int argc, char **argv) {
         if (start == ids.size() && (long)generated.size() < generate) {
             const float *last = logits.data() + logits.size() - vocab;
             const llama_token next = (llama_token)(std::max_element(last, last + vocab) - last);
-            if (llama_vocab_is_eog(vocabulary, next)) break;
             generated.push_back(next);
+            if (llama_vocab_is_eog(vocabulary, next)) break;  // printed (as generate returns it), not fed
             ids.push_back(next);
         }
     }

@@ -86,7 +86,7 @@ extension LanguageModel {
         weights.finalNorm.withUnsafeBufferPointer { norm in
             for (slot, entryIndex) in wanted.enumerated() {
                 let row = spans[entryIndex].upperBound - 1
-                rmsNorm(x.pointer + row * h, norm.baseAddress!, eps: c.rmsNormEps, count: h, normed.pointer + slot * h)
+                normalizeRow(x.pointer + row * h, norm.baseAddress!, normed.pointer + slot * h)
             }
         }
         var logits = [Float](repeating: 0, count: wanted.count * c.vocabSize)
@@ -110,14 +110,11 @@ extension LanguageModel {
         let kvWidth = c.numKeyValueHeads * c.headDim
         let qWidth = c.numHeads * c.headDim
         projectQueriesKeysValues(layer, x: x, scratch: s, tokens: t, cos: cos, sin: sin)
-        let shape = AttentionShape(heads: c.numHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim, slidingWindow: c.slidingWindow)
         for (entry, (span, first)) in zip(batch, zip(spans, firstPositions)) {
-            let keys = entry.cache.keys[layerIndex].pointer, values = entry.cache.values[layerIndex].pointer
-            KeyLayout.store(s.k.pointer + span.lowerBound * kvWidth, count: span.count, first: first,
-                            kvHeads: c.numKeyValueHeads, headDim: c.headDim, into: keys)
-            (values + first * kvWidth).update(from: s.v.pointer + span.lowerBound * kvWidth, count: span.count * kvWidth)
-            attention(s.q.pointer + span.lowerBound * qWidth, tokens: span.count, firstPosition: first, keys: keys, values: values,
-                      shape: shape, s.attended.pointer + span.lowerBound * qWidth, pool: pool)
+            storeKeysValues(s.k.pointer + span.lowerBound * kvWidth, s.v.pointer + span.lowerBound * kvWidth, count: span.count,
+                            first: first, cache: entry.cache, layer: layerIndex)
+            attend(s.q.pointer + span.lowerBound * qWidth, tokens: span.count, firstPosition: first, cache: entry.cache,
+                   layer: layerIndex, s.attended.pointer + span.lowerBound * qWidth)
         }
         linear(s.attended.pointer, tokens: t, layer.attention.o, s.projected.pointer, precision: precision, pool: pool)
         for i in 0..<(t * h) { x[i] += s.projected[i] }

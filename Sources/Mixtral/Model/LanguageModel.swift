@@ -144,9 +144,7 @@ public final class LanguageModel: @unchecked Sendable {
         let firstRow = t - rows
         let normed = FloatBuffer(capacity: rows * h)
         weights.finalNorm.withUnsafeBufferPointer { norm in
-            for r in 0..<rows {
-                rmsNorm(x.pointer + (firstRow + r) * h, norm.baseAddress!, eps: c.rmsNormEps, count: h, normed.pointer + r * h)
-            }
+            for r in 0..<rows { normalizeRow(x.pointer + (firstRow + r) * h, norm.baseAddress!, normed.pointer + r * h) }
         }
         var logits = [Float](repeating: 0, count: rows * c.vocabSize)
         logits.withUnsafeMutableBufferPointer { out in
@@ -170,27 +168,10 @@ public final class LanguageModel: @unchecked Sendable {
         }
     }
 
-    /// cos and sin of position * inv_freq, [positions, headDim/2] each.
-    func ropeTables(positions: Range<Int>) -> (cos: [Float], sin: [Float]) {
-        let half = config.headDim / 2
-        var cosTable = [Float](repeating: 0, count: positions.count * half)
-        var sinTable = cosTable
-        for (row, position) in positions.enumerated() {
-            for i in 0..<half {
-                let angle = Float(position) * inverseFrequencies[i]
-                cosTable[row * half + i] = Foundation.cos(angle)
-                sinTable[row * half + i] = Foundation.sin(angle)
-            }
-        }
-        return (cosTable, sinTable)
-    }
-
     func normalize(_ x: FloatBuffer, _ weight: [Float], into out: FloatBuffer, tokens: Int) {
         let h = config.hiddenSize
         weight.withUnsafeBufferPointer { w in
-            for r in 0..<tokens {
-                rmsNorm(x.pointer + r * h, w.baseAddress!, eps: config.rmsNormEps, count: h, out.pointer + r * h)
-            }
+            for r in 0..<tokens { normalizeRow(x.pointer + r * h, w.baseAddress!, out.pointer + r * h) }
         }
     }
 
@@ -208,9 +189,8 @@ public final class LanguageModel: @unchecked Sendable {
             sin.withUnsafeBufferPointer { sinTable in
                 for r in 0..<t {
                     let cosRow = cosTable.baseAddress! + r * half, sinRow = sinTable.baseAddress! + r * half
-                    applyRotary(s.q.pointer + r * c.numHeads * c.headDim, heads: c.numHeads, headDim: c.headDim, cos: cosRow, sin: sinRow)
-                    applyRotary(s.k.pointer + r * c.numKeyValueHeads * c.headDim, heads: c.numKeyValueHeads, headDim: c.headDim,
-                                cos: cosRow, sin: sinRow)
+                    rotate(s.q.pointer + r * c.numHeads * c.headDim, heads: c.numHeads, cos: cosRow, sin: sinRow)
+                    rotate(s.k.pointer + r * c.numKeyValueHeads * c.headDim, heads: c.numKeyValueHeads, cos: cosRow, sin: sinRow)
                 }
             }
         }
@@ -218,16 +198,10 @@ public final class LanguageModel: @unchecked Sendable {
 
     private func attentionBlock(_ layer: DecoderWeights.Layer, x: FloatBuffer, scratch s: Scratch, cache: KVCache,
                                 layerIndex: Int, firstPosition: Int, tokens t: Int, cos: [Float], sin: [Float]) {
-        let c = config
-        let h = c.hiddenSize
-        let kvWidth = c.numKeyValueHeads * c.headDim
+        let h = config.hiddenSize
         projectQueriesKeysValues(layer, x: x, scratch: s, tokens: t, cos: cos, sin: sin)
-        let keys = cache.keys[layerIndex].pointer, values = cache.values[layerIndex].pointer
-        KeyLayout.store(s.k.pointer, count: t, first: firstPosition, kvHeads: c.numKeyValueHeads, headDim: c.headDim, into: keys)
-        (values + firstPosition * kvWidth).update(from: s.v.pointer, count: t * kvWidth)
-        let shape = AttentionShape(heads: c.numHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim, slidingWindow: c.slidingWindow)
-        attention(s.q.pointer, tokens: t, firstPosition: firstPosition, keys: keys, values: values,
-                  shape: shape, s.attended.pointer, pool: pool)
+        storeKeysValues(s.k.pointer, s.v.pointer, count: t, first: firstPosition, cache: cache, layer: layerIndex)
+        attend(s.q.pointer, tokens: t, firstPosition: firstPosition, cache: cache, layer: layerIndex, s.attended.pointer)
         linear(s.attended.pointer, tokens: t, layer.attention.o, s.projected.pointer, precision: precision, pool: pool)
         for i in 0..<(t * h) { x[i] += s.projected[i] }
     }
@@ -269,7 +243,7 @@ public final class LanguageModel: @unchecked Sendable {
         var down: [LinearJob] = []
         for (call, buffer) in zip(calls, hidden) {
             let count = call.tokens * call.ffn.gate.rows
-            siluMultiply(buffer.pointer, buffer.pointer + count, count: count)
+            swiGLU(buffer.pointer, buffer.pointer + count, count: count)
             down.append(LinearJob(buffer.pointer, tokens: call.tokens, call.ffn.down, call.output))
         }
         linear(down, precision: precision, pool: pool)
@@ -285,13 +259,13 @@ public final class LanguageModel: @unchecked Sendable {
         let e = experts.count
         let k = config.numExpertsPerToken
         var routerLogits = [Float](repeating: 0, count: t * e)
-        routerLogits.withUnsafeMutableBufferPointer { linear(input, tokens: t, router, $0.baseAddress!, pool: pool) }
+        routerLogits.withUnsafeMutableBufferPointer { self.routerLogits(router, input: input, tokens: t, into: $0.baseAddress!) }
         // routed[expert] = [(token, weight)]
         var routed = [[(token: Int, weight: Float)]](repeating: [], count: e)
         routerLogits.withUnsafeMutableBufferPointer { logits in
             for token in 0..<t {
                 let probabilities = logits.baseAddress! + token * e
-                softmax(probabilities, count: e)
+                routerSoftmax(probabilities, count: e)
                 let chosen = topK(probabilities, count: e, k: k)
                 let total = chosen.reduce(Float(0)) { $0 + probabilities[$1] }
                 for expert in chosen { routed[expert].append((token, probabilities[expert] / total)) }

@@ -85,6 +85,20 @@ void mx_bf16_dot4_tokens(const uint16_t *w, size_t row_stride, const float *x, i
 /// decode kernels read weights: the bandwidth probe's second way of reading.
 float mx_sum_prefetched(const float *x, size_t n);
 
+// llama.cpp's non-matrix steps, float step for float step (LlamaCppOps.c; see there).
+float mx_round_to_half(float x);
+float mx_llama_dot_f32(const float *x, const float *y, int n);
+float mx_llama_dot_f32_tinyblas(const float *x, const float *y, int n);
+void mx_llama_rms_norm(const float *x, const float *w, float eps, int n, float *y);
+void mx_llama_swiglu(float *gate, const float *up, int n);
+void mx_llama_softmax(float *x, int n);
+void mx_llama_rope_table(int position, float base, int dims, float *cos_out, float *sin_out);
+void mx_llama_rotary(float *x, int heads, int head_dim, const float *cos_t, const float *sin_t);
+/// scratch: 2 * d floats.
+void mx_llama_attention(const float *q, const float *keys, int kv_heads, int kv_head, int d,
+                        const float *values, size_t value_stride, int first_key, int last_key,
+                        float scale, float *out, float *scratch);
+
 /// glibc: serve allocations up to 256 MB from the heap and keep freed memory (no
 /// mmap/munmap and page zeroing for every large temporary buffer). No-op elsewhere.
 void mx_keep_freed_memory_for_reuse(void);
