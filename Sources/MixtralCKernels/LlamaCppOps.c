@@ -19,7 +19,7 @@
 
 // _mm512_reduce_add_ps as GCC expands it (avx512fintrin.h): halves 8+8, 4+4, then
 // (0+2, 1+3), then the two.
-static inline float reduce16(const float *v) {
+LLAMA_TARGET static inline float reduce16(const float *v) {
     float t3[8], t6[4];
     for (int i = 0; i < 8; i++) t3[i] = v[8 + i] + v[i];
     for (int i = 0; i < 4; i++) t6[i] = t3[4 + i] + t3[i];
@@ -27,7 +27,7 @@ static inline float reduce16(const float *v) {
 }
 
 // GGML_F32x16_REDUCE with four accumulators: x0 += x2, x1 += x3, x0 += x1, reduce16(x0).
-static inline float reduce_four(float acc[4][16]) {
+LLAMA_TARGET static inline float reduce_four(float acc[4][16]) {
     float x0[16];
     for (int l = 0; l < 16; l++) x0[l] = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l]);
     return reduce16(x0);
@@ -59,7 +59,7 @@ LLAMA_TARGET float mx_round_to_half(float x) { return from_half(to_half(x)); }
 
 // ggml_vec_dot_f32: four 16-lane FMA chains over steps of 64, GGML_F32x16_REDUCE, then
 // leftovers added one by one (fused, as GCC contracts sumf += x*y).
-float mx_llama_dot_f32(const float *x, const float *y, int n) {
+LLAMA_TARGET float mx_llama_dot_f32(const float *x, const float *y, int n) {
     float acc[4][16] = {{0}};
     const int np = n & ~63;
     for (int i = 0; i < np; i += 64)
@@ -72,7 +72,7 @@ float mx_llama_dot_f32(const float *x, const float *y, int n) {
 
 // tinyBLAS<16, __m512> (llamafile_sgemm, used for F32 products of two or more tokens when
 // k % 16 == 0): one 16-lane FMA chain per output over k, then _mm512_reduce_add_ps.
-float mx_llama_dot_f32_tinyblas(const float *x, const float *y, int n) {
+LLAMA_TARGET float mx_llama_dot_f32_tinyblas(const float *x, const float *y, int n) {
     float acc[16] = {0};
     for (int i = 0; i + 16 <= n; i += 16)
         for (int l = 0; l < 16; l++) acc[l] = fmaf(x[i + l], y[i + l], acc[l]);
@@ -81,7 +81,7 @@ float mx_llama_dot_f32_tinyblas(const float *x, const float *y, int n) {
 
 // ggml_compute_forward_rms_norm_f32 (+ ggml_mul by the weight): the squares summed in
 // double, mean and scale in float, y = x * scale * w.
-void mx_llama_rms_norm(const float *x, const float *w, float eps, int n, float *y) {
+LLAMA_TARGET void mx_llama_rms_norm(const float *x, const float *w, float eps, int n, float *y) {
     double sum = 0.0;
     for (int i = 0; i < n; i++) sum += (double)(x[i] * x[i]);
     const float mean = (float)(sum / n);
@@ -176,7 +176,7 @@ void mx_llama_rope_table(int position, float base, int dims, float *cos_out, flo
 // llama.cpp's Qcur tensors). Pairs are
 // (x[i], x[i + d/2]) here (transformers' rotate_half layout; the GGUF loader undid
 // llama.cpp's interleaving), pair i at angle i.
-void mx_llama_rotary(float *x, int heads, int head_dim, const float *cos_t, const float *sin_t) {
+LLAMA_TARGET void mx_llama_rotary(float *x, int heads, int head_dim, const float *cos_t, const float *sin_t) {
     const int half = head_dim / 2;
     for (int h = 0; h < heads; h++) {
         float *v = x + (size_t)h * head_dim;
@@ -202,7 +202,86 @@ void mx_llama_rotary(float *x, int heads, int head_dim, const float *cos_t, cons
 // order; llama.cpp's are interleaved (its GGUF permutation), and the dot product's
 // summation order follows its element order: element e there is (e even) e/2, (e odd)
 // e/2 + d/2 here.
+#if defined(__x86_64__)
+LLAMA_TARGET static inline __m512 round_to_half16(__m512 x) {
+    return _mm512_cvtph_ps(_mm512_cvtps_ph(x, 0));
+}
+
 LLAMA_TARGET void mx_llama_attention(const float *q, const float *keys, int kv_heads, int kv_head, int d,
+                                     const float *values, size_t value_stride, int first_key, int last_key,
+                                     float scale, float *out, float *scratch) {
+    float *q16 = scratch;              // [d], llama.cpp's element order
+    float *acc16 = scratch + d;        // [d], fp16 values in fp32
+    int order[d];                      // llama.cpp's element e is ours order[e]
+    for (int e = 0; e < d; e++) order[e] = e % 2 == 0 ? e / 2 : e / 2 + d / 2;
+    for (int e = 0; e < d; e++) { q16[e] = mx_round_to_half(q[order[e]]); acc16[e] = 0; }
+    const int np = d & ~63;
+    const int vectors = d % 16 == 0;   // the value updates 16 at a time
+    float S = 0.0f, M = -INFINITY;
+    int position = first_key;
+    while (position <= last_key) {
+        // The scores of the block's 16 positions at once (vector lanes = positions); for
+        // ggml lane l the four accumulators, then the GGML_F32Cx16_REDUCE and
+        // _mm512_reduce_add_ps trees, elementwise over positions.
+        const int block = position / 16;
+        const float *kb = keys + ((size_t)block * kv_heads + kv_head) * (size_t)d * 16;
+        __m512 lane[16];
+        for (int l = 0; l < 16; l++) {
+            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            for (int i = 0; i < np; i += 64) {
+                a0 = _mm512_fmadd_ps(_mm512_loadu_ps(kb + (size_t)order[i + l] * 16), _mm512_set1_ps(q16[i + l]), a0);
+                a1 = _mm512_fmadd_ps(_mm512_loadu_ps(kb + (size_t)order[i + 16 + l] * 16), _mm512_set1_ps(q16[i + 16 + l]), a1);
+                a2 = _mm512_fmadd_ps(_mm512_loadu_ps(kb + (size_t)order[i + 32 + l] * 16), _mm512_set1_ps(q16[i + 32 + l]), a2);
+                a3 = _mm512_fmadd_ps(_mm512_loadu_ps(kb + (size_t)order[i + 48 + l] * 16), _mm512_set1_ps(q16[i + 48 + l]), a3);
+            }
+            lane[l] = _mm512_add_ps(_mm512_add_ps(a0, a2), _mm512_add_ps(a1, a3));
+        }
+        for (int i = 0; i < 8; i++) lane[i] = _mm512_add_ps(lane[8 + i], lane[i]);
+        for (int i = 0; i < 4; i++) lane[i] = _mm512_add_ps(lane[4 + i], lane[i]);
+        float scores[16];
+        _mm512_storeu_ps(scores, _mm512_add_ps(_mm512_add_ps(lane[0], lane[2]), _mm512_add_ps(lane[1], lane[3])));
+        if (np < d) {  // leftovers, in double as ggml_vec_dot_f16
+            for (int p = 0; p < 16; p++) {
+                double sum = (double)scores[p];
+                for (int i = np; i < d; i++) sum += (double)(kb[(size_t)order[i] * 16 + p] * q16[i]);
+                scores[p] = (float)sum;
+            }
+        }
+        const int end = (block + 1) * 16 - 1 < last_key ? (block + 1) * 16 - 1 : last_key;
+        for (; position <= end; position++) {
+            const float s = scores[position % 16] * scale;
+            const float *v = values + (size_t)position * value_stride;
+            float vs = 1.0f, ms = 1.0f;
+            if (s > M) {
+                const float previous = M;
+                M = s;
+                ms = expf(previous - M);
+                // ggml_vec_scale_f16
+                if (vectors) {
+                    for (int i = 0; i < d; i += 16)
+                        _mm512_storeu_ps(acc16 + i, round_to_half16(_mm512_mul_ps(_mm512_loadu_ps(acc16 + i), _mm512_set1_ps(ms))));
+                } else {
+                    for (int i = 0; i < d; i++) acc16[i] = mx_round_to_half(acc16[i] * ms);
+                }
+            } else {
+                vs = expf(s - M);
+            }
+            // ggml_vec_mad_f16
+            if (vectors) {
+                for (int i = 0; i < d; i += 16)
+                    _mm512_storeu_ps(acc16 + i, round_to_half16(_mm512_fmadd_ps(_mm512_loadu_ps(v + i), _mm512_set1_ps(vs),
+                                                                                _mm512_loadu_ps(acc16 + i))));
+            } else {
+                for (int i = 0; i < d; i++) acc16[i] = mx_round_to_half(fmaf(v[i], vs, acc16[i]));
+            }
+            S = fmaf(S, ms, vs);  // GCC contracts S*ms + vs
+        }
+    }
+    const float inverse = S == 0.0f ? 0.0f : 1.0f / S;
+    for (int i = 0; i < d; i++) out[i] = acc16[i] * inverse;
+}
+#else
+void mx_llama_attention(const float *q, const float *keys, int kv_heads, int kv_head, int d,
                                      const float *values, size_t value_stride, int first_key, int last_key,
                                      float scale, float *out, float *scratch) {
     float *q16 = scratch;              // [d], llama.cpp's element order
@@ -258,3 +337,4 @@ LLAMA_TARGET void mx_llama_attention(const float *q, const float *keys, int kv_h
     const float inverse = S == 0.0f ? 0.0f : 1.0f / S;
     for (int i = 0; i < d; i++) out[i] = acc16[i] * inverse;
 }
+#endif
