@@ -41,10 +41,10 @@ extension LanguageModel {
             precondition(!batch[..<index].contains { $0.cache === entry.cache }, "a cache appears twice in one batch")
         }
         // One-token rows (decode steps) keep fp32 activations under every precision, as
-        // one-token `forward` calls do; a step that has any runs exact throughout.
-        let chosenPrecision = precision
-        if batch.contains(where: { $0.tokens.count == 1 }) { precision = .exact }
-        defer { precision = chosenPrecision }
+        // one-token `forward` calls do with float weights; a step that has any runs its
+        // matrix products exact throughout (the steps between them follow `precision`).
+        if batch.contains(where: { $0.tokens.count == 1 }) { productPrecisionOverride = .exact }
+        defer { productPrecisionOverride = nil }
         let c = config
         let h = c.hiddenSize
         // Row layout: entry i owns rows spans[i].
@@ -91,7 +91,7 @@ extension LanguageModel {
         }
         var logits = [Float](repeating: 0, count: wanted.count * c.vocabSize)
         logits.withUnsafeMutableBufferPointer { out in
-            linear(normed.pointer, tokens: wanted.count, weights.lmHead, out.baseAddress!, precision: precision, pool: pool)
+            linear(normed.pointer, tokens: wanted.count, weights.lmHead, out.baseAddress!, precision: productPrecision, pool: pool)
         }
         for (slot, entryIndex) in wanted.enumerated() {
             results[entryIndex] = Array(logits[(slot * c.vocabSize)..<((slot + 1) * c.vocabSize)])
@@ -116,7 +116,7 @@ extension LanguageModel {
             attend(s.q.pointer + span.lowerBound * qWidth, tokens: span.count, firstPosition: first, cache: entry.cache,
                    layer: layerIndex, s.attended.pointer + span.lowerBound * qWidth)
         }
-        linear(s.attended.pointer, tokens: t, layer.attention.o, s.projected.pointer, precision: precision, pool: pool)
+        linear(s.attended.pointer, tokens: t, layer.attention.o, s.projected.pointer, precision: productPrecision, pool: pool)
         for i in 0..<(t * h) { x[i] += s.projected[i] }
     }
 }

@@ -28,6 +28,11 @@ public final class LanguageModel: @unchecked Sendable {
     /// Exact fp32 activations (the default), or llama.cpp's faster arithmetic (see
     /// `ActivationPrecision`).
     public var precision: ActivationPrecision = .exact
+    /// The precision of matrix products when a batched step overrides it (one-token rows
+    /// keep fp32 activations there, see `forward(batch:)`); the other steps follow
+    /// `precision`.
+    var productPrecisionOverride: ActivationPrecision?
+    var productPrecision: ActivationPrecision { productPrecisionOverride ?? precision }
     /// Keeps the weight files mapped while the model lives.
     let store: any WeightStore
     let inverseFrequencies: [Float]
@@ -148,7 +153,7 @@ public final class LanguageModel: @unchecked Sendable {
         }
         var logits = [Float](repeating: 0, count: rows * c.vocabSize)
         logits.withUnsafeMutableBufferPointer { out in
-            linear(normed.pointer, tokens: rows, weights.lmHead, out.baseAddress!, precision: precision, pool: pool)
+            linear(normed.pointer, tokens: rows, weights.lmHead, out.baseAddress!, precision: productPrecision, pool: pool)
         }
         // Kernels read buffers through raw pointers: keep their owners alive until here.
         withExtendedLifetime((x, scratch, normed)) {}
@@ -183,7 +188,7 @@ public final class LanguageModel: @unchecked Sendable {
         normalize(x, layer.inputNorm, into: s.normed, tokens: t)
         linear([LinearJob(s.normed.pointer, tokens: t, layer.attention.q, s.q.pointer),
                 LinearJob(s.normed.pointer, tokens: t, layer.attention.k, s.k.pointer),
-                LinearJob(s.normed.pointer, tokens: t, layer.attention.v, s.v.pointer)], precision: precision, pool: pool)
+                LinearJob(s.normed.pointer, tokens: t, layer.attention.v, s.v.pointer)], precision: productPrecision, pool: pool)
         let half = c.headDim / 2
         cos.withUnsafeBufferPointer { cosTable in
             sin.withUnsafeBufferPointer { sinTable in
@@ -202,7 +207,7 @@ public final class LanguageModel: @unchecked Sendable {
         projectQueriesKeysValues(layer, x: x, scratch: s, tokens: t, cos: cos, sin: sin)
         storeKeysValues(s.k.pointer, s.v.pointer, count: t, first: firstPosition, cache: cache, layer: layerIndex)
         attend(s.q.pointer, tokens: t, firstPosition: firstPosition, cache: cache, layer: layerIndex, s.attended.pointer)
-        linear(s.attended.pointer, tokens: t, layer.attention.o, s.projected.pointer, precision: precision, pool: pool)
+        linear(s.attended.pointer, tokens: t, layer.attention.o, s.projected.pointer, precision: productPrecision, pool: pool)
         for i in 0..<(t * h) { x[i] += s.projected[i] }
     }
 
@@ -239,14 +244,14 @@ public final class LanguageModel: @unchecked Sendable {
             gateUp.append(LinearJob(call.input, tokens: call.tokens, call.ffn.gate, buffer.pointer))
             gateUp.append(LinearJob(call.input, tokens: call.tokens, call.ffn.up, up))
         }
-        linear(gateUp, precision: precision, pool: pool)
+        linear(gateUp, precision: productPrecision, pool: pool)
         var down: [LinearJob] = []
         for (call, buffer) in zip(calls, hidden) {
             let count = call.tokens * call.ffn.gate.rows
             swiGLU(buffer.pointer, buffer.pointer + count, count: count)
             down.append(LinearJob(buffer.pointer, tokens: call.tokens, call.ffn.down, call.output))
         }
-        linear(down, precision: precision, pool: pool)
+        linear(down, precision: productPrecision, pool: pool)
         withExtendedLifetime(hidden) {}
     }
 
