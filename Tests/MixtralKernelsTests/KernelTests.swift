@@ -234,6 +234,92 @@ import Testing
         }
     }
 
+    /// llama.cpp's flash attention over an fp16 cache (LlamaCppKernels): an attention within
+    /// fp16 rounding of the double-precision one on the same fp16 inputs. (That it equals
+    /// llama.cpp's bit for bit is checked end to end: GGUFSmolLM2Tests and
+    /// scripts/quality/compare_greedy_llamacpp.py.) Head dims 64 (ggml's 64-wide steps) and
+    /// 80 (leftovers summed in double); 150 keys cross several 16-key blocks.
+    @Test(arguments: [(1, 64, nil), (6, 64, nil), (6, 80, 5), (17, 64, 70)] as [(Int, Int, Int?)])
+    mutating func llamaCppAttentionMatchesNaiveSoftmax(_ tokens: Int, _ d: Int, _ window: Int?) {
+        let pool = ComputePool(threadCount: 2)
+        let shape = AttentionShape(heads: 4, kvHeads: 2, headDim: d, slidingWindow: window)
+        let positions = 150
+        let first = positions - tokens
+        let half = { (x: Float) in Float(Float16(x)) }
+        let q = (0..<(tokens * 4 * d)).map { _ in random.float() * 0.5 }
+        let k = (0..<(positions * 2 * d)).map { _ in half(random.float()) }
+        let v = (0..<(positions * 2 * d)).map { _ in half(random.float()) }
+        var out = [Float](repeating: .nan, count: tokens * 4 * d)
+        var blockedKeys = [Float](repeating: .nan, count: KeyLayout.count(positions: positions, kvHeads: 2, headDim: d))
+        blockedKeys.withUnsafeMutableBufferPointer { KeyLayout.store(k, count: positions, first: 0, kvHeads: 2, headDim: d, into: $0.baseAddress!) }
+        out.withUnsafeMutableBufferPointer { o in
+            LlamaCppKernels.attention(q, tokens: tokens, firstPosition: first, keys: blockedKeys, values: v, shape: shape,
+                                      o.baseAddress!, pool: pool)
+        }
+        for t in 0..<tokens {
+            let position = first + t
+            let lowest = window.map { max(0, position - $0 + 1) } ?? 0
+            for h in 0..<4 {
+                let kv = h / 2
+                var scores: [Double] = []
+                for j in lowest...position {
+                    var s = 0.0
+                    for i in 0..<d { s += Double(half(q[(t * 4 + h) * d + i])) * Double(k[(j * 2 + kv) * d + i]) }
+                    scores.append(s / Double(d).squareRoot())
+                }
+                let m = scores.max()!
+                let weights = scores.map { exp($0 - m) }
+                let total = weights.reduce(0, +)
+                for i in 0..<d {
+                    var expected = 0.0
+                    for (n, j) in (lowest...position).enumerated() { expected += weights[n] / total * Double(v[(j * 2 + kv) * d + i]) }
+                    #expect(abs(Double(out[(t * 4 + h) * d + i]) - expected) <= 1e-2, "t \(t) h \(h) i \(i)")
+                }
+            }
+        }
+    }
+
+    /// The other llama.cpp steps against transformers' arithmetic: equal up to rounding.
+    @Test mutating func llamaCppStepsMatchReference() {
+        let n = 96
+        let x = (0..<n).map { _ in random.float() * 3 }, w = (0..<n).map { _ in random.float() }
+        var a = [Float](repeating: 0, count: n), b = a
+        rmsNorm(x, w, eps: 1e-5, count: n, &a)
+        LlamaCppKernels.rmsNorm(x, w, eps: 1e-5, count: n, &b)
+        for i in 0..<n { #expect(abs(a[i] - b[i]) <= 1e-6 * max(1, abs(a[i]))) }
+
+        var gate = x, gate2 = x
+        siluMultiply(&gate, w, count: n)
+        LlamaCppKernels.swiGLU(&gate2, w, count: n)
+        for i in 0..<n { #expect(abs(gate[i] - gate2[i]) <= 1e-6 * max(1, abs(gate[i]))) }
+
+        var p = Array(x[0..<8]), p2 = p
+        softmax(&p, count: 8)
+        LlamaCppKernels.softmax(&p2, count: 8)
+        for i in 0..<8 { #expect(abs(p[i] - p2[i]) <= 1e-6) }
+
+        let dot = zip(x, w).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        #expect(abs(Double(LlamaCppKernels.dot(x, w, count: n, tinyBLAS: false)) - dot) <= 1e-5)
+        #expect(abs(Double(LlamaCppKernels.dot(x, w, count: n, tinyBLAS: true)) - dot) <= 1e-5)
+
+        // RoPE at position 7, base 10000, head dim 16: the recurrence's angles and the
+        // rotation against the closed form.
+        var cosTable = [Float](repeating: 0, count: 8), sinTable = cosTable
+        LlamaCppKernels.ropeTable(position: 7, base: 10000, headDim: 16, cos: &cosTable, sin: &sinTable)
+        var rotated = Array(x[0..<32]), reference = rotated
+        LlamaCppKernels.rotary(&rotated, heads: 2, headDim: 16, cos: cosTable, sin: sinTable)
+        var exactCos = [Float](repeating: 0, count: 8), exactSin = exactCos
+        for i in 0..<8 {
+            let angle = 7 * pow(10000, -Double(2 * i) / 16)
+            exactCos[i] = Float(cos(angle))
+            exactSin[i] = Float(sin(angle))
+            #expect(abs(cosTable[i] - exactCos[i]) <= 1e-6 && abs(sinTable[i] - exactSin[i]) <= 1e-6)
+        }
+        applyRotary(&reference, heads: 2, headDim: 16, cos: exactCos, sin: exactSin)
+        for i in 0..<32 { #expect(abs(rotated[i] - reference[i]) <= 1e-5) }
+        #expect(LlamaCppKernels.roundToHalf(1 + 0x1p-11) == 1 && LlamaCppKernels.roundToHalf(1 + 0x1p-10) == 1 + 0x1p-10)
+    }
+
     @Test mutating func rmsNormMatchesReference() {
         let x = (0..<100).map { _ in random.float() * 3 }
         let w = (0..<100).map { _ in random.float() }

@@ -38,4 +38,33 @@ struct GGUFSmolLM2Tests {
             #expect(greedy == expected, "prompt \(prompt)")
         }
     }
+
+    // llama.cpp's own greedy continuations of the same prompts on the same file
+    // (scripts/quality/llama_logits.cpp --generate 24: the prompt as one batch, then one
+    // token per step, argmax).
+    static let llamaCppGreedy: [[Int]] = [
+        [2026, 365, 1141, 260, 7742, 25, 12947, 28, 339, 5248, 2026, 365, 1141, 260, 7742, 25, 4563, 58, 12886, 30, 339, 5248, 253, 3544],
+        [7042, 30, 198, 198, 504, 1797, 1918, 553, 253, 2155, 282, 4723, 216, 35, 33, 33, 2215, 701, 30, 198, 198, 504, 1797, 1918],
+        [28, 260, 2240, 282, 1315, 27108, 436, 253, 15114, 39228, 28, 351, 25854, 41658, 284, 14055, 9018, 30, 1249, 347, 260, 929, 3514, 411],
+        [288, 1120, 351, 260, 10152, 284, 7443, 1485, 288, 540, 1784, 4366, 30, 669, 2424, 2518, 346, 288, 1235, 253, 5706, 282, 3850, 284],
+        [216, 33, 32, 32, 4742, 51, 28, 527, 314, 253, 3468, 20590, 30, 198, 198, 504, 6714, 282, 260, 2817, 1439, 11606, 411, 260],
+    ]
+
+    /// `.fast` is llama.cpp's arithmetic: its greedy tokens, not transformers'.
+    @Test func fastPrecisionGivesLlamaCppGreedyTokens() throws {
+        let store = try GGUFWeightStore(path: ProcessInfo.processInfo.environment["GGUF_SMOLLM2"] ?? "")
+        let model = try LanguageModel(config: store.config, store: store, pool: ComputePool(threadCount: 2))
+        model.precision = .fast
+        for ((prompt, _), expected) in zip(Self.cases, Self.llamaCppGreedy) {
+            let cache = model.makeCache()
+            var logits = try model.forward(prompt, cache: cache)
+            var greedy: [Int] = []
+            for _ in expected {
+                let next = logits.indices.max { logits[$0] < logits[$1] } ?? -1
+                greedy.append(next)
+                logits = try model.forward([next], cache: cache)
+            }
+            #expect(greedy == expected, "prompt \(prompt)")
+        }
+    }
 }
