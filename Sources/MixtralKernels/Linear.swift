@@ -25,7 +25,8 @@ public enum ActivationPrecision: String, Sendable, CaseIterable {
     /// bf16 do, with AVX512-BF16 dot products where the CPU has them (about twice the fp32
     /// throughput); activations quantised to 8 bits (llama.cpp's Q8_0/Q8_1/Q8_K) for
     /// GGML-quantised weights, with integer dot products (AVX512-VNNI) in decode and
-    /// prefill. Decode with float weights keeps fp32 activations.
+    /// prefill. Decode with float weights keeps fp32 activations. The model computes the
+    /// steps between products as llama.cpp does too (`LlamaCppKernels`).
     case fast
 }
 

@@ -1,6 +1,7 @@
 import MixtralKernels
 
-/// Keys (after RoPE) and values of every processed position, per layer, in fp32. Values
+/// Keys (after RoPE) and values of every processed position, per layer, in fp32 (fp16
+/// values under `.fast`, as llama.cpp's default F16 cache holds them). Values
 /// are [positions, kvHeads * headDim]; keys are blocked for attention (`KeyLayout`). Grows
 /// as tokens are appended, up to `maxPositions`.
 public final class KVCache: @unchecked Sendable {

@@ -20,7 +20,9 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
 
 /// A decoder-only transformer as transformers computes it (eager attention, fp32):
 /// h = x + o_proj(attn(rmsnorm(x))); y = h + mlp(rmsnorm(h)); logits = lm_head(norm(y)).
-/// Weights are read in place in their stored type; activations and the KV cache are fp32.
+/// Weights are read in place in their stored type; activations and the KV cache are fp32
+/// (under `.fast` the cache holds fp16 values and the steps between products follow
+/// llama.cpp: LlamaCppArithmetic.swift).
 public final class LanguageModel: @unchecked Sendable {
     public let config: ModelConfig
     public let weights: DecoderWeights
