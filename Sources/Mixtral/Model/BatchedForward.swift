@@ -40,10 +40,11 @@ extension LanguageModel {
             // Two entries writing one cache would overwrite each other's positions.
             precondition(!batch[..<index].contains { $0.cache === entry.cache }, "a cache appears twice in one batch")
         }
-        // One-token rows (decode steps) keep fp32 activations under every precision, as
-        // one-token `forward` calls do with float weights; a step that has any runs its
+        // With float weights, one-token rows (decode steps) keep fp32 activations under
+        // every precision, as one-token `forward` calls do; a step that has any runs its
         // matrix products exact throughout (the steps between them follow `precision`).
-        if batch.contains(where: { $0.tokens.count == 1 }) { productPrecisionOverride = .exact }
+        // Quantised weights keep their 8-bit products: one-token calls use them too.
+        if !hasQuantizedMatrices && batch.contains(where: { $0.tokens.count == 1 }) { productPrecisionOverride = .exact }
         defer { productPrecisionOverride = nil }
         let c = config
         let h = c.hiddenSize
