@@ -23,7 +23,7 @@ struct ModelOptions: ParsableArguments {
     var threads: Int?
 
     @Option(name: .long, help: ArgumentHelp(
-        "exact: fp32 activations, the logits of transformers in fp32. fast: llama.cpp's arithmetic (activations rounded to bf16 for multi-token products with bf16 weights; 8-bit activations with integer dot products for GGML-quantised weights, an fp16 KV cache and llama.cpp's attention, as its CPU backend: Q8_0/Q4_1 GGUF files give llama.cpp's logits bit for bit). auto (default): fast for quantised weights, exact otherwise.",
+        "exact: fp32 activations, the logits of transformers in fp32. fast: llama.cpp's arithmetic (activations rounded to bf16 for multi-token products with bf16 weights; 8-bit activations with integer dot products for GGML-quantised weights, an fp16 KV cache and llama.cpp's attention, as its CPU backend: Q8_0/Q4_1 GGUF files give llama.cpp's logits bit for bit in generation). auto (default): fast for quantised weights, exact otherwise.",
         valueName: "auto|exact|fast"))
     var precision: String = "auto"
 
