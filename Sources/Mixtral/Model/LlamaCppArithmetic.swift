@@ -73,13 +73,21 @@ extension LanguageModel {
         (cache.values[layer].pointer + first * width).update(from: v, count: count * width)
     }
 
+    /// llama.cpp runs its one-chunk flash attention (what `LlamaCppKernels.attention`
+    /// reproduces) only for fewer than 64 query rows and a KV view under 512 cells; its
+    /// view is padded to 256, so that is up to 256 positions. Past that it splits the keys
+    /// over threads (decode) or tiles the queries (prompts), and our vectorised kernel on
+    /// the same fp16 cache is used instead: at 4k positions the one-chunk kernel's scalar
+    /// exp per key cut Q8_0 decode from 107 to 79 tokens/s.
+    static let llamaCppOneChunkPositions = 256
+
     /// Causal attention of `tokens` query rows at firstPosition... over a layer's cache.
     func attend(_ q: UnsafePointer<Float>, tokens: Int, firstPosition: Int, cache: KVCache, layer: Int,
                 _ out: UnsafeMutablePointer<Float>) {
         let c = config
         let shape = AttentionShape(heads: c.numHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim, slidingWindow: c.slidingWindow)
         let keys = cache.keys[layer].pointer, values = cache.values[layer].pointer
-        if followsLlamaCpp {
+        if followsLlamaCpp && tokens < 64 && firstPosition + tokens <= Self.llamaCppOneChunkPositions {
             LlamaCppKernels.attention(q, tokens: tokens, firstPosition: firstPosition, keys: keys, values: values,
                                       shape: shape, out, pool: pool)
         } else {
