@@ -9,11 +9,14 @@ one run. From a fresh clone:
 
 Builds the benchmark checkpoint (scripts/bench/make_bench_checkpoint.py) in HF form and
 converts it with llama.cpp's own converter (and quantizer) to GGUF, then runs pp512 and
-tg128 for each engine and dtype and prints one markdown table with ratios.
+tg128 for each engine and dtype and prints one markdown table: the median over the
+repetitions ± the standard deviation, and ratios of medians (the machine is shared: one
+disturbed repetition moves a mean, not a median).
 """
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 
@@ -58,7 +61,8 @@ def llama_bench(llama_cpp, gguf, p, n, r, threads):
     result = {}
     for row in rows:
         test = f"pp{row['n_prompt']}" if row["n_prompt"] else f"tg{row['n_gen']}"
-        result[test] = (row["avg_ts"], row["stddev_ts"])
+        samples = row.get("samples_ts") or [row["avg_ts"]]
+        result[test] = (statistics.median(samples), row["stddev_ts"])
     return result
 
 
@@ -66,13 +70,13 @@ def mixtral_bench(binary, model, p, n, r, threads, precision):
     out = run([binary, "bench", "--model", model, "-p", str(p), "-n", str(n), "-r", str(r), "--threads", str(threads),
                "--precision", precision, "--json"])
     data = json.loads(out)
-    return {t["test"]: (t["tokens_per_second"], t["stddev"]) for t in data["tests"]}, data
+    return {t["test"]: (t["median_tokens_per_second"], t["stddev"]) for t in data["tests"]}, data
 
 
 def pytorch_bench(model, dtype, p, n, r, threads):
     out = run([sys.executable, os.path.join(HERE, "pytorch_bench.py"), model, "--dtype", dtype,
                "-p", str(p), "-n", str(n), "-r", str(r), "--threads", str(threads)])
-    return {t["test"]: (t["tokens_per_second"], t["stddev"]) for t in json.loads(out)["tests"]}
+    return {t["test"]: (t["median_tokens_per_second"], t["stddev"]) for t in json.loads(out)["tests"]}
 
 
 def main():
