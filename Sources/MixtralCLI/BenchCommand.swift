@@ -82,12 +82,14 @@ struct BenchCommand: ParsableCommand {
             print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
             return
         }
-        print("| model | threads | test | t/s |")
-        print("| --- | ---: | --- | ---: |")
+        // Mean ± sd as llama-bench prints it, and the median: on a shared machine one
+        // disturbed repetition moves the mean.
+        print("| model | threads | test | t/s | median t/s |")
+        print("| --- | ---: | --- | ---: | ---: |")
         for result in results {
-            print(String(format: "| %@ | %d | %@ | %.2f ± %.2f |", bundle.path, model.pool.threadCount,
+            print(String(format: "| %@ | %d | %@ | %.2f ± %.2f | %.2f |", bundle.path, model.pool.threadCount,
                          result["test"] as? String ?? "", result["tokens_per_second"] as? Double ?? 0,
-                         result["stddev"] as? Double ?? 0))
+                         result["stddev"] as? Double ?? 0, result["median_tokens_per_second"] as? Double ?? 0))
         }
         print(String(format: "weights read per generated token: %.1f MB; read bandwidth %.1f GB/s; tg bound %.1f t/s",
                      Double(bytesPerToken) / 1e6, bandwidth / 1e9, bound))
@@ -100,8 +102,10 @@ struct BenchCommand: ParsableCommand {
         let mean = rates.reduce(0, +) / Double(rates.count)
         let variance = rates.count > 1 ? rates.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(rates.count - 1) : 0
         let sorted = rates.sorted()
+        let middle = sorted.count / 2
+        let median = sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
         return ["test": test, "tokens": tokens, "tokens_per_second": mean, "stddev": variance.squareRoot(),
-                "median_tokens_per_second": sorted[sorted.count / 2], "seconds": seconds]
+                "median_tokens_per_second": median, "seconds": seconds]
     }
 }
 
