@@ -173,9 +173,8 @@ void mx_llama_rope_table(int position, float base, int dims, float *cos_out, flo
 
 // rotate_pairs as GCC vectorises it (vmulps, then vfmaddsub): x0' = x0 cos - (x1 sin),
 // x1' = x0 sin + (x1 cos), the products in parentheses rounded first (checked against
-// llama.cpp's Qcur tensors). Pairs are
-// (x[i], x[i + d/2]) here (transformers' rotate_half layout; the GGUF loader undid
-// llama.cpp's interleaving), pair i at angle i.
+// llama.cpp's Qcur tensors). Pairs are (x[i], x[i + d/2]) here (transformers'
+// rotate_half layout; the GGUF loader undid llama.cpp's interleaving), pair i at angle i.
 LLAMA_TARGET void mx_llama_rotary(float *x, int heads, int head_dim, const float *cos_t, const float *sin_t) {
     const int half = head_dim / 2;
     for (int h = 0; h < heads; h++) {
