@@ -92,22 +92,36 @@ void mx_bf16_dot_rows(const uint16_t *w, size_t row_stride, const float *x_split
     }
 }
 
+// Reads `bytes` (a multiple of 64) as 64-bit integers, folded into one value so the loads
+// cannot be dropped; integer adds, because weight bytes read as floats hold NaNs and
+// subnormals. With `prefetch`, a software prefetch runs 8 KB ahead, as the decode kernels
+// read weights.
 __attribute__((target("avx512f")))
-float mx_sum_prefetched(const float *x, size_t n) {
-    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
-    for (size_t i = 0; i + 64 <= n; i += 64) {
-        _mm_prefetch((const char *)(x + i + 2048), _MM_HINT_T0);
-        _mm_prefetch((const char *)(x + i + 2048 + 16), _MM_HINT_T0);
-        _mm_prefetch((const char *)(x + i + 2048 + 32), _MM_HINT_T0);
-        _mm_prefetch((const char *)(x + i + 2048 + 48), _MM_HINT_T0);
-        a0 = _mm512_add_ps(a0, _mm512_loadu_ps(x + i));
-        a1 = _mm512_add_ps(a1, _mm512_loadu_ps(x + i + 16));
-        a2 = _mm512_add_ps(a2, _mm512_loadu_ps(x + i + 32));
-        a3 = _mm512_add_ps(a3, _mm512_loadu_ps(x + i + 48));
+uint64_t mx_read_memory(const void *memory, size_t bytes, int prefetch) {
+    const char *p = (const char *)memory;
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+    if (prefetch) {
+        for (size_t i = 0; i + 256 <= bytes; i += 256) {
+            _mm_prefetch(p + i + 8192, _MM_HINT_T0);
+            _mm_prefetch(p + i + 8192 + 64, _MM_HINT_T0);
+            _mm_prefetch(p + i + 8192 + 128, _MM_HINT_T0);
+            _mm_prefetch(p + i + 8192 + 192, _MM_HINT_T0);
+            a0 = _mm512_add_epi64(a0, _mm512_loadu_si512(p + i));
+            a1 = _mm512_add_epi64(a1, _mm512_loadu_si512(p + i + 64));
+            a2 = _mm512_add_epi64(a2, _mm512_loadu_si512(p + i + 128));
+            a3 = _mm512_add_epi64(a3, _mm512_loadu_si512(p + i + 192));
+        }
+    } else {
+        for (size_t i = 0; i + 256 <= bytes; i += 256) {
+            a0 = _mm512_add_epi64(a0, _mm512_loadu_si512(p + i));
+            a1 = _mm512_add_epi64(a1, _mm512_loadu_si512(p + i + 64));
+            a2 = _mm512_add_epi64(a2, _mm512_loadu_si512(p + i + 128));
+            a3 = _mm512_add_epi64(a3, _mm512_loadu_si512(p + i + 192));
+        }
     }
-    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+    for (size_t i = bytes / 256 * 256; i + 64 <= bytes; i += 64) a0 = _mm512_add_epi64(a0, _mm512_loadu_si512(p + i));
+    return (uint64_t)_mm512_reduce_add_epi64(_mm512_add_epi64(_mm512_add_epi64(a0, a1), _mm512_add_epi64(a2, a3)));
 }
-
 // Four bf16 rows times T tokens (2 <= T <= 4; y[t * y_stride + r]): each weight is read
 // once for all tokens, with no panel packing (a batched decode step gives each expert only
 // a few tokens). One accumulator per (row, token) takes the even and the odd products.
@@ -163,9 +177,11 @@ void mx_bf16_dot4_tokens(const uint16_t *w, size_t row_stride, const float *x, i
 
 #else
 
-float mx_sum_prefetched(const float *x, size_t n) {
-    float sum = 0;
-    for (size_t i = 0; i < n; i++) sum += x[i];
+uint64_t mx_read_memory(const void *memory, size_t bytes, int prefetch) {
+    (void)prefetch;
+    const uint64_t *p = (const uint64_t *)memory;
+    uint64_t sum = 0;
+    for (size_t i = 0; i < bytes / 8; i++) sum += p[i];
     return sum;
 }
 

@@ -10,8 +10,10 @@ struct BenchCommand: ParsableCommand {
         discussion: """
         pp: one batched forward pass over -p random tokens. tg: -n single-token steps after an empty \
         cache (as llama-bench's tg). Each test runs once for warm-up, then -r times; mean and standard \
-        deviation of tokens/s are reported. Also reports the weight bytes read per generated token and \
-        the bandwidth bound they imply with this machine's measured read bandwidth.
+        deviation of tokens/s are reported, and the median. Also reports the weight bytes read per \
+        generated token and the bandwidth bound they imply: a probe reads the memory the weights occupy \
+        before and after every tg repetition (the bound is their median), and each repetition is compared \
+        with the bandwidth measured around it, since a shared machine's bandwidth moves over time.
         """)
 
     @OptionGroup var modelOptions: ModelOptions
@@ -33,16 +35,23 @@ struct BenchCommand: ParsableCommand {
         var random = Xoshiro256(seed: 42)
         func randomTokens(_ count: Int) -> [Int] { (0..<count).map { _ in Int(random.next() % UInt64(model.config.vocabSize)) } }
 
-        func measure(_ body: () throws -> Void) rethrows -> [Double] {
+        /// Seconds of `r` timed runs after a warm-up; `between` runs before each and after the last.
+        func measure(between: () -> Void = {}, _ body: () throws -> Void) rethrows -> [Double] {
             try body()  // warm-up
             var seconds: [Double] = []
             for _ in 0..<r {
+                between()
                 let start = DispatchTime.now().uptimeNanoseconds
                 try body()
                 seconds.append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
             }
+            between()
             return seconds
         }
+        let probe = BandwidthProbe(regions: model.weightMemory, threads: model.pool.threadCount)
+        var bandwidths: [Double] = []
+        var fractionsOfBound: [Double] = []
+        let bytesPerToken = model.weightBytesPerGeneratedToken
         // The cache holds `d` tokens before every measurement (prefilled once, not timed).
         let cache = model.makeCache(maxPositions: d + max(p, n) + 1)
         if d > 0 { _ = try model.forward(randomTokens(d), cache: cache) }
@@ -58,7 +67,7 @@ struct BenchCommand: ParsableCommand {
         }
         if n > 0 {
             let start = randomTokens(1)
-            let seconds = try measure {
+            let seconds = try measure(between: { bandwidths.append(probe.measure(pool: model.pool)) }) {
                 cache.truncate(to: d)
                 var token = start[0]
                 for _ in 0..<n {
@@ -68,17 +77,26 @@ struct BenchCommand: ParsableCommand {
                 }
             }
             results.append(summary("tg\(n)" + depth, tokens: n, seconds: seconds))
+            // Each repetition against the mean of the probes just before and after it.
+            for (index, time) in seconds.enumerated() {
+                let bandwidth = (bandwidths[index] + bandwidths[index + 1]) / 2
+                if bandwidth > 0 { fractionsOfBound.append(Double(n * bytesPerToken) / time / bandwidth) }
+            }
+        } else {
+            bandwidths.append(probe.measure(pool: model.pool))
         }
         let kvBytes = cache.byteCount
-        let peakRSS = peakResidentBytes()  // before the bandwidth probe allocates its buffer
-        let bytesPerToken = model.weightBytesPerGeneratedToken
-        let bandwidth = measureReadBandwidth(pool: model.pool)
+        let peakRSS = peakResidentBytes()
+        let bandwidth = median(bandwidths)
         let bound = bandwidth / Double(bytesPerToken)
+        let fraction = fractionsOfBound.isEmpty ? nil : median(fractionsOfBound)
         if json {
-            let object: [String: Any] = ["model": bundle.path, "threads": model.pool.threadCount, "tests": results,
+            var object: [String: Any] = ["model": bundle.path, "threads": model.pool.threadCount, "tests": results,
                                          "weight_bytes_per_token": bytesPerToken, "read_bandwidth_bytes_per_second": bandwidth,
+                                         "read_bandwidth_samples": bandwidths, "probe_bytes_per_pass": probe.bytesPerPass,
                                          "tg_bound_tokens_per_second": bound, "depth": d, "kv_cache_bytes": kvBytes,
                                          "peak_rss_bytes": peakRSS]
+            if let fraction { object["tg_fraction_of_bound"] = fraction }
             print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
             return
         }
@@ -91,8 +109,13 @@ struct BenchCommand: ParsableCommand {
                          result["test"] as? String ?? "", result["tokens_per_second"] as? Double ?? 0,
                          result["stddev"] as? Double ?? 0, result["median_tokens_per_second"] as? Double ?? 0))
         }
-        print(String(format: "weights read per generated token: %.1f MB; read bandwidth %.1f GB/s; tg bound %.1f t/s",
-                     Double(bytesPerToken) / 1e6, bandwidth / 1e9, bound))
+        print(String(format: "weights read per generated token: %.1f MB; read bandwidth %.1f GB/s (median of %d probes, %.1f-%.1f); tg bound %.1f t/s",
+                     Double(bytesPerToken) / 1e6, bandwidth / 1e9, bandwidths.count, (bandwidths.min() ?? 0) / 1e9,
+                     (bandwidths.max() ?? 0) / 1e9, bound))
+        if let fraction {
+            print(String(format: "tg%d: %.0f%% of the bound (median over repetitions, each against the bandwidth measured around it)",
+                         n, 100 * fraction))
+        }
         print(String(format: "KV cache %.1f MB at %d positions; peak RSS %.1f MB", Double(kvBytes) / 1e6, cache.count,
                      Double(peakRSS) / 1e6))
     }
@@ -101,11 +124,15 @@ struct BenchCommand: ParsableCommand {
         let rates = seconds.map { Double(tokens) / $0 }
         let mean = rates.reduce(0, +) / Double(rates.count)
         let variance = rates.count > 1 ? rates.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(rates.count - 1) : 0
-        let sorted = rates.sorted()
-        let middle = sorted.count / 2
-        let median = sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
         return ["test": test, "tokens": tokens, "tokens_per_second": mean, "stddev": variance.squareRoot(),
-                "median_tokens_per_second": median, "seconds": seconds]
+                "median_tokens_per_second": median(rates), "seconds": seconds]
+    }
+
+    func median(_ values: [Double]) -> Double {
+        guard !values.isEmpty else { return 0 }
+        let sorted = values.sorted()
+        let middle = sorted.count / 2
+        return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
     }
 }
 

@@ -1,52 +1,80 @@
 import MixtralCKernels
 import Foundation
 
-/// Measures memory read bandwidth: every thread sums its slice of a buffer much larger
-/// than the caches, several times; the best pass counts (bytes/second). The buffer is in
-/// 2 MB pages where the system grants them, as weights read into memory are
-/// (`WeightResidency`): with 4 KB pages the probe measured page walks, not the memory.
-/// Passes alternate between plain loads and loads with a software prefetch (as the decode
-/// kernels read): on this shared machine either can be the faster at a given time, and
-/// the bound is the best the memory delivered.
-public func measureReadBandwidth(bytes: Int = 1 << 30, passes: Int = 5, pool: ComputePool) -> Double {
-    let count = bytes / 4
-    let hugePage = 1 << 21
-    let length = (bytes + hugePage - 1) / hugePage * hugePage
-    #if os(Linux)
-    let mapped = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-    guard let mapped, mapped != MAP_FAILED else { return 0 }
-    _ = madvise(mapped, length, 14)  // MADV_HUGEPAGE
-    defer { munmap(mapped, length) }
-    let buffer = mapped.bindMemory(to: Float.self, capacity: count)
-    #else
-    let buffer = UnsafeMutablePointer<Float>.allocate(capacity: count)
-    defer { buffer.deallocate() }
-    #endif
-    buffer.initialize(repeating: 1, count: count)
-    let parts = pool.threadCount
-    let slice = count / parts / 64 * 64
-    var best = 0.0
-    let sink = UnsafeMutablePointer<Float>.allocate(capacity: parts)
-    defer { sink.deallocate() }
-    for pass in 0..<(2 * passes) {
-        let start = DispatchTime.now().uptimeNanoseconds
-        pool.run(parts: parts) { part in
-            let base = buffer + part * slice
-            if pass % 2 == 1 && cpuHasAVX512F {
-                sink[part] = mx_sum_prefetched(base, slice)
-                return
-            }
-            var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
-            var i = 0
-            while i < slice {
-                a0 += load16(base + i); a1 += load16(base + i + 16)
-                a2 += load16(base + i + 32); a3 += load16(base + i + 48)
-                i += 64
-            }
-            sink[part] = (a0 + a1 + a2 + a3).sum()
+/// Measures memory read bandwidth by reading the memory a model's weights occupy: the
+/// bytes decode streams, in the pages it streams them from (2 MB pages when read into
+/// memory, the file mapping otherwise), with no extra allocation (so peak RSS is not
+/// raised and the probe can run between benchmark repetitions).
+///
+/// A measurement is one plain pass and one pass with a software prefetch (as the decode
+/// kernels read); the faster counts. Every thread reads its contiguous share of each
+/// region; regions are read repeatedly until a pass covers `minimumBytes`, so small models
+/// still give a pass long enough to time.
+///
+/// On this shared machine the bandwidth moves between ~50 and ~82 GB/s in periods of tens
+/// of seconds, for all memory alike, so `mixtral bench` measures between repetitions and
+/// compares each repetition with the bandwidth of its own moment.
+public struct BandwidthProbe: @unchecked Sendable {
+    /// Per thread, its share of every region.
+    private let slices: [[UnsafeRawBufferPointer]]
+    private let cycles: Int
+    /// Bytes read by one pass.
+    public let bytesPerPass: Int
+
+    public init(regions: [UnsafeRawBufferPointer], threads: Int, minimumBytes: Int = 512 << 20) {
+        let threads = max(1, threads)
+        // Distinct, non-overlapping ranges (a tied lm_head is the embedding matrix).
+        var ranges: [(start: Int, end: Int)] = []
+        for region in regions {
+            guard let base = region.baseAddress, region.count > 0 else { continue }
+            let start = Int(bitPattern: base)
+            ranges.append((start, start + region.count))
         }
-        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
-        best = max(best, Double(slice * parts * 4) / seconds)
+        ranges.sort { $0.start < $1.start }
+        var merged: [(start: Int, end: Int)] = []
+        for range in ranges {
+            if let last = merged.last, range.start <= last.end {
+                merged[merged.count - 1].end = max(last.end, range.end)
+            } else {
+                merged.append(range)
+            }
+        }
+        var slices = [[UnsafeRawBufferPointer]](repeating: [], count: threads)
+        var total = 0
+        for range in merged {
+            let share = (range.end - range.start) / threads / 256 * 256
+            guard share > 0 else { continue }
+            for thread in 0..<threads {
+                let start = UnsafeRawPointer(bitPattern: range.start + thread * share)
+                slices[thread].append(UnsafeRawBufferPointer(start: start, count: share))
+            }
+            total += share * threads
+        }
+        self.slices = slices
+        cycles = total == 0 ? 0 : (minimumBytes + total - 1) / total
+        bytesPerPass = total * cycles
     }
-    return best
+
+    /// Bytes per second of the faster of a plain and a prefetched pass (0 with no memory).
+    public func measure(pool: ComputePool) -> Double {
+        guard bytesPerPass > 0 else { return 0 }
+        let parts = slices.count
+        let sink = UnsafeMutablePointer<UInt64>.allocate(capacity: parts)
+        sink.initialize(repeating: 0, count: parts)
+        defer { sink.deallocate() }
+        var best = 0.0
+        for prefetch: Int32 in [0, cpuHasAVX512F ? 1 : 0] {
+            let start = DispatchTime.now().uptimeNanoseconds
+            pool.run(parts: parts) { part in
+                for _ in 0..<cycles {
+                    for slice in slices[part] {
+                        sink[part] &+= mx_read_memory(slice.baseAddress, slice.count, prefetch)
+                    }
+                }
+            }
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+            best = max(best, Double(bytesPerPass) / seconds)
+        }
+        return best
+    }
 }

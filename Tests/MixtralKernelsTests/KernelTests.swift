@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import MixtralKernels
+import MixtralCKernels
 
 /// Kernels against plain double-precision reference loops: fp32 relative error <= 1e-5
 /// (relative to the magnitude of the terms summed).
@@ -353,6 +354,29 @@ import Testing
             pool.run(parts: 10) { part in lock.lock(); sum += part; lock.unlock() }
             #expect(sum == 45)
         }
+    }
+
+    @Test func memoryReadFoldsEveryWord() {
+        // Both reading modes add every 64-bit word (the probe must not skip any of them).
+        let words = (0..<4096).map { UInt64($0) &* 0x9E37_79B9_7F4A_7C15 }
+        let expected = words.reduce(0, &+)
+        words.withUnsafeBytes { bytes in
+            for prefetch: Int32 in [0, 1] {
+                #expect(mx_read_memory(bytes.baseAddress, bytes.count, prefetch) == expected)
+            }
+        }
+    }
+
+    @Test func bandwidthProbeReadsEachRegionOnce() {
+        // Overlapping regions count once; a pass repeats them up to the minimum size.
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: 1 << 20, alignment: 64)
+        defer { buffer.deallocate() }
+        let whole = UnsafeRawBufferPointer(start: buffer, count: 1 << 20)
+        let half = UnsafeRawBufferPointer(start: buffer, count: 1 << 19)
+        let probe = BandwidthProbe(regions: [half, whole, half], threads: 2, minimumBytes: 3 << 20)
+        #expect(probe.bytesPerPass == 3 << 20)
+        #expect(probe.measure(pool: ComputePool(threadCount: 2)) > 0)
+        #expect(BandwidthProbe(regions: [], threads: 2).measure(pool: ComputePool(threadCount: 2)) == 0)
     }
 
     @Test func bf16RoundsToNearestEven() {

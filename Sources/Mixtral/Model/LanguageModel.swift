@@ -317,6 +317,24 @@ public final class LanguageModel: @unchecked Sendable {
 }
 
 extension LanguageModel {
+    /// The memory of every weight matrix (embedding, attention, router, all experts,
+    /// lm_head), for `BandwidthProbe`.
+    public var weightMemory: [UnsafeRawBufferPointer] {
+        var matrices = [weights.embedTokens, weights.lmHead]
+        for layer in weights.layers {
+            let a = layer.attention
+            matrices += [a.q, a.k, a.v, a.o]
+            switch layer.mlp {
+            case .dense(let ffn):
+                matrices += [ffn.gate, ffn.up, ffn.down]
+            case .sparseMoE(let router, let experts):
+                matrices.append(router)
+                for expert in experts { matrices += [expert.gate, expert.up, expert.down] }
+            }
+        }
+        return matrices.map { UnsafeRawBufferPointer(start: $0.base, count: $0.byteCount) }
+    }
+
     /// Weight bytes one decode step reads: attention, router and the k routed experts of
     /// every layer, the final norm and lm_head (one embedding row is negligible).
     public var weightBytesPerGeneratedToken: Int {

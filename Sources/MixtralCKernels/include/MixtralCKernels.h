@@ -81,9 +81,10 @@ void mx_bf16_dot_rows(const uint16_t *w, size_t row_stride, const float *x_split
 /// are read once for all tokens.
 void mx_bf16_dot4_tokens(const uint16_t *w, size_t row_stride, const float *x, int tokens, int k, float *y, size_t y_stride);
 
-/// Sum of n floats (n a multiple of 64) read with a software prefetch 8 KB ahead, as the
-/// decode kernels read weights: the bandwidth probe's second way of reading.
-float mx_sum_prefetched(const float *x, size_t n);
+/// Reads `bytes` (a multiple of 64) of memory and folds them into one value (integer
+/// adds); with `prefetch` != 0 a software prefetch runs 8 KB ahead, as the decode kernels
+/// read weights. The bandwidth probe's two ways of reading.
+uint64_t mx_read_memory(const void *memory, size_t bytes, int prefetch);
 
 // llama.cpp's non-matrix steps, float step for float step (LlamaCppOps.c; see there).
 float mx_round_to_half(float x);
