@@ -106,7 +106,7 @@ private func attentionBlock(_ q: UnsafePointer<Float>, firstToken: Int, tokens: 
     // Scratch: scaled queries [rows][d], outputs [rows][d], scores [rows][tile], running
     // max and sum per row.
     let scratchCount = 2 * rows * d + rows * tile + 2 * rows
-    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
+    let scratch = allocateCacheAligned(Float.self, count: scratchCount)
     defer { scratch.deallocate() }
     let queries = scratch, outputs = scratch + rows * d, scores = outputs + rows * d
     let runningMax = scores + rows * tile, runningSum = runningMax + rows

@@ -31,3 +31,12 @@
     let rounding = UInt32(0x7FFF) + ((bits >> 16) & 1)
     return UInt16((bits &+ rounding) >> 16)
 }
+
+/// `count` uninitialised values starting on a 64-byte cache line: a 64-byte vector load
+/// from an unaligned buffer spans two lines, and with weights streaming near the memory's
+/// bandwidth the split loads cost bf16 decode about a sixth (BENCHMARKS.md). Release with
+/// `deallocate()`.
+public func allocateCacheAligned<T>(_ type: T.Type, count: Int) -> UnsafeMutablePointer<T> {
+    UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * MemoryLayout<T>.stride, alignment: 64)
+        .bindMemory(to: T.self, capacity: max(1, count))
+}

@@ -106,7 +106,7 @@ public func linear(_ jobs: [LinearJob], precision: ActivationPrecision = .exact,
     // One-token bf16 products read x split into even/odd halves (mx_bf16_dot_rows).
     let splitX: [UnsafeMutablePointer<Float>?] = jobs.map { job in
         guard job.tokens == 1 && job.w.type == .bf16 && cpuHasAVX512F else { return nil }
-        let split = UnsafeMutablePointer<Float>.allocate(capacity: job.w.columns)
+        let split = allocateCacheAligned(Float.self, count: job.w.columns)
         mx_bf16_split_pairs(job.x, Int32(job.w.columns), split)
         return split
     }
@@ -187,7 +187,7 @@ func guidedChunks(_ jobs: [LinearJob], threads: Int, granularity: Int) -> [(job:
 func linearPackedBF16(_ job: LinearJob, rows: Range<Int>) {
     let k = job.w.columns
     let n = job.w.rows
-    let panel = UnsafeMutablePointer<UInt16>.allocate(capacity: 32 * k)
+    let panel = allocateCacheAligned(UInt16.self, count: 32 * k)
     defer { panel.deallocate() }
     var r0 = rows.lowerBound
     while r0 < rows.upperBound {
@@ -282,8 +282,8 @@ func linearPackedBF16(_ job: LinearJob, rows: Range<Int>) {
 func linearPackedFloat(_ job: LinearJob, rows: Range<Int>) {
     let k = job.w.columns
     let n = job.w.rows
-    let panel = UnsafeMutablePointer<Float>.allocate(capacity: 32 * k)
-    let row = UnsafeMutablePointer<Float>.allocate(capacity: k)
+    let panel = allocateCacheAligned(Float.self, count: 32 * k)
+    let row = allocateCacheAligned(Float.self, count: k)
     defer { panel.deallocate(); row.deallocate() }
     var r0 = rows.lowerBound
     while r0 < rows.upperBound {

@@ -14,7 +14,7 @@ func linearBF16Activations(_ jobs: [LinearJob], pool: ComputePool) {
     let rounded: [UnsafeMutablePointer<UInt16>] = jobs.map { job in
         let k = job.w.columns
         let padded = (job.tokens + tile - 1) / tile * tile
-        let buffer = UnsafeMutablePointer<UInt16>.allocate(capacity: padded * k)
+        let buffer = allocateCacheAligned(UInt16.self, count: padded * k)
         buffer.initialize(repeating: 0, count: padded * k)
         for i in 0..<(job.tokens * k) { buffer[i] = floatToBF16(job.x[i]) }
         return buffer
@@ -27,7 +27,7 @@ func linearBF16Activations(_ jobs: [LinearJob], pool: ComputePool) {
         var fallback: [LinearJob] = []
         for (job, bits) in zip(jobs, rounded) {
             let count = job.tokens * job.w.columns
-            let values = UnsafeMutablePointer<Float>.allocate(capacity: count)
+            let values = allocateCacheAligned(Float.self, count: count)
             for i in 0..<count { values[i] = bf16ToFloat(bits[i]) }
             widened.append(values)
             fallback.append(LinearJob(values, tokens: job.tokens, job.w, job.y))
@@ -45,7 +45,7 @@ func linearBF16Activations(_ jobs: [LinearJob], pool: ComputePool) {
         let (index, firstRow) = chunks[part]
         let job = jobs[index]
         let k = job.w.columns
-        let panel = UnsafeMutablePointer<UInt16>.allocate(capacity: panelRows * k)
+        let panel = allocateCacheAligned(UInt16.self, count: panelRows * k)
         defer { panel.deallocate() }
         let padded = (job.tokens + tile - 1) / tile * tile
         mx_bf16_gemm_panel(job.w.row(firstRow).assumingMemoryBound(to: UInt16.self), job.w.rowBytes / 2,

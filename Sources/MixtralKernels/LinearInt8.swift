@@ -13,9 +13,9 @@ struct QuantizedActivations {
     let s: UnsafeMutablePointer<Float>
 
     init(_ x: UnsafePointer<Float>, tokens: Int, columns k: Int) {
-        q = .allocate(capacity: tokens * k)
-        d = .allocate(capacity: tokens * (k / 32))
-        s = .allocate(capacity: tokens * (k / 32))
+        q = allocateCacheAligned(Int8.self, count: tokens * k)
+        d = allocateCacheAligned(Float.self, count: tokens * (k / 32))
+        s = allocateCacheAligned(Float.self, count: tokens * (k / 32))
         for t in 0..<tokens {
             mx_q8_quantize(x + t * k, Int32(k), q + t * k, d + t * (k / 32), s + t * (k / 32))
         }
@@ -61,8 +61,8 @@ func linearInt8Activations(_ jobs: [LinearJob], pool: ComputePool) {
     let activations: [Activations] = jobs.map { job in
         let k = job.w.columns
         let padded = (job.tokens + tile - 1) / tile * tile
-        let quants = UnsafeMutablePointer<UInt8>.allocate(capacity: padded * k)
-        let scales = UnsafeMutablePointer<Float>.allocate(capacity: padded * (k / 32))
+        let quants = allocateCacheAligned(UInt8.self, count: padded * k)
+        let scales = allocateCacheAligned(Float.self, count: padded * (k / 32))
         quants.initialize(repeating: 128, count: padded * k)  // 128 is a zero activation
         scales.initialize(repeating: 0, count: padded * (k / 32))
         mx_int8_quantize_activations(job.x, Int32(job.tokens), Int32(k), quants, scales)

@@ -50,6 +50,27 @@ import Testing
         #expect(throws: CheckpointError.self) { _ = try SafeTensorsFile(path: path, residency: .memory) }
     }
 
+    /// Read into memory, the bytes are moved so that the tensors start on 64-byte cache
+    /// lines (GGUF aligns tensor data to 32 bytes only), and they still equal the file's.
+    @Test func memoryResidencyAlignsTensorsToCacheLines() throws {
+        let path = GGUFFixtures.path("tiny-mixtral-hf-per-expert.gguf")  // all tensors 32 bytes into a line
+        let mapped = try GGUFFile(path: path, residency: .mapped)
+        let resident = try GGUFFile(path: path, residency: .memory)
+        #expect(try mapped.tensorNames.allSatisfy { Int(bitPattern: try mapped.data($0).baseAddress) % 64 == 32 })
+        var aligned = 0
+        for name in mapped.tensorNames {
+            let a = try mapped.data(name), b = try resident.data(name)
+            #expect(a.elementsEqual(b), "\(name)")
+            if Int(bitPattern: b.baseAddress) % 64 == 0 { aligned += 1 }
+        }
+        #expect(aligned == mapped.tensorNames.count)
+
+        let folder = Fixtures.parity("mixtral-gqa")
+        let checkpoint = try SafeTensorsCheckpoint(folder: folder, residency: .memory)
+        let lined = try checkpoint.tensorNames.filter { Int(bitPattern: try checkpoint.tensor($0).data) % 64 == 0 }
+        #expect(lined.count * 2 > checkpoint.tensorNames.count)
+    }
+
     @Test func truncatedFile() throws {
         let original = try Data(contentsOf: URL(fileURLWithPath: Fixtures.parity("mixtral-gqa") + "/model.safetensors"))
         let error = try open(original.prefix(original.count - 100))

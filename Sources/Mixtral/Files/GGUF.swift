@@ -64,6 +64,7 @@ public final class GGUFFile: @unchecked Sendable {
         let mapping = try GGUFMapping(path: path, residency: residency)
         var parser = GGUFParser(bytes: mapping.bytes, path: path)
         let header = try parser.parse()
+        mapping.alignCacheLines(fileOffset: Self.linePhase(header))
         self.path = path
         self.version = header.version
         self.metadata = header.metadata
@@ -79,6 +80,7 @@ public final class GGUFFile: @unchecked Sendable {
             let shardMapping = try GGUFMapping(path: shardPath, residency: residency)
             var shardParser = GGUFParser(bytes: shardMapping.bytes, path: shardPath)
             let shardHeader = try shardParser.parse()
+            shardMapping.alignCacheLines(fileOffset: Self.linePhase(shardHeader))
             for key in ["split.no", "split.count"] {
                 let expected = key == "split.no" ? index : shards.count
                 guard shardHeader.metadata[key]?.intValue == expected else {
@@ -124,6 +126,11 @@ public final class GGUFFile: @unchecked Sendable {
     private static func fiveDigits(_ n: Int) -> String {
         let digits = String(n)
         return String(repeating: "0", count: Swift.max(0, 5 - digits.count)) + digits
+    }
+
+    /// The file offset that memory-resident bytes should place at a cache-line start.
+    private static func linePhase(_ header: GGUFHeader) -> Int {
+        dominantLinePhase(header.tensors.values.map { ($0.fileOffset, $0.byteCount) })
     }
 
     /// Size of the (first) file in bytes.

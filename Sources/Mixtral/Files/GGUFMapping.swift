@@ -11,10 +11,11 @@ import Darwin
 /// other file code.)
 final class GGUFMapping: @unchecked Sendable {
     let path: String
-    /// Start of the bytes; nil for an empty file, which cannot be mapped.
-    let base: UnsafeRawPointer?
+    /// The bytes; nil for an empty file, which cannot be mapped.
+    private var resident: ResidentBytes?
     let count: Int
-    private let length: Int
+    /// Start of the bytes; nil for an empty file.
+    var base: UnsafeRawPointer? { resident?.base }
 
     init(path: String, residency: WeightResidency = .mapped) throws(GGUFError) {
         self.path = path
@@ -32,23 +33,24 @@ final class GGUFMapping: @unchecked Sendable {
         }
         let size = Int(info.st_size)
         if size == 0 {
-            base = nil
+            resident = nil
             count = 0
-            length = 0
             return
         }
         guard let bytes = residentBytes(of: fd, size: size, residency: residency) else {
             throw .cannotOpen(path: path, reason: "mmap failed: " + GGUFMapping.errnoText())
         }
-        base = bytes.base
-        length = bytes.length
+        resident = bytes
         count = size
     }
 
     deinit {
-        if let base {
-            releaseResidentBytes(base, length: length)
-        }
+        resident?.release()
+    }
+
+    /// See `ResidentBytes.alignCacheLines`: before tensor pointers are handed out.
+    func alignCacheLines(fileOffset: Int) {
+        resident?.alignCacheLines(fileOffset: fileOffset)
     }
 
     var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }

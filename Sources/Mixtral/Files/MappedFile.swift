@@ -9,10 +9,21 @@ import Darwin
 /// checkpoint stays 2 bytes per weight in memory.
 public final class MappedFile: @unchecked Sendable {
     public let path: String
-    public let base: UnsafeRawPointer
     public let size: Int
-    /// Bytes to release (the mapping, or whole 2 MB pages of memory).
-    private let length: Int
+    private var storage: Storage
+
+    private enum Storage {
+        case resident(ResidentBytes)
+        /// An empty file (mmap rejects those): a one-byte stand-in, so that `base` is valid.
+        case empty(UnsafeMutableRawPointer)
+    }
+
+    public var base: UnsafeRawPointer {
+        switch storage {
+        case .resident(let bytes): return bytes.base
+        case .empty(let standIn): return UnsafeRawPointer(standIn)
+        }
+    }
 
     public init(path: String, residency: WeightResidency = .mapped) throws(CheckpointError) {
         self.path = path
@@ -31,22 +42,27 @@ public final class MappedFile: @unchecked Sendable {
         size = Int(info.st_size)
         if size == 0 {
             // mmap rejects empty files; an empty buffer still lets the parser report "truncated".
-            base = UnsafeRawPointer(UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 64))
-            length = 0
+            storage = .empty(UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 64))
             return
         }
         guard let bytes = residentBytes(of: fd, size: size, residency: residency) else {
             throw .unreadable(file: path, reason: "mmap failed: " + String(cString: strerror(errno)))
         }
-        (base, length) = bytes
+        storage = .resident(bytes)
     }
 
     deinit {
-        if size == 0 {
-            UnsafeMutableRawPointer(mutating: base).deallocate()
-        } else {
-            releaseResidentBytes(base, length: length)
+        switch storage {
+        case .resident(let bytes): bytes.release()
+        case .empty(let standIn): standIn.deallocate()
         }
+    }
+
+    /// See `ResidentBytes.alignCacheLines`: before tensor pointers are handed out.
+    func alignCacheLines(fileOffset: Int) {
+        guard case .resident(var bytes) = storage else { return }
+        bytes.alignCacheLines(fileOffset: fileOffset)
+        storage = .resident(bytes)
     }
 
     /// The bytes [offset, offset+count) as a buffer, or nil when out of bounds.

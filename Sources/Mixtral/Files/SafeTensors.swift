@@ -66,6 +66,8 @@ public final class SafeTensorsFile: @unchecked Sendable {
             entries[name] = try Self.parseEntry(name: name, value: value, file: path)
         }
         try Self.checkLayout(entries, bufferSize: mapping.size - dataStart, file: path)
+        let start = dataStart
+        mapping.alignCacheLines(fileOffset: dominantLinePhase(entries.values.map { (start + $0.begin, $0.end - $0.begin) }))
         self.entries = entries
         self.metadata = metadata
     }

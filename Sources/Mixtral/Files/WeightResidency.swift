@@ -21,27 +21,66 @@ public enum WeightResidency: Sendable {
     case automatic
 }
 
+/// The bytes of a file as `residentBytes` holds them.
+struct ResidentBytes {
+    /// Where file offset 0 is now.
+    private(set) var base: UnsafeRawPointer
+    /// The file's size.
+    let size: Int
+    /// The page-aligned allocation or mapping that holds the bytes, and its length.
+    private let allocation: UnsafeMutableRawPointer
+    private let allocationLength: Int
+    /// Read into writable memory (with 64 bytes to spare) rather than mapped.
+    private let inMemory: Bool
+
+    fileprivate init(mapping: UnsafeMutableRawPointer, length: Int, size: Int, inMemory: Bool) {
+        base = UnsafeRawPointer(mapping)
+        self.size = size
+        allocation = mapping
+        allocationLength = length
+        self.inMemory = inMemory
+    }
+
+    /// Moves bytes read into memory (by less than 64) so that file offset `fileOffset`
+    /// starts a 64-byte cache line, then makes them read-only. Call before any pointer into
+    /// the bytes is handed out. Tensor data in GGUF files is aligned to 32 bytes (the file's
+    /// data section starts 32 bytes into a line in llama.cpp's converter output), and each
+    /// 64-byte vector load of a weight row then spans two cache lines: bf16 decode read 60
+    /// GB/s that way against 74 aligned when the memory delivered 80 (BENCHMARKS.md).
+    mutating func alignCacheLines(fileOffset: Int) {
+        guard inMemory else { return }
+        let shift = (64 - (Int(bitPattern: base) + fileOffset) % 64) % 64
+        if shift > 0 {
+            let moved = UnsafeMutableRawPointer(mutating: base) + shift
+            moved.copyMemory(from: base, byteCount: size)  // memmove semantics
+            base = UnsafeRawPointer(moved)
+        }
+        _ = mprotect(allocation, allocationLength, PROT_READ)  // weights are read-only from here on
+    }
+
+    /// Releases the memory or mapping.
+    func release() {
+        munmap(allocation, allocationLength)
+    }
+}
+
 /// The bytes of an open regular file of `size` bytes (> 0), mapped or read into memory as
 /// `residency` says. Returns nil when the system call fails (errno tells why).
-func residentBytes(of fd: Int32, size: Int, residency: WeightResidency) -> (base: UnsafeRawPointer, length: Int)? {
+func residentBytes(of fd: Int32, size: Int, residency: WeightResidency) -> ResidentBytes? {
     if residency != .mapped, residency == .memory || size <= availableMemory() / 2,
        let memory = readIntoHugePages(fd, size: size) {
         return memory
     }
     guard let mapping = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), mapping != MAP_FAILED else { return nil }
-    return (UnsafeRawPointer(mapping), size)
+    return ResidentBytes(mapping: mapping, length: size, size: size, inMemory: false)
 }
 
-/// Releases what `residentBytes` returned.
-func releaseResidentBytes(_ base: UnsafeRawPointer, length: Int) {
-    munmap(UnsafeMutableRawPointer(mutating: base), length)
-}
-
-/// Anonymous memory in whole 2 MB pages, advised as huge pages, filled from the file;
-/// nil (and nothing allocated) when any step fails.
-private func readIntoHugePages(_ fd: Int32, size: Int) -> (base: UnsafeRawPointer, length: Int)? {
+/// Anonymous memory in whole 2 MB pages, advised as huge pages, filled from the file with
+/// 64 bytes to spare (see `alignCacheLines`); nil (and nothing allocated) when any step
+/// fails.
+private func readIntoHugePages(_ fd: Int32, size: Int) -> ResidentBytes? {
     let hugePage = 1 << 21
-    let length = (size + hugePage - 1) / hugePage * hugePage
+    let length = (size + 64 + hugePage - 1) / hugePage * hugePage
     guard let memory = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
           memory != MAP_FAILED else { return nil }
     #if os(Linux)
@@ -57,8 +96,16 @@ private func readIntoHugePages(_ fd: Int32, size: Int) -> (base: UnsafeRawPointe
         }
         done += count
     }
-    _ = mprotect(memory, length, PROT_READ)  // weights are read-only from here on
-    return (UnsafeRawPointer(memory), length)
+    return ResidentBytes(mapping: memory, length: length, size: size, inMemory: true)
+}
+
+/// The file offset to align to cache lines: the 64-byte phase shared by the most tensor
+/// bytes (tensors are usually contiguous with sizes in whole lines, so one phase fits
+/// nearly all). `tensors` gives each tensor's file offset and byte count.
+func dominantLinePhase(_ tensors: [(offset: Int, bytes: Int)]) -> Int {
+    var bytesByPhase = [Int](repeating: 0, count: 64)
+    for tensor in tensors { bytesByPhase[((tensor.offset % 64) + 64) % 64] += tensor.bytes }
+    return bytesByPhase.indices.max { bytesByPhase[$0] < bytesByPhase[$1] } ?? 0
 }
 
 /// MemAvailable from /proc/meminfo in bytes; 0 where it cannot be read (so `automatic`

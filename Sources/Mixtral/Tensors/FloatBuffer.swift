@@ -1,3 +1,5 @@
+import MixtralKernels
+
 /// A growable fp32 scratch buffer with a stable base address, for activations and caches.
 /// (Swift arrays would need nested `withUnsafe...` closures at every kernel call.)
 final class FloatBuffer: @unchecked Sendable {
@@ -6,7 +8,7 @@ final class FloatBuffer: @unchecked Sendable {
 
     init(capacity: Int = 0) {
         self.capacity = max(capacity, 1)
-        pointer = .allocate(capacity: self.capacity)
+        pointer = allocateCacheAligned(Float.self, count: self.capacity)
     }
 
     deinit { pointer.deallocate() }
@@ -16,7 +18,7 @@ final class FloatBuffer: @unchecked Sendable {
     func reserve(_ count: Int, keeping: Int = 0, limit: Int = .max) {
         guard count > capacity else { return }
         let newCapacity = max(count, min(capacity * 2, limit))
-        let newPointer = UnsafeMutablePointer<Float>.allocate(capacity: newCapacity)
+        let newPointer = allocateCacheAligned(Float.self, count: newCapacity)
         if keeping > 0 { newPointer.update(from: pointer, count: min(keeping, capacity)) }
         pointer.deallocate()
         pointer = newPointer
