@@ -5,13 +5,16 @@ one run. From a fresh clone:
     python3 -m venv .venv-bench && .venv-bench/bin/pip install torch transformers safetensors numpy gguf mistral-common sentencepiece
     scripts/gguf/build_llama_cpp.sh            # llama.cpp's converter, llama-bench, llama-quantize
     swift build -c release --product mixtral
-    .venv-bench/bin/python scripts/bench/compare.py [--types bf16,f32,q8_0,q4_0] [-r 3]
+    .venv-bench/bin/python scripts/bench/compare.py [--types bf16,f32,q8_0,q4_0] [-r 3] [--rounds 3]
 
 Builds the benchmark checkpoint (scripts/bench/make_bench_checkpoint.py) in HF form and
 converts it with llama.cpp's own converter (and quantizer) to GGUF, then runs pp512 and
-tg128 for each engine and dtype and prints one markdown table: the median over the
-repetitions ± the standard deviation, and ratios of medians (the machine is shared: one
-disturbed repetition moves a mean, not a median).
+tg128 for each engine and dtype and prints one markdown table. The engines take turns in
+rounds (llama.cpp, this engine, PyTorch; again), and each ratio is the median of the
+ratios within a round: this shared machine's memory bandwidth moves between ~50 and ~82
+GB/s over tens of seconds, so engines measured minutes apart can be measured in different
+conditions. Within a round each figure is the median of -r repetitions (one disturbed
+repetition moves a mean, not a median).
 """
 import argparse
 import json
@@ -87,7 +90,10 @@ def main():
     parser.add_argument("--mixtral", default=os.path.join(ROOT, ".build", "release", "mixtral"))
     parser.add_argument("-p", type=int, default=512)
     parser.add_argument("-n", type=int, default=128)
-    parser.add_argument("-r", type=int, default=3)
+    parser.add_argument("-r", type=int, default=3, help="repetitions per engine in each round")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds: every engine runs once per round, one after the other, and ratios are "
+                             "taken within a round (this machine's bandwidth changes over tens of seconds)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-pytorch", action="store_true")
     args = parser.parse_args()
@@ -95,57 +101,87 @@ def main():
     os.makedirs(args.models, exist_ok=True)
     hf, gguf = ensure_checkpoints(args.models, args.llama_cpp, types)
     pp, tg = f"pp{args.p}", f"tg{args.n}"
-    rows = []
-    bound = None
+    # (engine, dtype) -> per round {test: median t/s}; engines in first-seen order.
+    results = {}
+    errors = {}
+    bounds = []  # per round: (bound t/s, probe bytes/s, fraction of the bound reached)
+    bound_label = "  bandwidth bound"
 
     def add(engine, dtype, result):
-        rows.append((engine, dtype, result))
+        if "error" in result:
+            errors[(engine, dtype)] = result["error"]
+        else:
+            results.setdefault((engine, dtype), []).append({test: value[0] for test, value in result.items()})
+
+    def attempt(engine, dtype, call):
+        try:
+            return call()
+        except subprocess.CalledProcessError as error:
+            add(engine, dtype, {"error": error.stderr.strip().splitlines()[-1:]})
+            return None
 
     for dtype in types:
-        try:
-            add("llama.cpp", dtype, llama_bench(args.llama_cpp, gguf[dtype], args.p, args.n, args.r, args.threads))
-        except subprocess.CalledProcessError as error:
-            add("llama.cpp", dtype, {"error": error.stderr.strip().splitlines()[-1:]})
-        model = hf.get(dtype, gguf[dtype])
-        precisions = ["exact", "fast"] if dtype == "bf16" or dtype.startswith("q") else ["exact"]
-        for precision in precisions:
-            try:
-                result, data = mixtral_bench(args.mixtral, model, args.p, args.n, args.r, args.threads, precision)
-                bound = bound or data
+        for _ in range(args.rounds):
+            result = attempt("llama.cpp", dtype, lambda: llama_bench(args.llama_cpp, gguf[dtype], args.p, args.n, args.r, args.threads))
+            if result:
+                add("llama.cpp", dtype, result)
+            model = hf.get(dtype, gguf[dtype])
+            precisions = ["exact", "fast"] if dtype == "bf16" or dtype.startswith("q") else ["exact"]
+            for precision in precisions:
                 label = "swift-mixtral" + (" --precision fast" if precision == "fast" else "")
-                add(label, dtype, result)
-                if dtype == "bf16" and precision == "exact":
-                    # The probe runs between the tg repetitions; the fraction compares each
-                    # repetition with the bandwidth measured around it.
-                    fraction = data.get("tg_fraction_of_bound")
-                    reached = f"; tg at {100 * fraction:.0f}% of it" if fraction else ""
-                    add(f"  bandwidth bound (probe median {data['read_bandwidth_bytes_per_second'] / 1e9:.1f} GB/s{reached})",
-                        dtype, {tg: (data["tg_bound_tokens_per_second"], 0)})
-            except subprocess.CalledProcessError as error:
-                add("swift-mixtral", dtype, {"error": error.stderr.strip().splitlines()[-1:]})
-        if not args.no_pytorch and dtype in hf:
-            try:
-                add("PyTorch + transformers", dtype, pytorch_bench(hf[dtype], dtype, args.p, args.n, args.r, args.threads))
-            except subprocess.CalledProcessError as error:
-                add("PyTorch + transformers", dtype, {"error": error.stderr.strip().splitlines()[-1:]})
+                outcome = attempt(label, dtype, lambda: mixtral_bench(args.mixtral, model, args.p, args.n, args.r, args.threads, precision))
+                if outcome:
+                    result, data = outcome
+                    add(label, dtype, result)
+                    if dtype == "bf16" and precision == "exact":
+                        # The probe runs between the tg repetitions; the fraction compares each
+                        # repetition with the bandwidth measured around it.
+                        bounds.append((data["tg_bound_tokens_per_second"], data["read_bandwidth_bytes_per_second"],
+                                       data.get("tg_fraction_of_bound")))
+                        results.setdefault((bound_label, dtype), []).append({tg: data["tg_bound_tokens_per_second"]})
+            if not args.no_pytorch and dtype in hf:
+                result = attempt("PyTorch + transformers", dtype,
+                                 lambda: pytorch_bench(hf[dtype], dtype, args.p, args.n, args.r, args.threads))
+                if result:
+                    add("PyTorch + transformers", dtype, result)
 
-    print(f"| engine | weights | {pp} t/s | {tg} t/s | {pp} vs llama.cpp | {tg} vs llama.cpp |")
-    print("| --- | --- | ---: | ---: | ---: | ---: |")
-    reference = {dtype: result for engine, dtype, result in rows if engine == "llama.cpp"}
+    def median_of(rounds, test):
+        values = [r[test] for r in rounds if test in r]
+        return statistics.median(values) if values else None
 
-    def cell(result, test):
-        return f"{result[test][0]:.1f} ± {result[test][1]:.1f}" if test in result else ("error" if "error" in result else "")
+    def spread(rounds, test):
+        values = [r[test] for r in rounds if test in r]
+        return statistics.stdev(values) if len(values) > 1 else 0.0
 
-    def ratio(result, dtype, test):
-        base = reference.get(dtype, {})
-        if test in result and test in base and base[test][0] > 0:
-            return f"{result[test][0] / base[test][0]:.2f}x"
-        return ""
+    def ratio(engine, dtype, test, against):
+        """Median over rounds of this engine against `against` in the same round."""
+        mine, theirs = results.get((engine, dtype), []), results.get((against, dtype), [])
+        values = [a[test] / b[test] for a, b in zip(mine, theirs) if test in a and test in b and b[test] > 0]
+        return f"{statistics.median(values):.2f}x" if values else ""
 
-    for engine, dtype, result in rows:
-        print(f"| {engine} | {dtype} | {cell(result, pp)} | {cell(result, tg)} | {ratio(result, dtype, pp)} | {ratio(result, dtype, tg)} |")
-        if "error" in result:
-            print(f"|  ({engine} {dtype}: {' '.join(result['error'])}) | | | | | |")
+    print(f"Medians over {args.rounds} rounds of {args.r} repetitions (± sd of the round medians); "
+          "ratios are medians of the ratios within each round.\n")
+    print(f"| engine | weights | {pp} t/s | {tg} t/s | {pp} vs llama.cpp | {tg} vs llama.cpp | {tg} vs PyTorch |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    for (engine, dtype), rounds in results.items():
+        cells = []
+        for test in (pp, tg):
+            value = median_of(rounds, test)
+            cells.append(f"{value:.1f} ± {spread(rounds, test):.1f}" if value is not None else "")
+        name = engine
+        if engine == bound_label and bounds:
+            probe = statistics.median(b[1] for b in bounds) / 1e9
+            fractions = [b[2] for b in bounds if b[2]]
+            reached = f"; tg at {100 * statistics.median(fractions):.0f}% of it" if fractions else ""
+            name = f"  bandwidth bound (probe median {probe:.1f} GB/s{reached})"
+        versus_torch = ratio(engine, dtype, tg, "PyTorch + transformers") if engine.startswith("swift") else ""
+        print(f"| {name} | {dtype} | {cells[0]} | {cells[1]} | {ratio(engine, dtype, pp, 'llama.cpp')} | "
+              f"{ratio(engine, dtype, tg, 'llama.cpp')} | {versus_torch} |")
+    for (engine, dtype), error in errors.items():
+        print(f"|  ({engine} {dtype}: {' '.join(error)}) | | | | | | |")
+    if bounds:
+        print("\nbf16 tg against the bandwidth bound, per round: " +
+              ", ".join(f"{100 * b[2]:.0f}% (probe {b[1] / 1e9:.1f} GB/s)" for b in bounds if b[2]))
 
 
 if __name__ == "__main__":
