@@ -1,6 +1,7 @@
 import Metrics
 import Mixtral
 import Prometheus
+import Synchronization
 
 // Counter, Gauge and Recorder below are swift-metrics' (Prometheus has types of the same names).
 
@@ -22,7 +23,9 @@ final class ServerMetrics: Sendable {
     let cacheBytes: Metrics.Gauge
     let cancelled: Metrics.Counter
     let keptCacheBytes: Metrics.Gauge
-    let reusedPromptTokens: Metrics.Gauge
+    let reusedPromptTokens: Metrics.Counter
+    /// The scheduler's running total of reused prompt tokens when last counted.
+    private let reusedCounted = Mutex(0)
 
     init() {
         var factory = PrometheusMetricsFactory(registry: registry)
@@ -44,8 +47,9 @@ final class ServerMetrics: Sendable {
         cacheBytes = Metrics.Gauge(label: "mixtral_kv_cache_bytes", factory: factory)
         cancelled = Metrics.Counter(label: "mixtral_cancelled_sequences_total", factory: factory)
         keptCacheBytes = Metrics.Gauge(label: "mixtral_prefix_cache_bytes", factory: factory)
-        // A running total read from the scheduler at each scrape.
-        reusedPromptTokens = Metrics.Gauge(label: "mixtral_prefix_reused_tokens_total", factory: factory)
+        // A counter (a *_total is one for Prometheus): advanced by the growth of the
+        // scheduler's running total at each update.
+        reusedPromptTokens = Metrics.Counter(label: "mixtral_prefix_reused_tokens_total", factory: factory)
     }
 
     /// Counts one finished request by endpoint and status code.
@@ -65,7 +69,11 @@ final class ServerMetrics: Sendable {
         cachePositions.record(stats.cachedPositions)
         cacheBytes.record(stats.cacheBytes)
         keptCacheBytes.record(stats.keptCacheBytes)
-        reusedPromptTokens.record(stats.reusedPromptTokens)
+        let newlyReused = reusedCounted.withLock { counted in
+            defer { counted = max(counted, stats.reusedPromptTokens) }
+            return max(0, stats.reusedPromptTokens - counted)
+        }
+        if newlyReused > 0 { reusedPromptTokens.increment(by: newlyReused) }
     }
 
     /// Prometheus text exposition.

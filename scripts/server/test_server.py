@@ -386,6 +386,10 @@ def run_main_tests(suite, server):
                       "mixtral_batch_sequences_bucket", "mixtral_prefix_cache_bytes"]:
             assert name_ in text, name_
         assert metric(server, "mixtral_generated_tokens_total") > 0
+        # Every *_total is a Prometheus counter.
+        for line in text.splitlines():
+            if line.startswith("# TYPE ") and line.split()[2].endswith("_total"):
+                assert line.split()[3] == "counter", line
 
     for test in [models, completion_matches_cli, stream_matches_cli, chat_matches_cli, concurrent_streams,
                  long_prompt_in_chunks_beside_streams, prefix_reuse, stop_strings,
