@@ -16,6 +16,10 @@ struct SamplingOptions: ParsableArguments {
     var minP: Float?
     @Option(name: .long, help: "Penalise tokens already present (1 = off; transformers' definition).")
     var repetitionPenalty: Float?
+    @Option(name: .long, help: "OpenAI's presence penalty, -2...2: subtracted once from each token already generated (0 = off).")
+    var presencePenalty: Float?
+    @Option(name: .long, help: "OpenAI's frequency penalty, -2...2: subtracted per time a token was generated (0 = off).")
+    var frequencyPenalty: Float?
     @Option(name: .long, help: "Random seed for sampling; the same seed gives the same text.")
     var seed: UInt64?
     @Option(name: .long, help: "Stop when the generated text contains this string (repeatable).")
@@ -46,6 +50,8 @@ struct SamplingOptions: ParsableArguments {
         if let topP { options.topP = topP }
         if let minP { options.minP = minP }
         if let repetitionPenalty { options.repetitionPenalty = repetitionPenalty }
+        if let presencePenalty { options.presencePenalty = presencePenalty }
+        if let frequencyPenalty { options.frequencyPenalty = frequencyPenalty }
         if let seed { options.seed = seed }
         options.stopStrings = stop
         if ignoreEos { options.eosTokenIDs = [] }

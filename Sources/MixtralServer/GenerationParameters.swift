@@ -39,11 +39,8 @@ struct GenerationParameters: Sendable {
             guard penalty > 0 else { throw .invalidValue("repetition_penalty", "'repetition_penalty' must be greater than 0") }
             options.repetitionPenalty = Float(penalty)
         }
-        for name in ["presence_penalty", "frequency_penalty"] {
-            if let value = try fields.number(name, in: -2...2), value != 0 {
-                throw .invalidValue(name, "'\(name)' is not supported (use repetition_penalty)")
-            }
-        }
+        if let presence = try fields.number("presence_penalty", in: -2...2) { options.presencePenalty = Float(presence) }
+        if let frequency = try fields.number("frequency_penalty", in: -2...2) { options.frequencyPenalty = Float(frequency) }
         if let seed = try fields.int("seed") { options.seed = UInt64(bitPattern: Int64(seed)) }
         if try fields.bool("ignore_eos") == true { options.eosTokenIDs = [] }
         if let problem = options.validationError() { throw .invalidRequest(problem) }

@@ -40,7 +40,8 @@ import Testing
     @Test func valuesOutOfRange() {
         for body in ["{\"temperature\": 3}", "{\"top_p\": 0}", "{\"top_p\": 1.5}", "{\"max_tokens\": 0}",
                      "{\"max_tokens\": 1000000}", "{\"n\": 0}", "{\"n\": 100}", "{\"logprobs\": 50}",
-                     "{\"repetition_penalty\": 0}", "{\"min_p\": 2}", "{\"presence_penalty\": 1}", "{\"echo\": true}"] {
+                     "{\"repetition_penalty\": 0}", "{\"min_p\": 2}", "{\"presence_penalty\": 2.5}",
+                     "{\"frequency_penalty\": -3}", "{\"echo\": true}"] {
             #expect(error(body)?.status == .badRequest, "\(body)")
         }
         #expect(error("{\"top_logprobs\": 2}", chat: true)?.param == "top_logprobs")
@@ -49,12 +50,14 @@ import Testing
     @Test func fieldsReachTheOptions() throws {
         let p = try parameters("""
             {"temperature": 0.7, "top_p": 0.9, "top_k": 20, "min_p": 0.05, "repetition_penalty": 1.1, "seed": -1,
+             "presence_penalty": 0.5, "frequency_penalty": -0.25,
              "stop": "END", "max_completion_tokens": 12, "n": 2, "stream": true,
              "stream_options": {"include_usage": true}, "logprobs": true, "top_logprobs": 3, "ignore_eos": true,
              "unknown_field": {"anything": [1, 2]}}
             """, chat: true)
         #expect(p.options.doSample && p.options.temperature == 0.7 && p.options.topP == 0.9 && p.options.topK == 20)
         #expect(p.options.minP == 0.05 && p.options.repetitionPenalty == 1.1 && p.options.seed == UInt64.max)
+        #expect(p.options.presencePenalty == 0.5 && p.options.frequencyPenalty == -0.25)
         #expect(p.options.stopStrings == ["END"] && p.options.eosTokenIDs.isEmpty)
         #expect(p.maxTokens == 12 && p.choices == 2 && p.stream && p.includeUsage && p.topLogprobs == 3)
         let greedy = try parameters("{\"temperature\": 0, \"top_k\": -1, \"stop\": null}")

@@ -24,7 +24,7 @@ import Testing
             options.minP = item.settings["min_p"].map { Float($0) }
             options.repetitionPenalty = item.settings["repetition_penalty"].map { Float($0) } ?? 1
             var scores = item.scores
-            for processor in options.processors { processor.process(&scores, previous: item.previous) }
+            for processor in options.processors(promptLength: 0) { processor.process(&scores, previous: item.previous) }
             for (index, (got, expected)) in zip(scores, item.expected).enumerated() {
                 if let expected {
                     #expect(abs(got - expected) <= 1e-5 * max(1, abs(expected)), "\(item.settings) index \(index)")
@@ -33,6 +33,24 @@ import Testing
                 }
             }
         }
+    }
+
+    /// OpenAI's definition: score - c * frequency - (c > 0) * presence, with c the number of
+    /// times the token was generated; prompt ids do not count.
+    @Test func presenceAndFrequencyPenaltiesCountGeneratedTokensOnly() {
+        var options = GenerationOptions()
+        options.presencePenalty = 0.5
+        options.frequencyPenalty = 0.25
+        let previous = [3, 4, 4, 5, 5, 5, 2]  // prompt 3, 4, 4; generated 5, 5, 5, 2
+        var scores: [Float] = [1, 1, 1, 1, 1, 1]
+        for processor in options.processors(promptLength: 3) { processor.process(&scores, previous: previous) }
+        #expect(scores == [1, 1, 1 - 0.25 - 0.5, 1, 1, 1 - 3 * 0.25 - 0.5])
+        var greedy = options
+        greedy.presencePenalty = 0
+        greedy.frequencyPenalty = 0
+        #expect(greedy.processors(promptLength: 3).isEmpty)
+        options.frequencyPenalty = 2.5
+        #expect(options.validationError()?.contains("frequency_penalty") == true)
     }
 
     @Test func sameSeedSameTextDifferentSeedDifferentText() throws {

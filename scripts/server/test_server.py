@@ -300,6 +300,17 @@ def run_main_tests(suite, server):
         again = client.completions.create(model=name, prompt="Hello world", max_tokens=16, temperature=0.8, seed=42, n=2)
         assert [c.text for c in again.choices] == [c.text for c in response.choices]
         assert len(response.choices) == 2 and response.choices[1].index == 1
+        # OpenAI's presence and frequency penalties reach the sampler as the CLI's flags do.
+        # (Negative ones: a random model hardly repeats a token in 16, so positive ones can
+        # leave greedy output unchanged.)
+        penalised = client.completions.create(model=name, prompt="Hello world", max_tokens=16, temperature=0,
+                                              presence_penalty=-2.0, frequency_penalty=-1.5,
+                                              extra_body={"return_token_ids": True})
+        ref = cli_generate(suite.mixtral, suite.model, 16, prompt="Hello world",
+                           extra=("--greedy", "--presence-penalty=-2.0", "--frequency-penalty=-1.5"))
+        assert extra(penalised.choices[0], "token_ids") == ref["generated_ids"]
+        plain = cli_generate(suite.mixtral, suite.model, 16, prompt="Hello world")
+        assert ref["generated_ids"] != plain["generated_ids"], "the penalties changed nothing"
 
     def logprobs():
         response = client.completions.create(model=name, prompt="Hello world", max_tokens=5, temperature=0, logprobs=3)

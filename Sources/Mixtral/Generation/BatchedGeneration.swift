@@ -355,7 +355,7 @@ private final class ActiveSequence {
         self.handle = handle
         self.continuation = continuation
         self.cache = cache
-        processors = request.options.processors
+        processors = request.options.processors(promptLength: request.prompt.count)
         sampler = MultinomialSampler(seed: request.options.seed ?? UInt64.random(in: 0...UInt64.max))
         text = StopStringFilter(tokenizer: tokenizer, prompt: request.prompt, stops: request.options.stopStrings)
         ids = request.prompt

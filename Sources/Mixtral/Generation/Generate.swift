@@ -37,7 +37,7 @@ extension LanguageModel {
         let seed = options.seed ?? UInt64.random(in: 0...UInt64.max)
         var greedy = GreedySampler()
         var sampler = MultinomialSampler(seed: seed)
-        let processors = options.processors
+        let processors = options.processors(promptLength: prompt.count)
         var sequence = prompt
         var generated: [Int] = []
         var reason = StopReason.maxNewTokens

@@ -11,6 +11,9 @@ public struct GenerationOptions: Sendable, Equatable {
     public var topP: Float = 1
     public var minP: Float? = nil
     public var repetitionPenalty: Float = 1
+    /// OpenAI's presence and frequency penalties (0 = off; see `PresenceFrequencyPenalty`).
+    public var presencePenalty: Float = 0
+    public var frequencyPenalty: Float = 0
     /// nil: a random seed, reported in the result.
     public var seed: UInt64? = nil
     public var eosTokenIDs: [Int] = []
@@ -19,11 +22,16 @@ public struct GenerationOptions: Sendable, Equatable {
 
     public init() {}
 
-    /// The processors in transformers' order: repetition penalty (also under greedy), then
-    /// when sampling temperature, top-k, top-p, min-p.
-    public var processors: [any LogitsProcessor] {
+    /// The processors for a prompt of `promptLength` ids, in transformers' order: repetition
+    /// penalty (also under greedy), then presence/frequency penalties (applied with the
+    /// repetition penalty, before temperature, as vLLM does), then when sampling
+    /// temperature, top-k, top-p, min-p.
+    public func processors(promptLength: Int) -> [any LogitsProcessor] {
         var list: [any LogitsProcessor] = []
         if repetitionPenalty != 1 { list.append(RepetitionPenalty(repetitionPenalty)) }
+        if presencePenalty != 0 || frequencyPenalty != 0 {
+            list.append(PresenceFrequencyPenalty(presence: presencePenalty, frequency: frequencyPenalty, promptLength: promptLength))
+        }
         guard doSample else { return list }
         if temperature != 1 { list.append(Temperature(temperature)) }
         if topK != 0 { list.append(TopK(topK)) }
@@ -40,6 +48,8 @@ public struct GenerationOptions: Sendable, Equatable {
         if !(topP > 0 && topP <= 1) { return "top_p must be in (0, 1], got \(topP)" }
         if let minP, !(minP >= 0 && minP <= 1) { return "min_p must be in [0, 1], got \(minP)" }
         if !(repetitionPenalty > 0 && repetitionPenalty.isFinite) { return "repetition_penalty must be > 0, got \(repetitionPenalty)" }
+        if !(presencePenalty >= -2 && presencePenalty <= 2) { return "presence_penalty must be in [-2, 2], got \(presencePenalty)" }
+        if !(frequencyPenalty >= -2 && frequencyPenalty <= 2) { return "frequency_penalty must be in [-2, 2], got \(frequencyPenalty)" }
         return nil
     }
 }

@@ -20,6 +20,29 @@ public struct RepetitionPenalty: LogitsProcessor {
     }
 }
 
+/// OpenAI's presence and frequency penalties, as its API reference defines them and vLLM
+/// applies them: with c the number of times a token was generated so far (the prompt does
+/// not count), its score becomes score - c * frequency - (c > 0 ? presence : 0).
+/// transformers has no counterpart.
+public struct PresenceFrequencyPenalty: LogitsProcessor {
+    public let presence: Float
+    public let frequency: Float
+    /// Ids before this index in `previous` are the prompt.
+    public let promptLength: Int
+
+    public init(presence: Float, frequency: Float, promptLength: Int) {
+        self.presence = presence
+        self.frequency = frequency
+        self.promptLength = promptLength
+    }
+
+    public func process(_ scores: inout [Float], previous: [Int]) {
+        var counts: [Int: Int] = [:]
+        for id in previous.dropFirst(promptLength) where id >= 0 && id < scores.count { counts[id, default: 0] += 1 }
+        for (id, count) in counts { scores[id] -= Float(count) * frequency + presence }
+    }
+}
+
 /// transformers' TemperatureLogitsWarper: scores / temperature.
 public struct Temperature: LogitsProcessor {
     public let temperature: Float
