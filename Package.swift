@@ -2,14 +2,15 @@
 import PackageDescription
 import Foundation
 
-// Kernels are compiled for the build machine's CPU (like llama.cpp's GGML_NATIVE):
-// with a target CPU, SIMD16<Float> lowers to AVX-512/AVX2 instead of scalar libm calls.
-// Set MIXTRAL_TARGET_CPU to build for another CPU (e.g. "x86-64-v3"), or "generic".
-let targetCPU = ProcessInfo.processInfo.environment["MIXTRAL_TARGET_CPU"] ?? "native"
-let cpuFlags: [String] = targetCPU == "generic" ? [] : ["-target-cpu", targetCPU]
-let fastSwift: [SwiftSetting] = [
-    .unsafeFlags(cpuFlags + ["-enforce-exclusivity=unchecked"]),
-]
+// The default build is portable: it runs on any x86-64 (or aarch64) CPU, and the kernels
+// for AVX2 and AVX-512 are chosen at run time (MixtralCKernels/KernelTable.c). No target
+// uses unsafe flags, so the package can be a versioned dependency.
+//
+// Opt-in: MIXTRAL_TARGET_CPU=native (or a CPU name such as x86-64-v3) compiles the Swift
+// code for that CPU as well; the binary then runs only there. The hot loops are all in the
+// kernel table, so this is not faster (BENCHMARKS.md).
+let targetCPU = ProcessInfo.processInfo.environment["MIXTRAL_TARGET_CPU"]
+let swiftSettings: [SwiftSetting] = targetCPU.map { [.unsafeFlags(["-target-cpu", $0])] } ?? []
 
 let package = Package(
     name: "swift-mixtral",
@@ -28,14 +29,16 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.0.0"),
     ],
     targets: [
-        // Compute kernels (matrix-vector, matrix-matrix, attention, norms) and the thread pool.
-        .target(name: "MixtralKernels", dependencies: ["MixtralCKernels"], swiftSettings: fastSwift),
-        // AVX512-BF16 micro-kernels (instructions Swift cannot emit), selected at run time.
-        .target(name: "MixtralCKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        // The Swift side of the kernels: matrix products, attention, norms, the CPU level and
+        // the thread pool.
+        .target(name: "MixtralKernels", dependencies: ["MixtralCKernels"], swiftSettings: swiftSettings),
+        // The kernels themselves, one table per CPU level (generic, AVX2, AVX-512), chosen at
+        // run time.
+        .target(name: "MixtralCKernels"),
         // Text <-> token ids: SentencePiece, tokenizer.json, chat templates.
         .target(name: "MixtralTokenizers"),
         // Files -> tensors -> model -> logits -> sampling -> generation.
-        .target(name: "Mixtral", dependencies: ["MixtralKernels", "MixtralTokenizers"], swiftSettings: fastSwift),
+        .target(name: "Mixtral", dependencies: ["MixtralKernels", "MixtralTokenizers"], swiftSettings: swiftSettings),
         // The OpenAI-compatible HTTP server with continuous batching.
         .target(
             name: "MixtralServer",
@@ -57,7 +60,7 @@ let package = Package(
         .testTarget(name: "MixtralTests", dependencies: ["Mixtral"], exclude: ["Fixtures"]),
         .testTarget(name: "MixtralTokenizersTests", dependencies: ["MixtralTokenizers"], exclude: ["Fixtures"]),
         .testTarget(name: "MixtralServerTests", dependencies: ["MixtralServer"]),
-        .testTarget(name: "MixtralKernelsTests", dependencies: ["MixtralKernels"], swiftSettings: fastSwift),
+        .testTarget(name: "MixtralKernelsTests", dependencies: ["MixtralKernels"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,5 +1,12 @@
-#include "MixtralCKernels.h"
+#include "KernelVariants.h"
 #include <string.h>
+
+// The AVX-512 bf16 panel kernels: panel packing with register transposes, and the product
+// with bf16 activations on AVX512-BF16's vdpbf16ps (reached through the kernel table only
+// where the CPU has them).
+
+#if defined(__x86_64__)
+#include <immintrin.h>
 
 // Pairs [first_pair, k/2) of the panel layout one element at a time (any CPU; also the
 // tails of the AVX-512 path).
@@ -12,14 +19,6 @@ static void pack_pairs_portable(const uint16_t *w, size_t stride, int rows, int 
             out[(size_t)kk * MX_BF16_PANEL_ROWS + r] = pair;
         }
     }
-}
-
-#if defined(__x86_64__)
-#include <immintrin.h>
-
-int mx_cpu_has_avx512bf16(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512f");
 }
 
 // Packs 32 weight rows as [k/2][32 rows][2]: one 64-byte load then holds a pair of
@@ -55,7 +54,7 @@ static void transpose16x16(__m512i r[16]) {
 }
 
 __attribute__((target("avx512f")))
-static void pack_panel_avx512(const uint16_t *w, size_t stride, int rows, int k, uint16_t *panel) {
+void mx_bf16_pack_panel_avx512_transpose(const uint16_t *w, size_t stride, int rows, int k, uint16_t *panel) {
     uint32_t *out = (uint32_t *)panel;
     const int pairs = k / 2;
     int kk0 = 0;
@@ -100,17 +99,11 @@ static void tile_32x12(const uint16_t *panel, int k, const uint16_t *x, float ou
     }
 }
 
-void mx_bf16_pack_panel(const uint16_t *w, size_t w_row_stride, int rows, int k, uint16_t *panel) {
-    static int has_avx512 = -1;
-    if (has_avx512 < 0) { __builtin_cpu_init(); has_avx512 = __builtin_cpu_supports("avx512f"); }
-    if (has_avx512) pack_panel_avx512(w, w_row_stride, rows, k, panel);
-    else pack_pairs_portable(w, w_row_stride, rows, 0, k, panel);
-}
-
-void mx_bf16_gemm_panel(const uint16_t *w, size_t w_row_stride, int rows, int k,
-                        const uint16_t *x, int tokens, int padded_tokens,
-                        float *y, size_t y_row_stride, uint16_t *panel) {
-    pack_panel_avx512(w, w_row_stride, rows, k, panel);
+__attribute__((target("avx512f,avx512bf16")))
+void mx_bf16_gemm_panel_avx512bf16(const uint16_t *w, size_t w_row_stride, int rows, int k,
+                                   const uint16_t *x, int tokens, int padded_tokens,
+                                   float *y, size_t y_row_stride, uint16_t *panel) {
+    mx_bf16_pack_panel_avx512_transpose(w, w_row_stride, rows, k, panel);
     float out[12][32];
     for (int t0 = 0; t0 < padded_tokens; t0 += 12) {
         tile_32x12(panel, k, x + (size_t)t0 * k, out);
@@ -118,21 +111,6 @@ void mx_bf16_gemm_panel(const uint16_t *w, size_t w_row_stride, int rows, int k,
             memcpy(y + (size_t)(t0 + t) * y_row_stride, out[t], (size_t)rows * sizeof(float));
         }
     }
-}
-
-#else
-
-int mx_cpu_has_avx512bf16(void) { return 0; }
-
-void mx_bf16_pack_panel(const uint16_t *w, size_t stride, int rows, int k, uint16_t *panel) {
-    pack_pairs_portable(w, stride, rows, 0, k, panel);
-}
-
-void mx_bf16_gemm_panel(const uint16_t *w, size_t w_row_stride, int rows, int k,
-                        const uint16_t *x, int tokens, int padded_tokens,
-                        float *y, size_t y_row_stride, uint16_t *panel) {
-    (void)w; (void)w_row_stride; (void)rows; (void)k; (void)x; (void)tokens;
-    (void)padded_tokens; (void)y; (void)y_row_stride; (void)panel;
 }
 
 #endif

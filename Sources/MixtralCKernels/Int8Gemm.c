@@ -1,6 +1,9 @@
-#include "MixtralCKernels.h"
+#include "KernelVariants.h"
 #include <math.h>
 #include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
 
 // Multi-token products of Q8_0 / Q4_0 weights with activations quantised to 8 bits per
 // block of 32 (llama.cpp's arithmetic for quantised weights), on AVX512-VNNI's vpdpbusd.
@@ -14,74 +17,26 @@ enum { GROUPS = 8 };  // groups of 4 consecutive k in a block of 32
 // float scales, then 16 int32 corrections (128 * sum of the row's weights in the block).
 static size_t panel_block_bytes(void) { return GROUPS * 16 * 4 + 16 * 4 + 16 * 4; }
 
-size_t mx_int8_panel_bytes(int k) { return (size_t)(k / 32) * panel_block_bytes(); }
+size_t mx_int8_panel_bytes_avx512vnni(int k) { return (size_t)(k / 32) * panel_block_bytes(); }
 
-static float half_to_float(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exponent = (h >> 10) & 0x1F, mantissa = h & 0x3FF;
-    uint32_t bits;
-    if (exponent == 0x1F) bits = sign | 0x7F800000 | (mantissa << 13);
-    else if (exponent == 0) {
-        float value = (float)mantissa * 0x1p-24f;
-        return sign ? -value : value;
-    } else bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
-static void pack_panel_portable(const void *w, size_t row_bytes, int type, int rows, int k, void *panel) {
-    const int blocks = k / 32;
-    const int block_bytes = type == MX_INT8_Q8_0 ? 34 : 18;
-    uint8_t *out = (uint8_t *)panel;
-    for (int b = 0; b < blocks; b++) {
-        int8_t *quants = (int8_t *)out;
-        float *scales = (float *)(out + GROUPS * 64);
-        int32_t *corrections = (int32_t *)(out + GROUPS * 64 + 64);
-        for (int r = 0; r < 16; r++) {
-            int8_t q[32] = {0};
-            float d = 0;
-            if (r < rows) {
-                const uint8_t *block = (const uint8_t *)w + (size_t)r * row_bytes + (size_t)b * block_bytes;
-                uint16_t bits;
-                memcpy(&bits, block, 2);
-                d = half_to_float(bits);
-                if (type == MX_INT8_Q8_0) {
-                    memcpy(q, block + 2, 32);
-                } else {
-                    for (int j = 0; j < 16; j++) {
-                        q[j] = (int8_t)((block[2 + j] & 0x0F) - 8);
-                        q[j + 16] = (int8_t)((block[2 + j] >> 4) - 8);
-                    }
-                }
-            }
-            int32_t sum = 0;
-            for (int j = 0; j < 32; j++) sum += q[j];
-            for (int g = 0; g < GROUPS; g++) memcpy(quants + (g * 16 + r) * 4, q + 4 * g, 4);
-            scales[r] = d;
-            corrections[r] = 128 * sum;
-        }
-        out += panel_block_bytes();
-    }
-}
-
-void mx_int8_quantize_activations(const float *x, int tokens, int k, uint8_t *xu, float *dx) {
-    // llama.cpp's quantize_row_q8_0 (see mx_q8_quantize), stored as q + 128.
+// Activations as q + 128 (vpdpbusd's unsigned operand); padding rows 128 (a zero
+// activation) with scale 0.
+void mx_int8_quantize_activations_avx512vnni(const float *x, int tokens, int padded_tokens, int k, uint8_t *xq,
+                                             float *dx) {
     int8_t q[32];
     float unused;
-    for (int t = 0; t < tokens; t++) {
+    for (int t = 0; t < padded_tokens; t++) {
         for (int b = 0; b < k / 32; b++) {
-            mx_q8_quantize(x + (size_t)t * k + 32 * b, 32, q, dx + (size_t)t * (k / 32) + b, &unused);
-            for (int j = 0; j < 32; j++) xu[(size_t)t * k + 32 * b + j] = (uint8_t)(q[j] + 128);
+            uint8_t *out = xq + (size_t)t * k + 32 * b;
+            if (t >= tokens) {
+                memset(out, 128, 32);
+                dx[(size_t)t * (k / 32) + b] = 0;
+                continue;
+            }
+            mx_q8_quantize_avx512_intrinsics(x + (size_t)t * k + 32 * b, 32, q, dx + (size_t)t * (k / 32) + b, &unused);
+            for (int j = 0; j < 32; j++) out[j] = (uint8_t)(q[j] + 128);
         }
     }
-}
-
-#if defined(__x86_64__)
-#include <immintrin.h>
-
-int mx_cpu_has_avx512vnni(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512f");
 }
 
 // The same panel with AVX-512: each row's 32 signed weights of a block become one 256-bit
@@ -90,7 +45,7 @@ int mx_cpu_has_avx512vnni(void) {
 // [group][16 rows][4 bytes] layout: about 50 instructions per block of 16 rows, where the
 // scalar loops took thousands (a quarter of Q4_0 prefill).
 __attribute__((target("avx512f,avx512bw,avx512vl,f16c")))
-static void pack_panel_avx512(const void *w, size_t row_bytes, int type, int rows, int k, void *panel) {
+void mx_int8_pack_panel_avx512vnni(const void *w, size_t row_bytes, int type, int rows, int k, void *panel) {
     const int blocks = k / 32;
     const int block_bytes = type == MX_INT8_Q8_0 ? 34 : 18;
     const __m512i low_lanes = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
@@ -154,11 +109,6 @@ static void pack_panel_avx512(const void *w, size_t row_bytes, int type, int row
     }
 }
 
-void mx_int8_pack_panel(const void *w, size_t row_bytes, int type, int rows, int k, void *panel) {
-    if (mx_cpu_has_avx512f()) pack_panel_avx512(w, row_bytes, type, rows, k, panel);
-    else pack_panel_portable(w, row_bytes, type, rows, k, panel);
-}
-
 // 16 rows x 8 tokens: integer accumulators per block (scales differ per block), then
 // scaled into float accumulators.
 __attribute__((target("avx512f,avx512vnni")))
@@ -189,8 +139,10 @@ static void tile_16x8(const uint8_t *panel, int k, const uint8_t *xu, const floa
     for (int t = 0; t < 8; t++) _mm512_storeu_ps(out[t], acc[t]);
 }
 
-void mx_int8_gemm_panel(const void *panel, int rows, int k, const uint8_t *xu, const float *dx,
-                        int tokens, int padded_tokens, float *y, size_t y_row_stride) {
+__attribute__((target("avx512f,avx512vnni")))
+void mx_int8_gemm_panel_avx512vnni(const void *panel, int type, int rows, int k, const uint8_t *xu, const float *dx,
+                                   int tokens, int padded_tokens, float *y, size_t y_row_stride) {
+    (void)type;  // the panel's corrections hold what the type needs
     float out[8][16];
     for (int t0 = 0; t0 < padded_tokens; t0 += 8) {
         tile_16x8((const uint8_t *)panel, k, xu + (size_t)t0 * k, dx + (size_t)t0 * (k / 32), out);
@@ -198,19 +150,6 @@ void mx_int8_gemm_panel(const void *panel, int rows, int k, const uint8_t *xu, c
             memcpy(y + (size_t)(t0 + t) * y_row_stride, out[t], (size_t)rows * sizeof(float));
         }
     }
-}
-
-#else
-
-int mx_cpu_has_avx512vnni(void) { return 0; }
-
-void mx_int8_pack_panel(const void *w, size_t row_bytes, int type, int rows, int k, void *panel) {
-    pack_panel_portable(w, row_bytes, type, rows, k, panel);
-}
-
-void mx_int8_gemm_panel(const void *panel, int rows, int k, const uint8_t *xu, const float *dx,
-                        int tokens, int padded_tokens, float *y, size_t y_row_stride) {
-    (void)panel; (void)rows; (void)k; (void)xu; (void)dx; (void)tokens; (void)padded_tokens; (void)y; (void)y_row_stride;
 }
 
 #endif

@@ -1,4 +1,4 @@
-#include "MixtralCKernels.h"
+#include "KernelVariants.h"
 #include <math.h>
 #include <string.h>
 #include <stdlib.h>
@@ -9,45 +9,15 @@
 // both blocks' scales. Decode reads each weight once with vpdpbusd doing the arithmetic, so
 // the product runs at memory bandwidth instead of being bound by fp32 conversions.
 
-// llama.cpp's fp32 -> fp16 rounding (round to nearest even), as FP32_TO_FP16 does with F16C.
-static float round_to_half(float x) {
-    // The fp32 mantissa rounded to 10 bits (to nearest even), or to fp16's subnormal step.
-    if (x == 0 || !isfinite(x)) return x;
-    const float magnitude = fabsf(x);
-    if (magnitude < 0x1p-14f) return nearbyintf(x * 0x1p24f) * 0x1p-24f;  // fp16 subnormals
-    int exponent;
-    frexpf(magnitude, &exponent);
-    const float quantum = ldexpf(1.0f, exponent - 11);
-    return copysignf(nearbyintf(magnitude / quantum) * quantum, x);
-}
-
-static void quantize_portable(const float *x, int k, int8_t *q, float *d, float *s) {
-    for (int b = 0; b < k / 32; b++) {
-        const float *v = x + 32 * b;
-        float amax = 0;
-        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(v[j]));
-        // quantize_row_q8_0: d = amax / 127 kept as fp16; q = round(x * 127 / amax).
-        const float inverse = amax != 0 ? 127.0f / amax : 0.0f;
-        int sum = 0;
-        for (int j = 0; j < 32; j++) {
-            const int level = (int)nearbyintf(v[j] * inverse);
-            q[32 * b + j] = (int8_t)level;
-            sum += level;
-        }
-        const float scale = amax / 127.0f;
-        d[b] = round_to_half(scale);
-        // quantize_row_q8_1 keeps s = d * Σq (fp32 d, before rounding) as fp16.
-        s[b] = round_to_half(scale * (float)sum);
-    }
-}
+#pragma clang fp contract(off)  // every fused multiply-add is written out
 
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-// The same with AVX-512: vrndscaleps rounds to nearest even as nearbyintf does, and F16C
-// rounds to fp16 as round_to_half does.
+// llama.cpp's quantize_row_q8_0/q8_1 with AVX-512 (the portable kernel's values):
+// vrndscaleps rounds to nearest even as nearbyintf does, and F16C rounds to fp16.
 __attribute__((target("avx512f,avx512bw,f16c")))
-static void quantize_avx512(const float *x, int k, int8_t *q, float *d, float *s) {
+void mx_q8_quantize_avx512_intrinsics(const float *x, int k, int8_t *q, float *d, float *s) {
     for (int b = 0; b < k / 32; b++) {
         const __m512 v0 = _mm512_loadu_ps(x + 32 * b), v1 = _mm512_loadu_ps(x + 32 * b + 16);
         const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
@@ -62,32 +32,6 @@ static void quantize_avx512(const float *x, int k, int8_t *q, float *d, float *s
         s[b] = _cvtsh_ss(_cvtss_sh(scale * (float)sum, _MM_FROUND_TO_NEAREST_INT));
     }
 }
-#endif
-
-void mx_q8_quantize(const float *x, int k, int8_t *q, float *d, float *s) {
-#if defined(__x86_64__)
-    static int has_avx512 = -1;
-    if (has_avx512 < 0) {
-        __builtin_cpu_init();
-        has_avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("f16c");
-    }
-    if (has_avx512) {
-        quantize_avx512(x, k, q, d, s);
-        return;
-    }
-#endif
-    quantize_portable(x, k, q, d, s);
-}
-
-#if defined(__x86_64__)
-#include <immintrin.h>
-
-int mx_cpu_has_int8_matvec(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq")
-        && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("f16c");
-}
-
 #define TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,f16c"), always_inline)) static inline
 
 TARGET float half_at(const uint8_t *p) {
@@ -271,15 +215,6 @@ TARGET_VBMI static void matmul_q4_0(const uint8_t *w, size_t row_bytes, int rows
     }
 }
 
-static int cpu_has_vbmi(void) {
-    static int has = -1;
-    if (has < 0) {
-        __builtin_cpu_init();
-        has = __builtin_cpu_supports("avx512vbmi");
-    }
-    return has;
-}
-
 // Q4_K and Q6_K rows with llama.cpp's Q8_K activations (as vec_dot_q4_K_q8_K and
 // vec_dot_q6_K_q8_K: integer sums per sub-block times the sub-block's integer scale, then
 // the block scales). Layouts as in Dequantize.swift. vpdpbusd multiplies the unsigned
@@ -369,15 +304,20 @@ TARGET float dot_q4_K(const uint8_t *row, int blocks, const int8_t *q, const flo
         }
         const float dx = d[b];
         acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_set1_ps(half_at(block) * dx), acc);
-        minimum_terms -= half_at(block + 2) * dx * (float)_mm_cvtsi128_si32(minimum_sum);
+        minimum_terms = fmaf(-(half_at(block + 2) * dx), (float)_mm_cvtsi128_si32(minimum_sum), minimum_terms);
     }
     return _mm512_reduce_add_ps(acc) + minimum_terms;
 }
 
+// Q5_K: the portable kernel (compiled for AVX-512).
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,f16c")))
-void mx_q8k_matvec(const void *w, size_t row_bytes, int type, int rows, int k,
-                   const int8_t *q, const float *d, const int32_t *sums16, float *y) {
+void mx_q8k_matvec_avx512_intrinsics(const void *w, size_t row_bytes, int type, int rows, int k,
+                                     const int8_t *q, const float *d, const int32_t *sums16, float *y) {
     const uint8_t *weights = (const uint8_t *)w;
+    if (type == MX_Q8K_Q5_K) {
+        mx_q8k_matvec_avx512(w, row_bytes, type, rows, k, q, d, sums16, y);
+        return;
+    }
     const int blocks = k / 256;
     if (type == MX_Q8K_Q6_K) {
         for (int r = 0; r < rows; r++) {
@@ -403,34 +343,24 @@ void mx_q8k_matvec(const void *w, size_t row_bytes, int type, int rows, int k,
     if (sums32 != stack_sums) free(sums32);
 }
 
+// Q8_0, Q4_0 and Q4_1 in llama.cpp's order (the same bits as the AVX2 and portable kernels).
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,f16c")))
-void mx_q8_matmul(const void *w, size_t row_bytes, int type, int rows, int k,
-                  const int8_t *q, const float *d, const float *s, int tokens, float *y, size_t y_row_stride) {
+void mx_q8_matmul_avx512vnni(const void *w, size_t row_bytes, int type, int rows, int k,
+                             const int8_t *q, const float *d, const float *s, int tokens, float *y, size_t y_row_stride) {
     const uint8_t *weights = (const uint8_t *)w;
     switch (type) {
     case MX_INT8_Q8_0: matmul(MX_INT8_Q8_0, weights, row_bytes, rows, k, q, d, s, tokens, y, y_row_stride); break;
-    case MX_INT8_Q4_0:
-        if (cpu_has_vbmi()) matmul_q4_0(weights, row_bytes, rows, k, q, d, tokens, y, y_row_stride);
-        else matmul(MX_INT8_Q4_0, weights, row_bytes, rows, k, q, d, s, tokens, y, y_row_stride);
-        break;
+    case MX_INT8_Q4_0: matmul(MX_INT8_Q4_0, weights, row_bytes, rows, k, q, d, s, tokens, y, y_row_stride); break;
     default: matmul(MX_INT8_Q4_1, weights, row_bytes, rows, k, q, d, s, tokens, y, y_row_stride); break;
     }
 }
 
-#else
-
-int mx_cpu_has_int8_matvec(void) { return 0; }
-
-void mx_q8k_matvec(const void *w, size_t row_bytes, int type, int rows, int k,
-                   const int8_t *q, const float *d, const int32_t *sums16, float *y) {
-    (void)w; (void)row_bytes; (void)type; (void)rows; (void)k; (void)q; (void)d; (void)sums16; (void)y;
-}
-
-void mx_q8_matmul(const void *w, size_t row_bytes, int type, int rows, int k,
-                  const int8_t *q, const float *d, const float *s, int tokens, float *y, size_t y_row_stride) {
-    (void)w; (void)row_bytes; (void)type; (void)rows; (void)k; (void)q; (void)d; (void)s; (void)tokens; (void)y;
-    (void)y_row_stride;
+// The same with Q4_0 on the leaner VBMI kernel (16-lane sums: other bits than the rest).
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx512vbmi,f16c")))
+void mx_q8_matmul_avx512vbmi(const void *w, size_t row_bytes, int type, int rows, int k,
+                             const int8_t *q, const float *d, const float *s, int tokens, float *y, size_t y_row_stride) {
+    if (type == MX_INT8_Q4_0) matmul_q4_0((const uint8_t *)w, row_bytes, rows, k, q, d, tokens, y, y_row_stride);
+    else mx_q8_matmul_avx512vnni(w, row_bytes, type, rows, k, q, d, s, tokens, y, y_row_stride);
 }
 
 #endif
-

@@ -1,21 +1,32 @@
-#include "MixtralCKernels.h"
+#include "KernelVariants.h"
 
-// The non-matrix steps of a llama.cpp (ggml CPU backend, x86 with AVX-512) forward pass,
-// float step for float step, for `--precision fast`: with the 8-bit products of
-// Int8MatVec.c, a decode step then gives llama.cpp's logits bit for bit. Each function
-// names the ggml routine it follows (ggml/src/ggml-cpu: ops.cpp, vec.cpp, vec.h,
-// simd-mappings.h, llamafile/sgemm.cpp). Sums are written out in ggml's order; the
-// compiler must not reassociate them (no -ffast-math for this file).
+// llama.cpp's non-matrix steps as its x86 AVX-512 build computes them, for `--precision
+// fast`: with the 8-bit products of Int8MatVec.c, a decode step gives llama.cpp's logits
+// bit for bit. Each function names the ggml routine it follows (ggml/src/ggml-cpu: ops.cpp,
+// vec.cpp, vec.h, simd-mappings.h). The portable kernels (Portable.h) compute the same
+// bits on every level; these are their AVX-512 intrinsics versions. Sums are written out
+// in ggml's order; the compiler must not reassociate or contract them.
 
 #include <math.h>
 #include <string.h>
 
+#pragma clang fp contract(off)
+
+// ggml_rope_cache_init + rope_yarn (no YaRN, frequency scale 1): theta starts at the
+// position and is multiplied by base^(-2/d) once per pair.
+void mx_llama_rope_table(int position, float base, int dims, float *cos_out, float *sin_out) {
+    const float theta_scale = powf(base, -2.0f / (float)dims);
+    float theta = (float)position;
+    for (int i = 0; i < dims / 2; i++) {
+        cos_out[i] = cosf(theta);
+        sin_out[i] = sinf(theta);
+        theta *= theta_scale;
+    }
+}
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define LLAMA_TARGET __attribute__((target("avx512f,avx512dq,f16c,fma")))
-#else
-#define LLAMA_TARGET
-#endif
 
 // _mm512_reduce_add_ps as GCC expands it (avx512fintrin.h): halves 8+8, 4+4, then
 // (0+2, 1+3), then the two.
@@ -26,70 +37,6 @@ LLAMA_TARGET static inline float reduce16(const float *v) {
     return (t6[0] + t6[2]) + (t6[1] + t6[3]);
 }
 
-// GGML_F32x16_REDUCE with four accumulators: x0 += x2, x1 += x3, x0 += x1, reduce16(x0).
-LLAMA_TARGET static inline float reduce_four(float acc[4][16]) {
-    float x0[16];
-    for (int l = 0; l < 16; l++) x0[l] = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l]);
-    return reduce16(x0);
-}
-
-LLAMA_TARGET static inline uint16_t to_half(float x) {
-#if defined(__x86_64__)
-    return (uint16_t)_cvtss_sh(x, 0);  // round to nearest even, as _mm512_cvtps_ph(x, 0)
-#else
-    _Float16 h = (_Float16)x;
-    uint16_t bits;
-    memcpy(&bits, &h, 2);
-    return bits;
-#endif
-}
-
-LLAMA_TARGET static inline float from_half(uint16_t h) {
-#if defined(__x86_64__)
-    return _cvtsh_ss(h);
-#else
-    _Float16 v;
-    memcpy(&v, &h, 2);
-    return (float)v;
-#endif
-}
-
-// (x86-64 with F16C: every CPU since 2013.)
-LLAMA_TARGET float mx_round_to_half(float x) { return from_half(to_half(x)); }
-
-// ggml_vec_dot_f32: four 16-lane FMA chains over steps of 64, GGML_F32x16_REDUCE, then
-// leftovers added one by one (fused, as GCC contracts sumf += x*y).
-LLAMA_TARGET float mx_llama_dot_f32(const float *x, const float *y, int n) {
-    float acc[4][16] = {{0}};
-    const int np = n & ~63;
-    for (int i = 0; i < np; i += 64)
-        for (int j = 0; j < 4; j++)
-            for (int l = 0; l < 16; l++) acc[j][l] = fmaf(x[i + 16 * j + l], y[i + 16 * j + l], acc[j][l]);
-    float sum = reduce_four(acc);
-    for (int i = np; i < n; i++) sum = fmaf(x[i], y[i], sum);
-    return sum;
-}
-
-// tinyBLAS<16, __m512> (llamafile_sgemm, used for F32 products of two or more tokens when
-// k % 16 == 0): one 16-lane FMA chain per output over k, then _mm512_reduce_add_ps.
-LLAMA_TARGET float mx_llama_dot_f32_tinyblas(const float *x, const float *y, int n) {
-    float acc[16] = {0};
-    for (int i = 0; i + 16 <= n; i += 16)
-        for (int l = 0; l < 16; l++) acc[l] = fmaf(x[i + l], y[i + l], acc[l]);
-    return reduce16(acc);
-}
-
-// ggml_compute_forward_rms_norm_f32 (+ ggml_mul by the weight): the squares summed in
-// double, mean and scale in float, y = x * scale * w.
-LLAMA_TARGET void mx_llama_rms_norm(const float *x, const float *w, float eps, int n, float *y) {
-    double sum = 0.0;
-    for (int i = 0; i < n; i++) sum += (double)(x[i] * x[i]);
-    const float mean = (float)(sum / n);
-    const float scale = 1.0f / sqrtf(mean + eps);
-    for (int i = 0; i < n; i++) y[i] = x[i] * scale * w[i];
-}
-
-#if defined(__x86_64__)
 // ggml_v_expf (vec.h, AVX-512): 2^n * polynomial, with the overflow/underflow blend.
 LLAMA_TARGET static inline __m512 v_expf(__m512 x) {
     const __m512 r = _mm512_set1_ps(0x1.8p23f);
@@ -111,7 +58,7 @@ LLAMA_TARGET static inline __m512 v_expf(__m512 x) {
 }
 
 // ggml_vec_swiglu_f32: x / (1 + v_expf(-x)) * g in blocks of 16, then silu with expf.
-LLAMA_TARGET void mx_llama_swiglu(float *gate, const float *up, int n) {
+LLAMA_TARGET void mx_llama_swiglu_avx512_intrinsics(float *gate, const float *up, int n) {
     int i = 0;
     for (; i + 15 < n; i += 16) {
         const __m512 x = _mm512_loadu_ps(gate + i);
@@ -124,7 +71,7 @@ LLAMA_TARGET void mx_llama_swiglu(float *gate, const float *up, int n) {
 
 // ggml_compute_forward_soft_max_f32 (scale 1, no mask): exponentials of x - max (v_expf
 // in blocks of 16, then expf), summed in double, scaled by (float)(1 / sum).
-LLAMA_TARGET void mx_llama_softmax(float *x, int n) {
+LLAMA_TARGET void mx_llama_softmax_avx512_intrinsics(float *x, int n) {
     float max = -INFINITY;
     for (int i = 0; i < n; i++) max = x[i] > max ? x[i] : max;
     double sum = 0;
@@ -144,71 +91,16 @@ LLAMA_TARGET void mx_llama_softmax(float *x, int n) {
     const float inverse = (float)(1.0 / sum);
     for (int j = 0; j < n; j++) x[j] *= inverse;
 }
-#else
-void mx_llama_swiglu(float *gate, const float *up, int n) {
-    for (int i = 0; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
-}
-
-void mx_llama_softmax(float *x, int n) {
-    float max = -INFINITY;
-    for (int i = 0; i < n; i++) max = x[i] > max ? x[i] : max;
-    double sum = 0;
-    for (int i = 0; i < n; i++) { x[i] = expf(x[i] - max); sum += (double)x[i]; }
-    const float inverse = (float)(1.0 / sum);
-    for (int i = 0; i < n; i++) x[i] *= inverse;
-}
-#endif
-
-// ggml_rope_cache_init + rope_yarn (no YaRN, frequency scale 1): theta starts at the
-// position and is multiplied by base^(-2/d) once per pair.
-void mx_llama_rope_table(int position, float base, int dims, float *cos_out, float *sin_out) {
-    const float theta_scale = powf(base, -2.0f / (float)dims);
-    float theta = (float)position;
-    for (int i = 0; i < dims / 2; i++) {
-        cos_out[i] = cosf(theta);
-        sin_out[i] = sinf(theta);
-        theta *= theta_scale;
-    }
-}
-
-// rotate_pairs as GCC vectorises it (vmulps, then vfmaddsub): x0' = x0 cos - (x1 sin),
-// x1' = x0 sin + (x1 cos), the products in parentheses rounded first (checked against
-// llama.cpp's Qcur tensors). Pairs are (x[i], x[i + d/2]) here (transformers'
-// rotate_half layout; the GGUF loader undid llama.cpp's interleaving), pair i at angle i.
-LLAMA_TARGET void mx_llama_rotary(float *x, int heads, int head_dim, const float *cos_t, const float *sin_t) {
-    const int half = head_dim / 2;
-    for (int h = 0; h < heads; h++) {
-        float *v = x + (size_t)h * head_dim;
-        for (int i = 0; i < half; i++) {
-            const float x0 = v[i], x1 = v[i + half];
-            const float a = x1 * sin_t[i], b = x1 * cos_t[i];
-            v[i] = fmaf(x0, cos_t[i], -a);
-            v[i + half] = fmaf(x0, sin_t[i], b);
-        }
-    }
-}
-
-// ggml_compute_forward_flash_attn_ext_f16_one_chunk with F16 K and V (llama.cpp's default
-// KV cache), for one query row of one head: Q rounded to fp16; each visible key, in
-// position order, scored by ggml_vec_dot_f16 (four 16-lane FMA chains over steps of 64,
-// GGML_F32Cx16_REDUCE, leftovers in double), times the scale; an online softmax with expf
-// and the weighted values summed in an fp16 accumulator (every multiply-add rounded to
-// fp16); finally the fp32 copy divided by the sum.
-//
-// Keys and values hold fp16 values in fp32. Keys are blocked as KeyLayout (16 positions
-// per block, [block][kv_heads][d][16]); values are rows of `value_stride` floats.
-// Positions first_key ... last_key are visible. Q and K are in transformers' rotate_half
-// order; llama.cpp's are interleaved (its GGUF permutation), and the dot product's
-// summation order follows its element order: element e there is (e even) e/2, (e odd)
-// e/2 + d/2 here.
-#if defined(__x86_64__)
+// ggml_compute_forward_flash_attn_ext_f16_one_chunk (see mx_llama_attention in Portable.h
+// for the arithmetic): the scores of a key block's 16 positions in vector lanes, the
+// fp16 value updates 16 lanes at a time.
 LLAMA_TARGET static inline __m512 round_to_half16(__m512 x) {
     return _mm512_cvtph_ps(_mm512_cvtps_ph(x, 0));
 }
 
-LLAMA_TARGET void mx_llama_attention(const float *q, const float *keys, int kv_heads, int kv_head, int d,
-                                     const float *values, size_t value_stride, int first_key, int last_key,
-                                     float scale, float *out, float *scratch) {
+LLAMA_TARGET void mx_llama_attention_avx512_intrinsics(const float *q, const float *keys, int kv_heads, int kv_head, int d,
+                                                       const float *values, size_t value_stride, int first_key,
+                                                       int last_key, float scale, float *out, float *scratch) {
     float *q16 = scratch;              // [d], llama.cpp's element order
     float *acc16 = scratch + d;        // [d], fp16 values in fp32
     int order[d];                      // llama.cpp's element e is ours order[e]
@@ -273,63 +165,6 @@ LLAMA_TARGET void mx_llama_attention(const float *q, const float *keys, int kv_h
             } else {
                 for (int i = 0; i < d; i++) acc16[i] = mx_round_to_half(fmaf(v[i], vs, acc16[i]));
             }
-            S = fmaf(S, ms, vs);  // GCC contracts S*ms + vs
-        }
-    }
-    const float inverse = S == 0.0f ? 0.0f : 1.0f / S;
-    for (int i = 0; i < d; i++) out[i] = acc16[i] * inverse;
-}
-#else
-void mx_llama_attention(const float *q, const float *keys, int kv_heads, int kv_head, int d,
-                                     const float *values, size_t value_stride, int first_key, int last_key,
-                                     float scale, float *out, float *scratch) {
-    float *q16 = scratch;              // [d], llama.cpp's element order
-    float *acc16 = scratch + d;        // [d], fp16 values in fp32
-    int order[d];                      // llama.cpp's element e is ours order[e]
-    for (int e = 0; e < d; e++) order[e] = e % 2 == 0 ? e / 2 : e / 2 + d / 2;
-    for (int e = 0; e < d; e++) { q16[e] = mx_round_to_half(q[order[e]]); acc16[e] = 0; }
-    const int np = d & ~63;
-    float S = 0.0f, M = -INFINITY;
-    int position = first_key;
-    while (position <= last_key) {
-        // Scores of the 16 positions of this key block, lanes = positions; each lane's
-        // arithmetic is the one ggml_vec_dot_f16 does for that key.
-        const int block = position / 16;
-        const float *kb = keys + ((size_t)block * kv_heads + kv_head) * (size_t)d * 16;
-        float scores[16];
-        float lane_sums[16][16];  // [ggml lane l][position p]
-        for (int l = 0; l < 16; l++) {
-            float acc[4][16];
-            for (int j = 0; j < 4; j++) for (int p = 0; p < 16; p++) acc[j][p] = 0;
-            for (int i = 0; i < np; i += 64)
-                for (int j = 0; j < 4; j++) {
-                    const float qe = q16[i + 16 * j + l];
-                    const float *k = kb + (size_t)order[i + 16 * j + l] * 16;
-                    for (int p = 0; p < 16; p++) acc[j][p] = fmaf(k[p], qe, acc[j][p]);
-                }
-            for (int p = 0; p < 16; p++) lane_sums[l][p] = (acc[0][p] + acc[2][p]) + (acc[1][p] + acc[3][p]);
-        }
-        for (int p = 0; p < 16; p++) {
-            float lanes[16];
-            for (int l = 0; l < 16; l++) lanes[l] = lane_sums[l][p];
-            double sum = (double)reduce16(lanes);
-            for (int i = np; i < d; i++) sum += (double)(kb[(size_t)order[i] * 16 + p] * q16[i]);
-            scores[p] = (float)sum;
-        }
-        const int end = (block + 1) * 16 - 1 < last_key ? (block + 1) * 16 - 1 : last_key;
-        for (; position <= end; position++) {
-            const float s = scores[position % 16] * scale;
-            const float *v = values + (size_t)position * value_stride;
-            float vs = 1.0f, ms = 1.0f;
-            if (s > M) {
-                const float previous = M;
-                M = s;
-                ms = expf(previous - M);
-                for (int i = 0; i < d; i++) acc16[i] = mx_round_to_half(acc16[i] * ms);  // ggml_vec_scale_f16
-            } else {
-                vs = expf(s - M);
-            }
-            for (int i = 0; i < d; i++) acc16[i] = mx_round_to_half(fmaf(v[i], vs, acc16[i]));  // ggml_vec_mad_f16
             S = fmaf(S, ms, vs);  // GCC contracts S*ms + vs
         }
     }

@@ -95,7 +95,8 @@ struct BenchCommand: ParsableCommand {
                                          "weight_bytes_per_token": bytesPerToken, "read_bandwidth_bytes_per_second": bandwidth,
                                          "read_bandwidth_samples": bandwidths, "probe_bytes_per_pass": probe.bytesPerPass,
                                          "tg_bound_tokens_per_second": bound, "depth": d, "kv_cache_bytes": kvBytes,
-                                         "peak_rss_bytes": peakRSS]
+                                         "peak_rss_bytes": peakRSS, "precision": model.precision.rawValue]
+            object.merge(cpuDescription(model.pool.kernels)) { current, _ in current }
             if let fraction { object["tg_fraction_of_bound"] = fraction }
             print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
             return
@@ -118,6 +119,7 @@ struct BenchCommand: ParsableCommand {
         }
         print(String(format: "KV cache %.1f MB at %d positions; peak RSS %.1f MB", Double(kvBytes) / 1e6, cache.count,
                      Double(peakRSS) / 1e6))
+        print("precision \(model.precision.rawValue); kernels: \(model.pool.kernels.summary); CPU: \(CPUInfo.current.brand)")
     }
 
     func summary(_ test: String, tokens: Int, seconds: [Double]) -> [String: Any] {

@@ -8,7 +8,8 @@ struct MixtralCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mixtral",
         abstract: "Run Mixtral, Mistral and Llama models on the CPU, exactly as transformers computes them.",
-        subcommands: [GenerateCommand.self, ChatCommand.self, ServeCommand.self, ScoreCommand.self, TokenizeCommand.self, DetokenizeCommand.self, PerplexityCommand.self, ConvertCommand.self, QuantizeCommand.self, BenchCommand.self],
+        version: "swift-mixtral \(mixtralVersion) (kernels: \(KernelTable.default.summary))",
+        subcommands: [GenerateCommand.self, ChatCommand.self, ServeCommand.self, ScoreCommand.self, TokenizeCommand.self, DetokenizeCommand.self, PerplexityCommand.self, ConvertCommand.self, QuantizeCommand.self, BenchCommand.self, SystemInfoCommand.self],
         defaultSubcommand: GenerateCommand.self)
 }
 
@@ -40,6 +41,7 @@ struct ModelOptions: ParsableArguments {
         guard precision == "auto" || ActivationPrecision(rawValue: precision) != nil else {
             throw CLIError("--precision must be auto, exact or fast, not '\(precision)'")
         }
+        let kernels = try KernelTable.checkedDefault()
         let start = Date()
         let path = try model ?? DefaultModel.path()
         let quantizeType = try quantize.map { try parseWeightType($0, allowed: QuantizingWeightStore.supportedTypes) }
@@ -54,9 +56,10 @@ struct ModelOptions: ParsableArguments {
         bundle.model.precision = ActivationPrecision(rawValue: precision)
             ?? (bundle.model.hasQuantizedMatrices ? .fast : .exact)
         let c = bundle.model.config
-        log(String(format: "loaded %@ (%@, %d layers, hidden %d, %@) in %.2f s", path, c.architecture.rawValue,
-                   c.numLayers, c.hiddenSize, c.isMoE ? "\(c.numExperts) experts top-\(c.numExpertsPerToken)" : "dense",
-                   Date().timeIntervalSince(start)))
+        log(String(format: "loaded %@ (%@, %d layers, hidden %d, %@) in %.2f s; %@ precision, kernels: %@", path,
+                   c.architecture.rawValue, c.numLayers, c.hiddenSize,
+                   c.isMoE ? "\(c.numExperts) experts top-\(c.numExpertsPerToken)" : "dense",
+                   Date().timeIntervalSince(start), bundle.model.precision.rawValue, kernels.summary))
         return bundle
     }
 }

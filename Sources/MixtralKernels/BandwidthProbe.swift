@@ -63,12 +63,14 @@ public struct BandwidthProbe: @unchecked Sendable {
         sink.initialize(repeating: 0, count: parts)
         defer { sink.deallocate() }
         var best = 0.0
-        for prefetch: Int32 in [0, cpuHasAVX512F ? 1 : 0] {
+        let read = pool.kernels.functions.read_memory
+        for prefetch: Int32 in [0, 1] {
             let start = DispatchTime.now().uptimeNanoseconds
             pool.run(parts: parts) { part in
                 for _ in 0..<cycles {
                     for slice in slices[part] {
-                        sink[part] &+= mx_read_memory(slice.baseAddress, slice.count, prefetch)
+                        guard let base = slice.baseAddress else { continue }
+                        sink[part] &+= read(base, slice.count, prefetch)
                     }
                 }
             }

@@ -24,9 +24,10 @@ public enum ActivationPrecision: String, Sendable, CaseIterable {
     /// multi-token (prefill) products with bf16 weights, as llama.cpp and transformers in
     /// bf16 do, with AVX512-BF16 dot products where the CPU has them (about twice the fp32
     /// throughput); activations quantised to 8 bits (llama.cpp's Q8_0/Q8_1/Q8_K) for
-    /// GGML-quantised weights, with integer dot products (AVX512-VNNI) in decode and
-    /// prefill. Decode with float weights keeps fp32 activations. The model computes the
-    /// steps between products as llama.cpp does too (`LlamaCppKernels`).
+    /// GGML-quantised weights, with integer dot products (AVX512-VNNI, or AVX2's
+    /// vpmaddubsw) in decode and prefill. Decode with float weights keeps fp32 activations.
+    /// The model computes the steps between products as llama.cpp does too
+    /// (`LlamaCppKernels`).
     case fast
 }
 
@@ -36,7 +37,7 @@ enum FastKernel {
 }
 
 /// Up to this many tokens, 8-bit products read each group of four weight rows once and
-/// multiply it with every token (`mx_q8_matmul`); more tokens pack 16-row panels first.
+/// multiply it with every token (the table's `q8_matmul`); more tokens pack panels first.
 let int8RowsMaxTokens = 4
 
 /// Q8_0 and Q4_1 products follow ggml's vec_dot bit for bit in the four-row kernel, and
@@ -48,7 +49,7 @@ let int8RowsMaxTokens = 4
 let llamaCppRowsMaxTokens = 16
 
 /// Up to this many tokens, bf16 products stream four weight rows at a time for all tokens
-/// (`mx_bf16_dot4_tokens`, fp32 activations in both precisions); more tokens pack panels.
+/// (`bf16_dot4_tokens`, fp32 activations in both precisions); more tokens pack panels.
 let bf16RowsMaxTokens = 8
 
 func fastKernel(for job: LinearJob) -> FastKernel {
@@ -56,13 +57,12 @@ func fastKernel(for job: LinearJob) -> FastKernel {
     case .bf16 where job.tokens > bf16RowsMaxTokens && job.w.columns % 2 == 0:
         return .bf16Activations
     case .q8_0, .q4_0:
-        guard cpuHasAVX512VNNI else { return .fp32 }
         let rowsMaxTokens = job.w.type == .q8_0 ? llamaCppRowsMaxTokens : int8RowsMaxTokens
-        return job.tokens <= rowsMaxTokens && cpuHasInt8MatVec ? .int8Rows : .int8Panels
+        return job.tokens <= rowsMaxTokens ? .int8Rows : .int8Panels
     case .q4_1:
         // Many tokens: the fp32 panels are faster than re-reading four rows per token
         // (there is no 8-bit panel kernel for Q4_1's per-block minimum yet).
-        return cpuHasInt8MatVec && job.tokens <= llamaCppRowsMaxTokens ? .int8Rows : .fp32
+        return job.tokens <= llamaCppRowsMaxTokens ? .int8Rows : .fp32
     case .q4_K, .q5_K, .q6_K:
         return job.tokens <= int8RowsMaxTokens && job.w.columns % 256 == 0 ? .kQuantRows : .fp32
     default:
@@ -78,16 +78,17 @@ public func linear(_ x: UnsafePointer<Float>, tokens: Int, _ w: WeightMatrix,
 
 /// Runs several matrix products as one parallel operation (one barrier): q/k/v of a
 /// layer, gate and up of a feed-forward, or all experts of an MoE layer. The weight rows
-/// of all jobs are cut into chunks that the threads take one at a time.
+/// of all jobs are cut into chunks that the threads take one at a time. The kernels are
+/// the pool's (`ComputePool.kernels`).
 ///
 /// One token streams each weight row once through a SIMD dot product. More tokens
 /// convert a panel of 32 weight rows once (bf16 pairs, or fp32 for other types) and reuse
-/// it for all tokens in 32x6 register tiles, so weights are read from memory once per call.
+/// it for all tokens in register tiles, so weights are read from memory once per call.
 /// Accumulation is fp32.
 public func linear(_ jobs: [LinearJob], precision: ActivationPrecision = .exact, pool: ComputePool) {
     if precision == .fast {
         // llama.cpp's arithmetic: bf16 activations with bf16 weights for many tokens, 8-bit
-        // activations with Q8_0/Q4_0/Q4_1 weights (AVX512-VNNI).
+        // activations with GGML-quantised weights.
         var byKernel: [FastKernel: [LinearJob]] = [:]
         for job in jobs { byKernel[fastKernel(for: job), default: []].append(job) }
         if byKernel[.fp32]?.count != jobs.count {
@@ -99,15 +100,16 @@ public func linear(_ jobs: [LinearJob], precision: ActivationPrecision = .exact,
             return
         }
     }
+    let kernels = pool.kernels.functions
     // Multi-token products work in 32-row panels; one-token rows need no alignment.
     let granularity = jobs.allSatisfy { $0.tokens <= 1 } ? 16 : 32
     let chunks = guidedChunks(jobs, threads: pool.threadCount, granularity: granularity)
     guard !chunks.isEmpty else { return }
-    // One-token bf16 products read x split into even/odd halves (mx_bf16_dot_rows).
+    // One-token bf16 products read x split into even/odd halves (bf16_dot_rows).
     let splitX: [UnsafeMutablePointer<Float>?] = jobs.map { job in
-        guard job.tokens == 1 && job.w.type == .bf16 && cpuHasAVX512F else { return nil }
+        guard job.tokens == 1 && job.w.type == .bf16 else { return nil }
         let split = allocateCacheAligned(Float.self, count: job.w.columns)
-        mx_bf16_split_pairs(job.x, Int32(job.w.columns), split)
+        kernels.bf16_split_pairs(job.x, Int32(job.w.columns), split)
         return split
     }
     defer { splitX.forEach { $0?.deallocate() } }
@@ -115,47 +117,18 @@ public func linear(_ jobs: [LinearJob], precision: ActivationPrecision = .exact,
         let chunk = chunks[part]
         let job = jobs[chunk.job]
         if let split = splitX[chunk.job] {
-            mx_bf16_dot_rows(job.w.row(chunk.rows.lowerBound).assumingMemoryBound(to: UInt16.self), job.w.rowBytes / 2,
-                             split, Int32(job.w.columns), job.y + chunk.rows.lowerBound, Int32(chunk.rows.count))
-        } else if job.tokens == 1 && job.w.type == .bf16 {
-            var r = chunk.rows.lowerBound
-            while r + 4 <= chunk.rows.upperBound {
-                dotBF16x4(job.w, r, job.x, job.y + r)
-                r += 4
-            }
-            while r < chunk.rows.upperBound {
-                job.y[r] = rowDot(job.w, r, job.x, job.w.columns)
-                r += 1
-            }
+            kernels.bf16_dot_rows(job.w.row(chunk.rows.lowerBound).assumingMemoryBound(to: UInt16.self), job.w.rowBytes / 2,
+                                  split, Int32(job.w.columns), job.y + chunk.rows.lowerBound, Int32(chunk.rows.count))
         } else if job.tokens == 1 {
-            for r in chunk.rows { job.y[r] = rowDot(job.w, r, job.x, job.w.columns) }
-        } else if job.w.type == .bf16 && job.tokens <= bf16RowsMaxTokens && cpuHasAVX512F {
+            for r in chunk.rows { job.y[r] = rowDot(job.w, r, job.x, kernels) }
+        } else if job.w.type == .bf16 && job.tokens <= bf16RowsMaxTokens {
             // A few tokens (an expert's share of a batched decode step): stream the rows
             // once for all tokens instead of packing panels.
-            // Tokens in groups of up to 4; the later groups find the four rows in L1.
-            var r = chunk.rows.lowerBound
-            while r + 4 <= chunk.rows.upperBound {
-                var t = 0
-                while t < job.tokens {
-                    let group = min(4, job.tokens - t)
-                    let rows = job.w.row(r).assumingMemoryBound(to: UInt16.self)
-                    if group == 1 {
-                        mx_bf16_dot4(rows, job.w.rowBytes / 2, job.x + t * job.w.columns, Int32(job.w.columns), job.y + t * job.w.rows + r)
-                    } else {
-                        mx_bf16_dot4_tokens(rows, job.w.rowBytes / 2, job.x + t * job.w.columns, Int32(group),
-                                            Int32(job.w.columns), job.y + t * job.w.rows + r, job.w.rows)
-                    }
-                    t += group
-                }
-                r += 4
-            }
-            for row in r..<chunk.rows.upperBound {
-                for t in 0..<job.tokens { job.y[t * job.w.rows + row] = rowDot(job.w, row, job.x + t * job.w.columns, job.w.columns) }
-            }
+            linearFewTokensBF16(job, rows: chunk.rows, kernels)
         } else if job.w.type == .bf16 && job.w.columns % 2 == 0 {
-            linearPackedBF16(job, rows: chunk.rows)
+            linearPackedBF16(job, rows: chunk.rows, kernels)
         } else {
-            linearPackedFloat(job, rows: chunk.rows)
+            linearPackedFloat(job, rows: chunk.rows, kernels)
         }
     }
 }
@@ -180,11 +153,38 @@ func guidedChunks(_ jobs: [LinearJob], threads: Int, granularity: Int) -> [(job:
     return chunks
 }
 
+/// Rows `rows` of a product of bf16 weights with a few tokens: four rows at a time for up
+/// to four tokens (the later token groups find the rows in L1).
+func linearFewTokensBF16(_ job: LinearJob, rows: Range<Int>, _ kernels: mx_kernels) {
+    let k = job.w.columns, n = job.w.rows
+    var r = rows.lowerBound
+    while r < rows.upperBound {
+        // The last rows, when fewer than four: all four dot products read row r (stride 0).
+        let full = r + 4 <= rows.upperBound
+        let weights = job.w.row(r).assumingMemoryBound(to: UInt16.self)
+        var t = 0
+        while t < job.tokens {
+            let group = min(4, job.tokens - t)
+            if full {
+                kernels.bf16_dot4_tokens(weights, job.w.rowBytes / 2, job.x + t * k, Int32(group), Int32(k), job.y + t * n + r, n)
+            } else {
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: 16) { out in
+                    guard let base = out.baseAddress else { return }
+                    kernels.bf16_dot4_tokens(weights, 0, job.x + t * k, Int32(group), Int32(k), base, 4)
+                    for i in 0..<group { job.y[(t + i) * n + r] = base[i * 4] }
+                }
+            }
+            t += group
+        }
+        r += full ? 4 : 1
+    }
+}
+
 /// Rows `rows` of a many-token product with bf16 weights and fp32 activations: panels of
-/// 32 rows packed as pairs of k (see mx_bf16_pack_panel), then 32x6 register tiles that
-/// broadcast one activation per step. A pair word holds the even-k weight in its low half
-/// (`word << 16` as fp32) and the odd-k weight in its high half (`word & 0xFFFF0000`).
-func linearPackedBF16(_ job: LinearJob, rows: Range<Int>) {
+/// 32 rows packed as pairs of k (bf16_pack_panel), then register tiles that broadcast one
+/// activation per step. A pair word holds the even-k weight in its low half (`word << 16`
+/// as fp32) and the odd-k weight in its high half (`word & 0xFFFF0000`).
+func linearPackedBF16(_ job: LinearJob, rows: Range<Int>, _ kernels: mx_kernels) {
     let k = job.w.columns
     let n = job.w.rows
     let panel = allocateCacheAligned(UInt16.self, count: 32 * k)
@@ -192,94 +192,17 @@ func linearPackedBF16(_ job: LinearJob, rows: Range<Int>) {
     var r0 = rows.lowerBound
     while r0 < rows.upperBound {
         let count = min(32, rows.upperBound - r0)
-        mx_bf16_pack_panel(job.w.row(r0).assumingMemoryBound(to: UInt16.self), job.w.rowBytes / 2,
-                           Int32(count), Int32(k), panel)
-        let words = UnsafeRawPointer(panel)
-        forEachTokenTile(job.tokens,
-                         six: { t in tile32x6(words, k, job.x + t * k, job.y + t * n + r0, n, rows: count) },
-                         one: { t in tile32x1(words, k, job.x + t * k, job.y + t * n + r0, rows: count) })
+        kernels.bf16_pack_panel(job.w.row(r0).assumingMemoryBound(to: UInt16.self), job.w.rowBytes / 2,
+                                Int32(count), Int32(k), panel)
+        kernels.bf16_panel_multiply(panel, Int32(k), job.x, Int32(job.tokens), job.y + r0, n, Int32(count))
         r0 += count
-    }
-}
-
-/// Token tiles of a panel product: `six(t)` for tokens t ..< t+6, `one(t)` for the rest.
-@inline(__always) func forEachTokenTile(_ tokens: Int, six: (Int) -> Void, one: (Int) -> Void) {
-    var t = 0
-    while t + 6 <= tokens {
-        six(t)
-        t += 6
-    }
-    while t < tokens {
-        one(t)
-        t += 1
-    }
-}
-
-@inline(__always) func splitPairs(_ words: SIMD16<UInt32>) -> (even: SIMD16<Float>, odd: SIMD16<Float>) {
-    (unsafeBitCast(words &<< 16, to: SIMD16<Float>.self),
-     unsafeBitCast(words & SIMD16(repeating: 0xFFFF_0000), to: SIMD16<Float>.self))
-}
-
-@inline(__always) func tile32x6(_ panel: UnsafeRawPointer, _ k: Int, _ x: UnsafePointer<Float>,
-                                _ y: UnsafeMutablePointer<Float>, _ ldy: Int, rows: Int) {
-    var a00 = SIMD16<Float>(), a01 = SIMD16<Float>(), a10 = SIMD16<Float>(), a11 = SIMD16<Float>()
-    var a20 = SIMD16<Float>(), a21 = SIMD16<Float>(), a30 = SIMD16<Float>(), a31 = SIMD16<Float>()
-    var a40 = SIMD16<Float>(), a41 = SIMD16<Float>(), a50 = SIMD16<Float>(), a51 = SIMD16<Float>()
-    let x0 = x, x1 = x + k, x2 = x + 2 * k, x3 = x + 3 * k, x4 = x + 4 * k, x5 = x + 5 * k
-    var kk = 0
-    while kk < k / 2 {
-        let (e0, o0) = splitPairs(panel.loadUnaligned(fromByteOffset: kk * 128, as: SIMD16<UInt32>.self))
-        let (e1, o1) = splitPairs(panel.loadUnaligned(fromByteOffset: kk * 128 + 64, as: SIMD16<UInt32>.self))
-        let i = 2 * kk
-        var b = SIMD16<Float>(repeating: x0[i]), c = SIMD16<Float>(repeating: x0[i + 1])
-        a00.addProduct(e0, b); a00.addProduct(o0, c); a01.addProduct(e1, b); a01.addProduct(o1, c)
-        b = SIMD16(repeating: x1[i]); c = SIMD16(repeating: x1[i + 1])
-        a10.addProduct(e0, b); a10.addProduct(o0, c); a11.addProduct(e1, b); a11.addProduct(o1, c)
-        b = SIMD16(repeating: x2[i]); c = SIMD16(repeating: x2[i + 1])
-        a20.addProduct(e0, b); a20.addProduct(o0, c); a21.addProduct(e1, b); a21.addProduct(o1, c)
-        b = SIMD16(repeating: x3[i]); c = SIMD16(repeating: x3[i + 1])
-        a30.addProduct(e0, b); a30.addProduct(o0, c); a31.addProduct(e1, b); a31.addProduct(o1, c)
-        b = SIMD16(repeating: x4[i]); c = SIMD16(repeating: x4[i + 1])
-        a40.addProduct(e0, b); a40.addProduct(o0, c); a41.addProduct(e1, b); a41.addProduct(o1, c)
-        b = SIMD16(repeating: x5[i]); c = SIMD16(repeating: x5[i + 1])
-        a50.addProduct(e0, b); a50.addProduct(o0, c); a51.addProduct(e1, b); a51.addProduct(o1, c)
-        kk += 1
-    }
-    store32(a00, a01, y, rows: rows)
-    store32(a10, a11, y + ldy, rows: rows)
-    store32(a20, a21, y + 2 * ldy, rows: rows)
-    store32(a30, a31, y + 3 * ldy, rows: rows)
-    store32(a40, a41, y + 4 * ldy, rows: rows)
-    store32(a50, a51, y + 5 * ldy, rows: rows)
-}
-
-@inline(__always) func tile32x1(_ panel: UnsafeRawPointer, _ k: Int, _ x: UnsafePointer<Float>,
-                                _ y: UnsafeMutablePointer<Float>, rows: Int) {
-    var a0 = SIMD16<Float>(), a1 = SIMD16<Float>()
-    for kk in 0..<(k / 2) {
-        let (e0, o0) = splitPairs(panel.loadUnaligned(fromByteOffset: kk * 128, as: SIMD16<UInt32>.self))
-        let (e1, o1) = splitPairs(panel.loadUnaligned(fromByteOffset: kk * 128 + 64, as: SIMD16<UInt32>.self))
-        let b = SIMD16<Float>(repeating: x[2 * kk]), c = SIMD16<Float>(repeating: x[2 * kk + 1])
-        a0.addProduct(e0, b); a0.addProduct(o0, c); a1.addProduct(e1, b); a1.addProduct(o1, c)
-    }
-    store32(a0, a1, y, rows: rows)
-}
-
-/// Writes the first `rows` (<= 32) of two 16-lane vectors.
-@inline(__always) func store32(_ low: SIMD16<Float>, _ high: SIMD16<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int) {
-    if rows == 32 {
-        UnsafeMutableRawPointer(y).storeBytes(of: low, as: SIMD16<Float>.self)
-        UnsafeMutableRawPointer(y + 16).storeBytes(of: high, as: SIMD16<Float>.self)
-    } else {
-        for i in 0..<min(rows, 16) { y[i] = low[i] }
-        for i in 16..<max(16, rows) { y[i] = high[i - 16] }
     }
 }
 
 /// Rows `rows` of a many-token product for any other weight type (f32, f16, GGML blocks):
 /// 32 rows at a time are converted to fp32 once into a panel laid out [k][32 rows], then
-/// multiplied with all tokens in 32x6 register tiles that broadcast one activation per step.
-func linearPackedFloat(_ job: LinearJob, rows: Range<Int>) {
+/// multiplied with all tokens in register tiles that broadcast one activation per step.
+func linearPackedFloat(_ job: LinearJob, rows: Range<Int>, _ kernels: mx_kernels) {
     let k = job.w.columns
     let n = job.w.rows
     let panel = allocateCacheAligned(Float.self, count: 32 * k)
@@ -293,178 +216,25 @@ func linearPackedFloat(_ job: LinearJob, rows: Range<Int>) {
             dequantizeRow(job.w.type, job.w.row(r0 + i), row, count: k)
             for c in 0..<k { panel[c * 32 + i] = row[c] }
         }
-        forEachTokenTile(job.tokens,
-                         six: { t in floatTile32x6(panel, k, job.x + t * k, job.y + t * n + r0, n, rows: count) },
-                         one: { t in floatTile32x1(panel, k, job.x + t * k, job.y + t * n + r0, rows: count) })
+        kernels.f32_panel_multiply(panel, Int32(k), job.x, Int32(job.tokens), job.y + r0, n, Int32(count))
         r0 += count
     }
 }
 
-@inline(__always) func floatTile32x6(_ panel: UnsafePointer<Float>, _ k: Int, _ x: UnsafePointer<Float>,
-                                     _ y: UnsafeMutablePointer<Float>, _ ldy: Int, rows: Int) {
-    var a00 = SIMD16<Float>(), a01 = SIMD16<Float>(), a10 = SIMD16<Float>(), a11 = SIMD16<Float>()
-    var a20 = SIMD16<Float>(), a21 = SIMD16<Float>(), a30 = SIMD16<Float>(), a31 = SIMD16<Float>()
-    var a40 = SIMD16<Float>(), a41 = SIMD16<Float>(), a50 = SIMD16<Float>(), a51 = SIMD16<Float>()
-    for c in 0..<k {
-        let w0 = load16(panel + 32 * c), w1 = load16(panel + 32 * c + 16)
-        var b = SIMD16<Float>(repeating: x[c])
-        a00.addProduct(w0, b); a01.addProduct(w1, b)
-        b = SIMD16(repeating: x[k + c]); a10.addProduct(w0, b); a11.addProduct(w1, b)
-        b = SIMD16(repeating: x[2 * k + c]); a20.addProduct(w0, b); a21.addProduct(w1, b)
-        b = SIMD16(repeating: x[3 * k + c]); a30.addProduct(w0, b); a31.addProduct(w1, b)
-        b = SIMD16(repeating: x[4 * k + c]); a40.addProduct(w0, b); a41.addProduct(w1, b)
-        b = SIMD16(repeating: x[5 * k + c]); a50.addProduct(w0, b); a51.addProduct(w1, b)
-    }
-    store32(a00, a01, y, rows: rows)
-    store32(a10, a11, y + ldy, rows: rows)
-    store32(a20, a21, y + 2 * ldy, rows: rows)
-    store32(a30, a31, y + 3 * ldy, rows: rows)
-    store32(a40, a41, y + 4 * ldy, rows: rows)
-    store32(a50, a51, y + 5 * ldy, rows: rows)
-}
-
-@inline(__always) func floatTile32x1(_ panel: UnsafePointer<Float>, _ k: Int, _ x: UnsafePointer<Float>,
-                                     _ y: UnsafeMutablePointer<Float>, rows: Int) {
-    var a0 = SIMD16<Float>(), a1 = SIMD16<Float>()
-    for c in 0..<k {
-        let b = SIMD16<Float>(repeating: x[c])
-        a0.addProduct(load16(panel + 32 * c), b)
-        a1.addProduct(load16(panel + 32 * c + 16), b)
-    }
-    store32(a0, a1, y, rows: rows)
-}
-
 /// Dot product of weight row r with x, converting the row's elements on the fly.
-@inline(__always) func rowDot(_ w: WeightMatrix, _ r: Int, _ x: UnsafePointer<Float>, _ k: Int) -> Float {
+@inline(__always) func rowDot(_ w: WeightMatrix, _ r: Int, _ x: UnsafePointer<Float>, _ kernels: mx_kernels) -> Float {
+    let k = w.columns
     switch w.type {
-    case .f32: return dot(w.row(r).assumingMemoryBound(to: Float.self), x, k)
-    case .bf16: return dotBF16(w.row(r).assumingMemoryBound(to: UInt16.self), x, k)
-    case .f16: return dotF16(w.row(r).assumingMemoryBound(to: UInt16.self), x, k)
+    case .f32: return kernels.dot_f32(w.row(r).assumingMemoryBound(to: Float.self), x, Int32(k))
+    case .f16: return kernels.dot_f16(w.row(r).assumingMemoryBound(to: UInt16.self), x, Int32(k))
+    case .bf16:
+        return withUnsafeTemporaryAllocation(of: Float.self, capacity: 4) { out in
+            guard let base = out.baseAddress else { return .nan }
+            kernels.bf16_dot4_tokens(w.row(r).assumingMemoryBound(to: UInt16.self), 0, x, 1, Int32(k), base, 1)
+            return base[0]
+        }
     default:
         // GGML block formats, read straight from the blocks (Quantization/QuantizedMatVec).
-        return dotRow(w.type, w.row(r), x, count: k)
+        return dotRow(w.type, w.row(r), x, count: k, kernels)
     }
 }
-
-/// Sum of the 16 lanes as a tree (SIMD's `sum()` adds them one after another).
-@inline(__always) func horizontalSum(_ v: SIMD16<Float>) -> Float {
-    let a = v.lowHalf + v.highHalf
-    let b = a.lowHalf + a.highHalf
-    let c = b.lowHalf + b.highHalf
-    return c[0] + c[1]
-}
-
-@inline(__always) func load16(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
-    UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
-}
-
-@inline(__always) func loadBF16x16(_ p: UnsafePointer<UInt16>) -> SIMD16<Float> {
-    let bits = UnsafeRawPointer(p).loadUnaligned(as: SIMD16<UInt16>.self)
-    return unsafeBitCast(SIMD16<UInt32>(truncatingIfNeeded: bits) &<< 16, to: SIMD16<Float>.self)
-}
-
-public func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-    var acc0 = SIMD16<Float>(), acc1 = SIMD16<Float>()
-    var i = 0
-    while i + 32 <= n {
-        acc0.addProduct(load16(a + i), load16(b + i))
-        acc1.addProduct(load16(a + i + 16), load16(b + i + 16))
-        i += 32
-    }
-    if i + 16 <= n {
-        acc0.addProduct(load16(a + i), load16(b + i))
-        i += 16
-    }
-    var sum = horizontalSum(acc0 + acc1)
-    while i < n {
-        sum += a[i] * b[i]
-        i += 1
-    }
-    return sum
-}
-
-/// Dot product of a bf16 row with x. bf16 is the upper half of an fp32, so one 32-bit
-/// load holds two weights: `word << 16` is the even one and `word & 0xFFFF0000` the odd
-/// one. No widening is needed; x is read as its even and odd elements instead.
-func dotBF16(_ w: UnsafePointer<UInt16>, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
-    var even = SIMD16<Float>(), odd = SIMD16<Float>()
-    let mask = SIMD16<UInt32>(repeating: 0xFFFF_0000)
-    var i = 0
-    while i + 32 <= n {
-        let words = UnsafeRawPointer(w + i).loadUnaligned(as: SIMD16<UInt32>.self)
-        let pair = UnsafeRawPointer(x + i).loadUnaligned(as: (SIMD16<Float>, SIMD16<Float>).self)
-        // x[i..<i+32] as 32 floats: deinterleave into even and odd lanes.
-        let xEven = SIMD16<Float>(lowHalf: pair.0.evenHalf, highHalf: pair.1.evenHalf)
-        let xOdd = SIMD16<Float>(lowHalf: pair.0.oddHalf, highHalf: pair.1.oddHalf)
-        even.addProduct(unsafeBitCast(words &<< 16, to: SIMD16<Float>.self), xEven)
-        odd.addProduct(unsafeBitCast(words & mask, to: SIMD16<Float>.self), xOdd)
-        i += 32
-    }
-    var sum = horizontalSum(even + odd)
-    while i < n {
-        sum += bf16ToFloat(w[i]) * x[i]
-        i += 1
-    }
-    return sum
-}
-
-/// Four bf16 rows (r ..< r+4) dotted with x at once: the even/odd split of x is shared,
-/// and four weight streams are in flight.
-func dotBF16x4(_ w: WeightMatrix, _ r: Int, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
-    let n = w.columns
-    let (w0, w1, w2, w3) = (w.row(r), w.row(r + 1), w.row(r + 2), w.row(r + 3))
-    var e0 = SIMD16<Float>(), o0 = SIMD16<Float>(), e1 = SIMD16<Float>(), o1 = SIMD16<Float>()
-    var e2 = SIMD16<Float>(), o2 = SIMD16<Float>(), e3 = SIMD16<Float>(), o3 = SIMD16<Float>()
-    var i = 0
-    while i + 32 <= n {
-        let pair = UnsafeRawPointer(x + i).loadUnaligned(as: (SIMD16<Float>, SIMD16<Float>).self)
-        let xEven = SIMD16<Float>(lowHalf: pair.0.evenHalf, highHalf: pair.1.evenHalf)
-        let xOdd = SIMD16<Float>(lowHalf: pair.0.oddHalf, highHalf: pair.1.oddHalf)
-        var (even, odd) = splitPairs(w0.loadUnaligned(fromByteOffset: 2 * i, as: SIMD16<UInt32>.self))
-        e0.addProduct(even, xEven); o0.addProduct(odd, xOdd)
-        (even, odd) = splitPairs(w1.loadUnaligned(fromByteOffset: 2 * i, as: SIMD16<UInt32>.self))
-        e1.addProduct(even, xEven); o1.addProduct(odd, xOdd)
-        (even, odd) = splitPairs(w2.loadUnaligned(fromByteOffset: 2 * i, as: SIMD16<UInt32>.self))
-        e2.addProduct(even, xEven); o2.addProduct(odd, xOdd)
-        (even, odd) = splitPairs(w3.loadUnaligned(fromByteOffset: 2 * i, as: SIMD16<UInt32>.self))
-        e3.addProduct(even, xEven); o3.addProduct(odd, xOdd)
-        i += 32
-    }
-    y[0] = horizontalSum(e0 + o0)
-    y[1] = horizontalSum(e1 + o1)
-    y[2] = horizontalSum(e2 + o2)
-    y[3] = horizontalSum(e3 + o3)
-    if i < n {
-        for index in 0..<4 {
-            let bits = w.row(r + index).assumingMemoryBound(to: UInt16.self)
-            for j in i..<n { y[index] += bf16ToFloat(bits[j]) * x[j] }
-        }
-    }
-}
-
-func dotF16(_ w: UnsafePointer<UInt16>, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
-    var acc = SIMD16<Float>()
-    var i = 0
-    while i + 16 <= n {
-        acc.addProduct(loadF16x16(w + i), load16(x + i))
-        i += 16
-    }
-    var sum = horizontalSum(acc)
-    while i < n {
-        sum += f16ToFloat(w[i]) * x[i]
-        i += 1
-    }
-    return sum
-}
-
-/// 16 IEEE halves as fp32 (one vcvtph2ps with a target CPU).
-@inline(__always) func loadF16x16(_ p: UnsafePointer<UInt16>) -> SIMD16<Float> {
-    #if arch(x86_64) && os(macOS)
-    var v = SIMD16<Float>()
-    for j in 0..<16 { v[j] = f16ToFloat(p[j]) }
-    return v
-    #else
-    return SIMD16<Float>(UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float16>.self))
-    #endif
-}
-

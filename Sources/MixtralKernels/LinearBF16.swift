@@ -1,12 +1,10 @@
 import MixtralCKernels
 
-/// Whether this CPU runs the AVX512-BF16 kernels (checked once).
-public let cpuHasAVX512BF16 = mx_cpu_has_avx512bf16() != 0
-
 /// Multi-token products of bf16 weights with activations rounded to bf16 (round to
 /// nearest even), fp32 accumulation. Activations are converted once per job; weight
 /// panels of 32 rows are packed once and multiplied with all tokens, 12 at a time.
-/// Without AVX512-BF16 the same rounded values go through the fp32 kernels.
+/// Without AVX512-BF16 (the table has no `bf16_gemm_panel`) the same rounded values go
+/// through the fp32 kernels.
 func linearBF16Activations(_ jobs: [LinearJob], pool: ComputePool) {
     let tile = MX_BF16_TOKEN_TILE
     let panelRows = MX_BF16_PANEL_ROWS
@@ -21,7 +19,7 @@ func linearBF16Activations(_ jobs: [LinearJob], pool: ComputePool) {
     }
     defer { rounded.forEach { $0.deallocate() } }
 
-    guard cpuHasAVX512BF16 else {
+    guard let gemm = pool.kernels.functions.bf16_gemm_panel else {
         // Portable path: the rounded activations back in fp32, through the fp32 kernels.
         var widened: [UnsafeMutablePointer<Float>] = []
         var fallback: [LinearJob] = []
@@ -48,9 +46,9 @@ func linearBF16Activations(_ jobs: [LinearJob], pool: ComputePool) {
         let panel = allocateCacheAligned(UInt16.self, count: panelRows * k)
         defer { panel.deallocate() }
         let padded = (job.tokens + tile - 1) / tile * tile
-        mx_bf16_gemm_panel(job.w.row(firstRow).assumingMemoryBound(to: UInt16.self), job.w.rowBytes / 2,
-                           Int32(min(panelRows, job.w.rows - firstRow)), Int32(k),
-                           rounded[index], Int32(job.tokens), Int32(padded),
-                           job.y + firstRow, job.w.rows, panel)
+        gemm(job.w.row(firstRow).assumingMemoryBound(to: UInt16.self), job.w.rowBytes / 2,
+             Int32(min(panelRows, job.w.rows - firstRow)), Int32(k),
+             rounded[index], Int32(job.tokens), Int32(padded),
+             job.y + firstRow, job.w.rows, panel)
     }
 }

@@ -1,23 +1,27 @@
 import MixtralCKernels
 
-/// Whether this CPU runs the AVX512-VNNI 8-bit kernels (checked once).
-public let cpuHasAVX512VNNI = mx_cpu_has_avx512vnni() != 0
+/// The kernels' codes for the 8-bit block types.
+func int8Type(_ type: WeightType) -> Int32 {
+    switch type {
+    case .q8_0: return Int32(MX_INT8_Q8_0)
+    case .q4_0: return Int32(MX_INT8_Q4_0)
+    default: return Int32(MX_INT8_Q4_1)
+    }
+}
 
-/// Whether this CPU runs `mx_q8_matmul` (AVX512 F/BW/VNNI, F16C; checked once).
-public let cpuHasInt8MatVec = mx_cpu_has_int8_matvec() != 0
-
-/// Activation rows quantised by `mx_q8_quantize`: llama.cpp's Q8_0 (q, d) and Q8_1 (s).
+/// Activation rows quantised by the table's `q8_quantize`: llama.cpp's Q8_0 (q, d) and
+/// Q8_1 (s).
 struct QuantizedActivations {
     let q: UnsafeMutablePointer<Int8>
     let d: UnsafeMutablePointer<Float>
     let s: UnsafeMutablePointer<Float>
 
-    init(_ x: UnsafePointer<Float>, tokens: Int, columns k: Int) {
+    init(_ x: UnsafePointer<Float>, tokens: Int, columns k: Int, kernels: mx_kernels) {
         q = allocateCacheAligned(Int8.self, count: tokens * k)
         d = allocateCacheAligned(Float.self, count: tokens * (k / 32))
         s = allocateCacheAligned(Float.self, count: tokens * (k / 32))
         for t in 0..<tokens {
-            mx_q8_quantize(x + t * k, Int32(k), q + t * k, d + t * (k / 32), s + t * (k / 32))
+            kernels.q8_quantize(x + t * k, Int32(k), q + t * k, d + t * (k / 32), s + t * (k / 32))
         }
     }
 
@@ -31,29 +35,29 @@ struct QuantizedActivations {
 /// Few-token products of Q8_0/Q4_0/Q4_1 weights with 8-bit activations, as llama.cpp's
 /// vec_dot_q8_0_q8_0 / q4_0_q8_0 / q4_1_q8_1 compute them: each group of four weight rows
 /// is read once and multiplied with every token. Decode runs at memory bandwidth this way.
-/// (Callers check `cpuHasInt8MatVec`.)
 func linearInt8Rows(_ jobs: [LinearJob], pool: ComputePool) {
-    let activations = jobs.map { QuantizedActivations($0.x, tokens: $0.tokens, columns: $0.w.columns) }
+    let kernels = pool.kernels.functions
+    let activations = jobs.map { QuantizedActivations($0.x, tokens: $0.tokens, columns: $0.w.columns, kernels: kernels) }
     defer { activations.forEach { $0.deallocate() } }
     // Groups of four rows; chunks shrink towards the end (see `guidedChunks`).
     let chunks = guidedChunks(jobs, threads: pool.threadCount, granularity: 4)
     pool.run(parts: chunks.count) { part in
         let (index, rows) = chunks[part]
         let job = jobs[index]
-        let type: Int32 = job.w.type == .q8_0 ? Int32(MX_INT8_Q8_0) : job.w.type == .q4_0 ? Int32(MX_INT8_Q4_0) : Int32(MX_INT8_Q4_1)
         let x = activations[index]
-        mx_q8_matmul(job.w.row(rows.lowerBound), job.w.rowBytes, type, Int32(rows.count), Int32(job.w.columns),
-                     x.q, x.d, x.s, Int32(job.tokens), job.y + rows.lowerBound, job.w.rows)
+        kernels.q8_matmul(job.w.row(rows.lowerBound), job.w.rowBytes, int8Type(job.w.type), Int32(rows.count),
+                          Int32(job.w.columns), x.q, x.d, x.s, Int32(job.tokens), job.y + rows.lowerBound, job.w.rows)
     }
 }
 
 /// Multi-token products of Q8_0/Q4_0 weights with activations quantised to 8 bits per
 /// block of 32, as llama.cpp computes them: activations are quantised once per job, weight
-/// panels of 16 rows are unpacked to signed bytes once and multiplied with all tokens, 8 at
-/// a time, with vpdpbusd. (Callers check `cpuHasAVX512VNNI`.)
+/// panels (the table's `int8_panel_rows` rows) are unpacked once and multiplied with all
+/// tokens, `int8_token_tile` at a time.
 func linearInt8Activations(_ jobs: [LinearJob], pool: ComputePool) {
-    let tile = MX_INT8_TOKEN_TILE
-    let panelRows = MX_INT8_PANEL_ROWS
+    let kernels = pool.kernels.functions
+    let tile = Int(kernels.int8_token_tile)
+    let panelRows = Int(kernels.int8_panel_rows)
     struct Activations {
         let quants: UnsafeMutablePointer<UInt8>
         let scales: UnsafeMutablePointer<Float>
@@ -63,9 +67,7 @@ func linearInt8Activations(_ jobs: [LinearJob], pool: ComputePool) {
         let padded = (job.tokens + tile - 1) / tile * tile
         let quants = allocateCacheAligned(UInt8.self, count: padded * k)
         let scales = allocateCacheAligned(Float.self, count: padded * (k / 32))
-        quants.initialize(repeating: 128, count: padded * k)  // 128 is a zero activation
-        scales.initialize(repeating: 0, count: padded * (k / 32))
-        mx_int8_quantize_activations(job.x, Int32(job.tokens), Int32(k), quants, scales)
+        kernels.int8_quantize_activations(job.x, Int32(job.tokens), Int32(padded), Int32(k), quants, scales)
         return Activations(quants: quants, scales: scales)
     }
     defer { activations.forEach { $0.quants.deallocate(); $0.scales.deallocate() } }
@@ -78,21 +80,19 @@ func linearInt8Activations(_ jobs: [LinearJob], pool: ComputePool) {
         let (index, firstRow) = chunks[part]
         let job = jobs[index]
         let k = job.w.columns
-        let panel = UnsafeMutableRawPointer.allocate(byteCount: mx_int8_panel_bytes(Int32(k)), alignment: 64)
+        let panel = UnsafeMutableRawPointer.allocate(byteCount: kernels.int8_panel_bytes(Int32(k)), alignment: 64)
         defer { panel.deallocate() }
         let rows = min(panelRows, job.w.rows - firstRow)
-        mx_int8_pack_panel(job.w.row(firstRow), job.w.rowBytes, Int32(job.w.type == .q8_0 ? MX_INT8_Q8_0 : MX_INT8_Q4_0),
-                           Int32(rows), Int32(k), panel)
+        let type = int8Type(job.w.type)
+        kernels.int8_pack_panel(job.w.row(firstRow), job.w.rowBytes, type, Int32(rows), Int32(k), panel)
         let padded = (job.tokens + tile - 1) / tile * tile
-        mx_int8_gemm_panel(panel, Int32(rows), Int32(k), activations[index].quants, activations[index].scales,
-                           Int32(job.tokens), Int32(padded), job.y + firstRow, job.w.rows)
+        kernels.int8_gemm_panel(panel, type, Int32(rows), Int32(k), activations[index].quants, activations[index].scales,
+                                Int32(job.tokens), Int32(padded), job.y + firstRow, job.w.rows)
     }
 }
 
 /// Few-token products of Q4_K/Q5_K/Q6_K weights with activations quantised to llama.cpp's
-/// Q8_K (vec_dot_q*_K_q8_K), one token at a time: Q4_K and Q6_K with vpdpbusd
-/// (`mx_q8k_matvec`), Q5_K and CPUs without AVX512-VNNI with the Swift kernels of
-/// Quantization/QuantizedMatVecQ8K.swift.
+/// Q8_K (vec_dot_q*_K_q8_K), one token at a time, on the table's `q8k_matvec`.
 func linearKQuantRows(_ jobs: [LinearJob], pool: ComputePool) {
     var activations: [[Q8KActivations]] = []
     for job in jobs {
@@ -107,21 +107,7 @@ func linearKQuantRows(_ jobs: [LinearJob], pool: ComputePool) {
         let (index, rows) = chunks[part]
         let job = jobs[index]
         for t in 0..<job.tokens {
-            let x = activations[index][t]
-            let y = job.y + t * job.w.rows
-            guard cpuHasInt8MatVec, job.w.type != .q5_K else {
-                matvec(job.w, x, y, rows: rows)  // the Swift kernels (and Q5_K)
-                continue
-            }
-            x.quants.withUnsafeBufferPointer { q in
-                x.scales.withUnsafeBufferPointer { d in
-                    x.sums16.withUnsafeBufferPointer { sums in
-                        mx_q8k_matvec(job.w.row(rows.lowerBound), job.w.rowBytes,
-                                      Int32(job.w.type == .q6_K ? MX_Q8K_Q6_K : MX_Q8K_Q4_K), Int32(rows.count),
-                                      Int32(job.w.columns), q.baseAddress, d.baseAddress, sums.baseAddress, y + rows.lowerBound)
-                    }
-                }
-            }
+            matvec(job.w, activations[index][t], job.y + t * job.w.rows, rows: rows, kernels: pool.kernels)
         }
     }
 }

@@ -10,16 +10,21 @@ import Darwin
 /// cores. The calling thread works too. Between operations the workers spin briefly on an
 /// epoch counter (operations of one forward pass follow each other within microseconds),
 /// then sleep on a condition variable, so an idle engine uses no CPU.
+///
+/// The pool is also the CPU backend: it carries the kernel table its work runs on.
 public final class ComputePool: @unchecked Sendable {
     public let threadCount: Int
+    /// The kernels of this pool's CPU level (`KernelTable.default` unless given).
+    public let kernels: KernelTable
     /// What the workers use; they hold it strongly, so it outlives them (the pool may go
     /// away while a worker is still starting).
     private let shared: Shared
     private var workers: [pthread_t] = []
 
-    public init(threadCount: Int) {
+    public init(threadCount: Int, kernels: KernelTable = .default) {
         _ = keepFreedMemoryForReuse
         self.threadCount = max(1, threadCount)
+        self.kernels = kernels
         shared = Shared()
         for _ in 1..<self.threadCount {
             let box = Unmanaged.passRetained(shared)

@@ -37,9 +37,9 @@ import MixtralCKernels
         }
     }
 
-    @Test(arguments: [WeightType.f32, .bf16, .f16])
-    mutating func linearMatchesReference(_ type: WeightType) {
-        let pool = ComputePool(threadCount: 2)
+    @Test(arguments: [WeightType.f32, .bf16, .f16], KernelTable.availableLevels)
+    mutating func linearMatchesReference(_ type: WeightType, _ level: CPULevel) {
+        let pool = ComputePool(threadCount: 2, kernels: KernelTable(level: level))
         for (tokens, rows, columns) in [(1, 37, 70), (1, 64, 1024), (1, 6, 100), (1, 3, 20), (2, 37, 1024), (3, 9, 33), (4, 12, 64), (5, 21, 96),
                                         (8, 40, 128), (17, 13, 31)] {
             let x = (0..<(tokens * columns)).map { _ in random.float() }
@@ -56,15 +56,16 @@ import MixtralCKernels
             let expected = Self.reference(x, values, tokens: tokens, rows: rows, columns: columns)
             for i in y.indices {
                 #expect(abs(Double(y[i]) - expected.values[i]) <= 1e-5 * expected.scale[i] + 1e-30,
-                        "\(type) tokens \(tokens) rows \(rows) columns \(columns) index \(i)")
+                        "\(level) \(type) tokens \(tokens) rows \(rows) columns \(columns) index \(i)")
             }
         }
     }
 
     /// bf16 activations (AVX512-BF16 kernel where the CPU has it, else the portable path)
     /// against the reference with the activations rounded to bf16 first.
-    @Test mutating func bf16ActivationsMatchReference() {
-        let pool = ComputePool(threadCount: 2)
+    @Test(arguments: KernelTable.availableLevels)
+    mutating func bf16ActivationsMatchReference(_ level: CPULevel) {
+        let pool = ComputePool(threadCount: 2, kernels: KernelTable(level: level))
         for (tokens, rows, columns) in [(2, 70, 1024), (4, 37, 96), (13, 33, 40), (30, 64, 96), (5, 8, 64)] {
             let x = (0..<(tokens * columns)).map { _ in random.float() }
             let roundedX = x.map { bf16ToFloat(floatToBF16($0)) }
@@ -81,20 +82,19 @@ import MixtralCKernels
             let expected = Self.reference(activations, values, tokens: tokens, rows: rows, columns: columns)
             for i in y.indices {
                 #expect(abs(Double(y[i]) - expected.values[i]) <= 1e-5 * expected.scale[i] + 1e-30,
-                        "tokens \(tokens) rows \(rows) columns \(columns) index \(i) (AVX512-BF16: \(cpuHasAVX512BF16))")
+                        "\(level) tokens \(tokens) rows \(rows) columns \(columns) index \(i)")
             }
         }
     }
 
-    /// Q8_0/Q4_0/Q4_1 weights with 8-bit activations (`.fast`, AVX512-VNNI) against the
+    /// Q8_0/Q4_0/Q4_1 weights with 8-bit activations (`.fast`) at every level against the
     /// same arithmetic in double: activations quantised per block of 32 as llama.cpp's
     /// quantize_row_q8_0/q8_1 do (q = round(x * 127 / max|x|), d = fp16(max|x| / 127),
     /// s = fp16(d * Σq)), dot products of the integer quants, scaled by both blocks' scales.
     /// Up to 4 tokens take the four-row kernel, more tokens the packed panels (Q4_1: fp32).
-    @Test(arguments: [WeightType.q8_0, .q4_0, .q4_1])
-    mutating func int8ActivationsMatchReference(_ type: WeightType) throws {
-        guard cpuHasAVX512VNNI else { return }  // the portable path is the fp32 one, tested above
-        let pool = ComputePool(threadCount: 2)
+    @Test(arguments: [WeightType.q8_0, .q4_0, .q4_1], KernelTable.availableLevels)
+    mutating func int8ActivationsMatchReference(_ type: WeightType, _ level: CPULevel) throws {
+        let pool = ComputePool(threadCount: 2, kernels: KernelTable(level: level))
         for (tokens, rows, columns) in [(1, 37, 96), (1, 64, 1024), (2, 9, 64), (3, 40, 64), (9, 16, 256), (17, 33, 96)] {
             let values = (0..<(rows * columns)).map { _ in random.float() }
             let rowBytes = type.byteCount(elements: columns)!
@@ -148,26 +148,32 @@ import MixtralCKernels
                         }
                     }
                     #expect(abs(Double(y[t * rows + r]) - exact) <= 1e-5 * magnitude + 1e-30,
-                            "\(type) tokens \(tokens) rows \(rows) columns \(columns) t \(t) r \(r)")
+                            "\(level) \(type) tokens \(tokens) rows \(rows) columns \(columns) t \(t) r \(r)")
                 }
             }
         }
     }
 
-    @Test func vectorExpMatchesLibm() {
-        // Softmax calls it with x - max <= 0; the positive range is checked up to 80.
+    /// silu(x) * up with the kernels' vector exp against libm's expf, at every level.
+    @Test(arguments: KernelTable.availableLevels)
+    func siluMatchesLibm(_ level: CPULevel) {
+        let kernels = KernelTable(level: level)
         var values = (-200...160).map { Float($0) * 0.5 }
-        values += [-.infinity, -87.3, 0, 1e-8, -1e-8, 0.3, 9, 77.7, 79.9, -0.7, -5.5]
-        #expect(exp16(SIMD16(repeating: 100))[0] == .infinity)
-        for start in stride(from: 0, to: values.count - 15, by: 16) {
-            let v = SIMD16<Float>((0..<16).map { values[start + $0] })
-            let e = exp16(v)
-            for lane in 0..<16 {
-                // Documented: results that would be subnormal (x < -87.336) are flushed to 0.
-                let expected = v[lane] < -87.336 ? 0 : expf(v[lane])
-                #expect(abs(e[lane] - expected) <= 2 * expected.ulp, "exp(\(v[lane]))")
-            }
+        values += [-.infinity, .infinity, -87.3, 0, 1e-8, -1e-8, 0.3, 9, 77.7, 79.9, -0.7, -5.5, -100, 100]
+        while values.count % 16 != 0 { values.append(1) }
+        var gate = values
+        let up = [Float](repeating: 1, count: values.count)
+        siluMultiply(&gate, up, count: gate.count, kernels: kernels)
+        for (x, y) in zip(values, gate) {
+            // exp(-x) is 0 below -87.336 and +inf from about 88.4 (its power of two overflows),
+            // so silu(x) is x for x > 87.336 and -0 below about -88.4 (true value ~1e-37).
+            let expected = x / (1 + expf(-x))
+            let close = y == expected || (y.isNaN && expected.isNaN) || abs(y - expected) <= 4 * expected.ulp || (x < -88 && abs(y - expected) < 1e-36)
+            #expect(close, "\(level) silu(\(x)) = \(y), libm \(expected)")
         }
+        var nan: [Float] = Array(repeating: .nan, count: 16)
+        siluMultiply(&nan, up, count: 16, kernels: kernels)
+        #expect(nan.allSatisfy { $0.isNaN })
     }
 
     @Test mutating func batchedJobsEqualSeparateCalls() {
@@ -197,9 +203,10 @@ import MixtralCKernels
 
     /// 1 token (decode), 6 tokens (plain dot products), 40 tokens (transposed key tiles),
     /// with and without a sliding window.
-    @Test(arguments: [(1, nil), (6, nil), (40, nil), (1, 5), (6, 5), (40, 70)] as [(Int, Int?)])
-    mutating func attentionMatchesNaiveSoftmax(_ tokens: Int, _ window: Int?) {
-        let pool = ComputePool(threadCount: 2)
+    @Test(arguments: [(1, nil), (6, nil), (40, nil), (1, 5), (6, 5), (40, 70)] as [(Int, Int?)], KernelTable.availableLevels)
+    mutating func attentionMatchesNaiveSoftmax(_ case: (tokens: Int, window: Int?), _ level: CPULevel) {
+        let (tokens, window) = `case`
+        let pool = ComputePool(threadCount: 2, kernels: KernelTable(level: level))
         let shape = AttentionShape(heads: 4, kvHeads: 2, headDim: 8, slidingWindow: window)
         let positions = 150  // more than one 64-key tile
         let first = positions - tokens
@@ -229,7 +236,7 @@ import MixtralCKernels
                 for d in 0..<8 {
                     var expected = 0.0
                     for (i, j) in (lowest...position).enumerated() { expected += weights[i] / total * Double(v[j * 16 + kv * 8 + d]) }
-                    #expect(abs(Double(out[t * 32 + h * 8 + d]) - expected) <= 1e-5, "t \(t) h \(h) d \(d)")
+                    #expect(abs(Double(out[t * 32 + h * 8 + d]) - expected) <= 1e-5, "\(level) t \(t) h \(h) d \(d)")
                 }
             }
         }
@@ -240,9 +247,10 @@ import MixtralCKernels
     /// llama.cpp's bit for bit is checked end to end: GGUFSmolLM2Tests and
     /// scripts/quality/compare_greedy_llamacpp.py.) Head dims 64 (ggml's 64-wide steps) and
     /// 80 (leftovers summed in double); 150 keys cross several 16-key blocks.
-    @Test(arguments: [(1, 64, nil), (6, 64, nil), (6, 80, 5), (17, 64, 70)] as [(Int, Int, Int?)])
-    mutating func llamaCppAttentionMatchesNaiveSoftmax(_ tokens: Int, _ d: Int, _ window: Int?) {
-        let pool = ComputePool(threadCount: 2)
+    @Test(arguments: [(1, 64, nil), (6, 64, nil), (6, 80, 5), (17, 64, 70)] as [(Int, Int, Int?)], KernelTable.availableLevels)
+    mutating func llamaCppAttentionMatchesNaiveSoftmax(_ case: (tokens: Int, d: Int, window: Int?), _ level: CPULevel) {
+        let (tokens, d, window) = `case`
+        let pool = ComputePool(threadCount: 2, kernels: KernelTable(level: level))
         let shape = AttentionShape(heads: 4, kvHeads: 2, headDim: d, slidingWindow: window)
         let positions = 150
         let first = positions - tokens
@@ -274,41 +282,43 @@ import MixtralCKernels
                 for i in 0..<d {
                     var expected = 0.0
                     for (n, j) in (lowest...position).enumerated() { expected += weights[n] / total * Double(v[(j * 2 + kv) * d + i]) }
-                    #expect(abs(Double(out[(t * 4 + h) * d + i]) - expected) <= 1e-2, "t \(t) h \(h) i \(i)")
+                    #expect(abs(Double(out[(t * 4 + h) * d + i]) - expected) <= 1e-2, "\(level) t \(t) h \(h) i \(i)")
                 }
             }
         }
     }
 
     /// The other llama.cpp steps against transformers' arithmetic: equal up to rounding.
-    @Test mutating func llamaCppStepsMatchReference() {
+    @Test(arguments: KernelTable.availableLevels)
+    mutating func llamaCppStepsMatchReference(_ level: CPULevel) {
+        let kernels = KernelTable(level: level)
         let n = 96
         let x = (0..<n).map { _ in random.float() * 3 }, w = (0..<n).map { _ in random.float() }
         var a = [Float](repeating: 0, count: n), b = a
-        rmsNorm(x, w, eps: 1e-5, count: n, &a)
-        LlamaCppKernels.rmsNorm(x, w, eps: 1e-5, count: n, &b)
+        rmsNorm(x, w, eps: 1e-5, count: n, &a, kernels: kernels)
+        LlamaCppKernels.rmsNorm(x, w, eps: 1e-5, count: n, &b, kernels: kernels)
         for i in 0..<n { #expect(abs(a[i] - b[i]) <= 1e-6 * max(1, abs(a[i]))) }
 
         var gate = x, gate2 = x
-        siluMultiply(&gate, w, count: n)
-        LlamaCppKernels.swiGLU(&gate2, w, count: n)
+        siluMultiply(&gate, w, count: n, kernels: kernels)
+        LlamaCppKernels.swiGLU(&gate2, w, count: n, kernels: kernels)
         for i in 0..<n { #expect(abs(gate[i] - gate2[i]) <= 1e-6 * max(1, abs(gate[i]))) }
 
         var p = Array(x[0..<8]), p2 = p
         softmax(&p, count: 8)
-        LlamaCppKernels.softmax(&p2, count: 8)
+        LlamaCppKernels.softmax(&p2, count: 8, kernels: kernels)
         for i in 0..<8 { #expect(abs(p[i] - p2[i]) <= 1e-6) }
 
         let dot = zip(x, w).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
-        #expect(abs(Double(LlamaCppKernels.dot(x, w, count: n, tinyBLAS: false)) - dot) <= 1e-5)
-        #expect(abs(Double(LlamaCppKernels.dot(x, w, count: n, tinyBLAS: true)) - dot) <= 1e-5)
+        #expect(abs(Double(LlamaCppKernels.dot(x, w, count: n, tinyBLAS: false, kernels: kernels)) - dot) <= 1e-5)
+        #expect(abs(Double(LlamaCppKernels.dot(x, w, count: n, tinyBLAS: true, kernels: kernels)) - dot) <= 1e-5)
 
         // RoPE at position 7, base 10000, head dim 16: the recurrence's angles and the
         // rotation against the closed form.
         var cosTable = [Float](repeating: 0, count: 8), sinTable = cosTable
         LlamaCppKernels.ropeTable(position: 7, base: 10000, headDim: 16, cos: &cosTable, sin: &sinTable)
         var rotated = Array(x[0..<32]), reference = rotated
-        LlamaCppKernels.rotary(&rotated, heads: 2, headDim: 16, cos: cosTable, sin: sinTable)
+        LlamaCppKernels.rotary(&rotated, heads: 2, headDim: 16, cos: cosTable, sin: sinTable, kernels: kernels)
         var exactCos = [Float](repeating: 0, count: 8), exactSin = exactCos
         for i in 0..<8 {
             let angle = 7 * pow(10000, -Double(2 * i) / 16)
@@ -321,11 +331,12 @@ import MixtralCKernels
         #expect(LlamaCppKernels.roundToHalf(1 + 0x1p-11) == 1 && LlamaCppKernels.roundToHalf(1 + 0x1p-10) == 1 + 0x1p-10)
     }
 
-    @Test mutating func rmsNormMatchesReference() {
+    @Test(arguments: KernelTable.availableLevels)
+    mutating func rmsNormMatchesReference(_ level: CPULevel) {
         let x = (0..<100).map { _ in random.float() * 3 }
         let w = (0..<100).map { _ in random.float() }
         var y = [Float](repeating: 0, count: 100)
-        rmsNorm(x, w, eps: 1e-5, count: 100, &y)
+        rmsNorm(x, w, eps: 1e-5, count: 100, &y, kernels: KernelTable(level: level))
         let meanSquare = x.reduce(0.0) { $0 + Double($1) * Double($1) } / 100
         for i in 0..<100 {
             let expected = Double(x[i]) / (meanSquare + 1e-5).squareRoot() * Double(w[i])
@@ -356,13 +367,15 @@ import MixtralCKernels
         }
     }
 
-    @Test func memoryReadFoldsEveryWord() {
+    @Test(arguments: KernelTable.availableLevels)
+    func memoryReadFoldsEveryWord(_ level: CPULevel) {
         // Both reading modes add every 64-bit word (the probe must not skip any of them).
-        let words = (0..<4096).map { UInt64($0) &* 0x9E37_79B9_7F4A_7C15 }
+        let words = (0..<4104).map { UInt64($0) &* 0x9E37_79B9_7F4A_7C15 }
         let expected = words.reduce(0, &+)
+        let read = KernelTable(level: level).functions.read_memory
         words.withUnsafeBytes { bytes in
             for prefetch: Int32 in [0, 1] {
-                #expect(mx_read_memory(bytes.baseAddress, bytes.count, prefetch) == expected)
+                #expect(read(bytes.baseAddress!, bytes.count, prefetch) == expected, "\(level) prefetch \(prefetch)")
             }
         }
     }
@@ -385,6 +398,13 @@ import MixtralCKernels
         #expect(floatToBF16(Float(bitPattern: 0x3F81_8000)) == 0x3F82)  // tie -> even
         #expect(floatToBF16(Float(bitPattern: 0x3F80_8001)) == 0x3F81)
         #expect(f16ToFloat(0x3C00) == 1 && f16ToFloat(0x0001) == 0x1p-24 && halfToFloatPortable(0x0001) == 0x1p-24)
+        // The kernels' fp16 rounding (integer arithmetic, every CPU) against Float16's.
+        var random = SeededRandom(seed: 5)
+        var values: [Float] = [0, -0, 1, 65504, 65519.99, 65520, -65520, 0x1p-24, 0x1p-25, 0x1.8p-25, 0x1p-14, 0x1.ff8p-15,
+                               6e-8, -6e-8, 1e-10, .infinity, -.infinity, 1 + 0x1p-11, 1 + 0x3p-11]
+        for scale: Float in [1e-7, 1e-5, 1e-3, 1, 1e3, 6e4] { values += (0..<500).map { _ in random.float() * scale } }
+        for x in values { #expect(LlamaCppKernels.roundToHalf(x).bitPattern == Float(Float16(x)).bitPattern, "\(x)") }
+        #expect(LlamaCppKernels.roundToHalf(.nan).isNaN)
     }
 }
 

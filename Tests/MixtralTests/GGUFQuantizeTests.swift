@@ -1,7 +1,8 @@
 import Foundation
 import Testing
 @testable import Mixtral
-import MixtralKernels
+@testable import MixtralKernels
+import MixtralCKernels
 
 @Suite("Quantisation and quantised matrix-vector products")
 struct GGUFQuantizeTests {
@@ -104,8 +105,10 @@ struct GGUFQuantizeTests {
     }
 
     /// matvec (straight from the blocks) against dequantize-then-dot in Double, on every
-    /// tensor of the llama-quantize fixture.
-    @Test func matvecAgreesWithDequantizeThenDot() throws {
+    /// tensor of the llama-quantize fixture, at every CPU level.
+    @Test(arguments: KernelTable.availableLevels)
+    func matvecAgreesWithDequantizeThenDot(_ level: CPULevel) throws {
+        let kernels = KernelTable(level: level)
         let file = try GGUFFixtures.open("tiny-mixtral-mixed.gguf")
         let expected = try GGUFFixtures.open("tiny-mixtral-mixed.expected.gguf")
         var generator = SplitMix64(seed: 7)
@@ -116,14 +119,14 @@ struct GGUFQuantizeTests {
             let x = (0..<w.columns).map { _ in Float(Int64(generator.next() % 2001) - 1000) / 1000 }
             var y = [Float](repeating: .nan, count: w.rows)
             x.withUnsafeBufferPointer { xp in
-                y.withUnsafeMutableBufferPointer { yp in matvec(w, xp.baseAddress!, yp.baseAddress!) }
+                y.withUnsafeMutableBufferPointer { yp in matvec(w, xp.baseAddress!, yp.baseAddress!, kernels: kernels) }
             }
             var ySplit = [Float](repeating: .nan, count: w.rows)
             x.withUnsafeBufferPointer { xp in
                 ySplit.withUnsafeMutableBufferPointer { yp in
                     let half = w.rows / 2
-                    matvec(w, xp.baseAddress!, yp.baseAddress!, rows: half..<w.rows)
-                    matvec(w, xp.baseAddress!, yp.baseAddress!, rows: 0..<half)
+                    matvec(w, xp.baseAddress!, yp.baseAddress!, rows: half..<w.rows, kernels: kernels)
+                    matvec(w, xp.baseAddress!, yp.baseAddress!, rows: 0..<half, kernels: kernels)
                 }
             }
             #expect(ySplit == y, "\(name): row ranges")
@@ -136,7 +139,7 @@ struct GGUFQuantizeTests {
                 }
                 let error = abs(Double(y[r]) - exact)
                 if !(error <= 1e-5 * magnitude + 1e-30) {
-                    Issue.record("\(name) (\(w.type)) row \(r): \(y[r]) vs \(exact) (sum |w x| = \(magnitude))")
+                    Issue.record("\(level) \(name) (\(w.type)) row \(r): \(y[r]) vs \(exact) (sum |w x| = \(magnitude))")
                     break
                 }
             }
@@ -145,10 +148,13 @@ struct GGUFQuantizeTests {
         #expect(checkedTypes.isSuperset(of: [.q8_0, .q4_0, .q4_1]))
     }
 
-    /// The 8-bit-activation path: the activations are exactly quantizeRow's Q8_0 blocks,
-    /// and each row equals Σ dequantised weight x dequantised activation (in Double) up to
-    /// fp32 rounding.
-    @Test func q8ActivationMatvecIsExactOnQuantisedActivations() throws {
+    /// The 8-bit-activation kernels at every CPU level: the activations are exactly
+    /// quantizeRow's Q8_0 blocks, and each row equals Σ dequantised weight x dequantised
+    /// activation (in Double) up to fp32 rounding (Q4_1 with llama.cpp's s = fp16(d Σq) in
+    /// place of d Σq).
+    @Test(arguments: KernelTable.availableLevels)
+    func q8ActivationMatvecIsExactOnQuantisedActivations(_ level: CPULevel) throws {
+        let kernels = KernelTable(level: level).functions
         let file = try GGUFFixtures.open("tiny-mixtral-mixed.gguf")
         let expected = try GGUFFixtures.open("tiny-mixtral-mixed.expected.gguf")
         var generator = SplitMix64(seed: 11)
@@ -158,22 +164,29 @@ struct GGUFQuantizeTests {
             guard [.q8_0, .q4_0, .q4_1].contains(w.type) else { continue }
             let weights = try expected.floats(name)
             let x = (0..<w.columns).map { _ in Float(Int64(generator.next() % 2001) - 1000) / 700 }
-            var activations = Q8Activations()
-            x.withUnsafeBufferPointer { activations.quantize($0.baseAddress!, count: w.columns) }
+            let blocks = w.columns / 32
+            var q = [Int8](repeating: 0, count: w.columns), d = [Float](repeating: 0, count: blocks), s = d
+            kernels.q8_quantize(x, Int32(w.columns), &q, &d, &s)
 
             // Activations = quantizeRow(.q8_0), dequantised exactly.
-            var blocks = [UInt8](repeating: 0, count: w.columns / 32 * 34)
+            var reference = [UInt8](repeating: 0, count: blocks * 34)
             try x.withUnsafeBufferPointer { xp in
-                try blocks.withUnsafeMutableBytes { try quantizeRow(.q8_0, xp.baseAddress!, $0.baseAddress!, count: w.columns) }
+                try reference.withUnsafeMutableBytes { try quantizeRow(.q8_0, xp.baseAddress!, $0.baseAddress!, count: w.columns) }
             }
-            #expect(activations.blocks == blocks)
             var xq = [Float](repeating: 0, count: w.columns)
-            blocks.withUnsafeBytes { raw in
+            reference.withUnsafeBytes { raw in
                 xq.withUnsafeMutableBufferPointer { dequantizeRow(.q8_0, raw.baseAddress!, $0.baseAddress!, count: w.columns) }
+            }
+            for b in 0..<blocks {
+                #expect(UInt8(truncatingIfNeeded: Float16(d[b]).bitPattern) == reference[34 * b], "\(level) \(name) block \(b) scale")
+                #expect(q[(32 * b)..<(32 * b + 32)].map { UInt8(bitPattern: $0) } == Array(reference[(34 * b + 2)..<(34 * b + 34)]))
             }
 
             var y = [Float](repeating: .nan, count: w.rows)
-            y.withUnsafeMutableBufferPointer { matvec(w, activations, $0.baseAddress!, rows: 0..<w.rows) }
+            y.withUnsafeMutableBufferPointer {
+                kernels.q8_matmul(w.base, w.rowBytes, int8Type(w.type), Int32(w.rows), Int32(w.columns), q, d, s, 1,
+                                  $0.baseAddress!, w.rows)
+            }
             for r in 0..<w.rows {
                 var exact = 0.0, magnitude = 0.0
                 for c in 0..<w.columns {
@@ -181,22 +194,21 @@ struct GGUFQuantizeTests {
                     exact += p
                     magnitude += abs(p)
                 }
+                if w.type == .q4_1 {
+                    for b in 0..<blocks {
+                        let sum = q[(32 * b)..<(32 * b + 32)].reduce(0) { $0 + Int($1) }
+                        let m = w.row(r).load(fromByteOffset: 20 * b + 2, as: Float16.self)
+                        exact += Double(Float(m)) * (Double(s[b]) - Double(d[b]) * Double(sum))
+                    }
+                }
                 if !(abs(Double(y[r]) - exact) <= 1e-5 * magnitude + 1e-30) {
-                    Issue.record("\(name) (\(w.type)) row \(r): \(y[r]) vs \(exact)")
+                    Issue.record("\(level) \(name) (\(w.type)) row \(r): \(y[r]) vs \(exact)")
                     break
                 }
             }
             checked.insert(w.type)
         }
         #expect(checked == [.q8_0, .q4_0, .q4_1])
-        // A length that does not match gives NaN rather than reading out of bounds.
-        var short = Q8Activations()
-        let x = [Float](repeating: 1, count: 32)
-        x.withUnsafeBufferPointer { short.quantize($0.baseAddress!, count: 32) }
-        let w = try file.matrix("blk.0.attn_q.weight")
-        var y = [Float](repeating: 0, count: w.rows)
-        y.withUnsafeMutableBufferPointer { matvec(w, short, $0.baseAddress!, rows: 0..<w.rows) }
-        #expect(y.allSatisfy { $0.isNaN })
     }
 
     /// Q4_K, Q5_K and Q6_K as llama-quantize writes them (no importance matrix): the K-quant
@@ -230,12 +242,13 @@ struct GGUFQuantizeTests {
     /// K-quant rows with Q8_K activations: equal to Σ dequantised weight x dequantised
     /// activation (d x q, in Double) up to fp32 rounding, for every Q4_K, Q5_K and Q6_K tensor
     /// of the llama-quantize fixture.
-    @Test func q8KActivationMatvecIsExactOnQuantisedActivations() throws {
+    @Test(arguments: KernelTable.availableLevels)
+    func q8KActivationMatvecIsExactOnQuantisedActivations(_ level: CPULevel) throws {
         let file = try GGUFFixtures.open("tiny-mixtral-mixed.gguf")
         let expected = try GGUFFixtures.open("tiny-mixtral-mixed.expected.gguf")
         var generator = SplitMix64(seed: 13)
         var checked = Set<WeightType>()
-        let pool = ComputePool(threadCount: 2)
+        let pool = ComputePool(threadCount: 2, kernels: KernelTable(level: level))
         for name in file.tensorNames {
             let w = try file.matrix(name)
             guard [.q4_K, .q5_K, .q6_K].contains(w.type) else { continue }
@@ -250,11 +263,11 @@ struct GGUFQuantizeTests {
                 #expect(activations.sums16[g] == activations.quants[16 * g ..< 16 * (g + 1)].reduce(0) { $0 + Int32($1) })
             }
             var y = [Float](repeating: .nan, count: w.rows)
-            y.withUnsafeMutableBufferPointer { matvec(w, activations, $0.baseAddress!, rows: 0..<w.rows) }
-            // The decode path of `.fast` (the VNNI kernel where the CPU has it) quantises x the same way.
+            y.withUnsafeMutableBufferPointer { matvec(w, activations, $0.baseAddress!, rows: 0..<w.rows, kernels: pool.kernels) }
+            // The decode path of `.fast` quantises x the same way.
             var fast = [Float](repeating: .nan, count: w.rows)
             fast.withUnsafeMutableBufferPointer { linear(x, tokens: 1, w, $0.baseAddress!, precision: .fast, pool: pool) }
-            for (kernel, values) in [("Swift", y), ("fast", fast)] {
+            for (kernel, values) in [("matvec", y), ("fast", fast)] {
                 for r in 0..<w.rows {
                     var exact = 0.0, magnitude = 0.0
                     for c in 0..<w.columns {
@@ -263,7 +276,7 @@ struct GGUFQuantizeTests {
                         magnitude += abs(p)
                     }
                     if !(abs(Double(values[r]) - exact) <= 1e-5 * magnitude + 1e-30) {
-                        Issue.record("\(kernel): \(name) (\(w.type)) row \(r): \(values[r]) vs \(exact)")
+                        Issue.record("\(level) \(kernel): \(name) (\(w.type)) row \(r): \(values[r]) vs \(exact)")
                         break
                     }
                 }

@@ -22,10 +22,12 @@ struct GGUFSmolLM2Tests {
                                504, 6714, 282, 260, 2817, 5118, 288, 260, 2817]),
     ]
 
-    @Test func greedyTokensMatchTransformers() throws {
+    @Test(arguments: KernelTable.availableLevels)
+    func greedyTokensMatchTransformers(_ level: CPULevel) throws {
         let store = try GGUFWeightStore(path: ProcessInfo.processInfo.environment["GGUF_SMOLLM2"] ?? "")
         #expect(store.config.tieWordEmbeddings && store.config.numHeads == 9 && store.config.numKeyValueHeads == 3)
-        let model = try LanguageModel(config: store.config, store: store, pool: ComputePool(threadCount: 2))
+        let model = try LanguageModel(config: store.config, store: store,
+                                      pool: ComputePool(threadCount: 2, kernels: KernelTable(level: level)))
         for (prompt, expected) in Self.cases {
             let cache = model.makeCache()
             var logits = try model.forward(prompt, cache: cache)
@@ -35,7 +37,7 @@ struct GGUFSmolLM2Tests {
                 greedy.append(next)
                 logits = try model.forward([next], cache: cache)
             }
-            #expect(greedy == expected, "prompt \(prompt)")
+            #expect(greedy == expected, "\(level): prompt \(prompt)")
         }
     }
 
@@ -50,10 +52,14 @@ struct GGUFSmolLM2Tests {
         [216, 33, 32, 32, 4742, 51, 28, 527, 314, 253, 3468, 20590, 30, 198, 198, 504, 6714, 282, 260, 2817, 1439, 11606, 411, 260],
     ]
 
-    /// `.fast` is llama.cpp's arithmetic: its greedy tokens, not transformers'.
-    @Test func fastPrecisionGivesLlamaCppGreedyTokens() throws {
+    /// `.fast` is llama.cpp's arithmetic: its greedy tokens, not transformers'. Every level
+    /// computes the same bits here (the 8-bit products and the steps between them fuse
+    /// multiply-adds on every CPU).
+    @Test(arguments: KernelTable.availableLevels)
+    func fastPrecisionGivesLlamaCppGreedyTokens(_ level: CPULevel) throws {
         let store = try GGUFWeightStore(path: ProcessInfo.processInfo.environment["GGUF_SMOLLM2"] ?? "")
-        let model = try LanguageModel(config: store.config, store: store, pool: ComputePool(threadCount: 2))
+        let model = try LanguageModel(config: store.config, store: store,
+                                      pool: ComputePool(threadCount: 2, kernels: KernelTable(level: level)))
         model.precision = .fast
         for ((prompt, _), expected) in zip(Self.cases, Self.llamaCppGreedy) {
             let cache = model.makeCache()
@@ -64,7 +70,7 @@ struct GGUFSmolLM2Tests {
                 greedy.append(next)
                 logits = try model.forward([next], cache: cache)
             }
-            #expect(greedy == expected, "prompt \(prompt)")
+            #expect(greedy == expected, "\(level): prompt \(prompt)")
         }
     }
 }

@@ -1,12 +1,13 @@
 import Testing
 @testable import Mixtral
+import MixtralKernels
 
 /// The forward pass and greedy generation against transformers' own outputs on the same
 /// checkpoints (scripts/parity/make_fixtures.py).
 @Suite struct ParityTests {
-    @Test(arguments: Fixtures.parityNames)
-    func logitsMatchTransformers(_ name: String) throws {
-        let model = try LanguageModel(folder: Fixtures.parity(name), threads: 2)
+    @Test(arguments: Fixtures.parityNames, KernelTable.availableLevels)
+    func logitsMatchTransformers(_ name: String, _ level: CPULevel) throws {
+        let model = try LanguageModel(folder: Fixtures.parity(name), threads: 2, kernels: KernelTable(level: level))
         let reference = try Fixtures.reference(name)
         let expected = try NPY.read(path: Fixtures.parity(name) + "/logits.npy")
         let logits = try model.forward(reference.prompt_ids, cache: model.makeCache(), allLogits: true)
@@ -15,20 +16,20 @@ import Testing
         let scale = expected.values.map(abs).max() ?? 0
         let worst = zip(logits, expected.values).map { abs($0 - $1) }.max() ?? .infinity
         // The bound: max |logit - transformers| <= 1e-4 x max |logit|.
-        #expect(worst <= 1e-4 * scale, "max difference \(worst), max |logit| \(scale)")
+        #expect(worst <= 1e-4 * scale, "\(level): max difference \(worst), max |logit| \(scale)")
     }
 
-    @Test(arguments: Fixtures.parityNames)
-    func greedyMatchesTransformers(_ name: String) throws {
-        let model = try LanguageModel(folder: Fixtures.parity(name), threads: 2)
+    @Test(arguments: Fixtures.parityNames, KernelTable.availableLevels)
+    func greedyMatchesTransformers(_ name: String, _ level: CPULevel) throws {
+        let model = try LanguageModel(folder: Fixtures.parity(name), threads: 2, kernels: KernelTable(level: level))
         let reference = try Fixtures.reference(name)
         var options = try GenerationOptions.defaults(folder: Fixtures.parity(name), config: model.config)
         options.maxNewTokens = 64
         let withEOS = try model.generate(prompt: reference.prompt_ids, options: options)
-        #expect(withEOS.generatedIDs == reference.greedy_eos_ids)
+        #expect(withEOS.generatedIDs == reference.greedy_eos_ids, "\(level)")
         options.eosTokenIDs = []
         let withoutEOS = try model.generate(prompt: reference.prompt_ids, options: options)
-        #expect(withoutEOS.generatedIDs == reference.greedy_ids)
+        #expect(withoutEOS.generatedIDs == reference.greedy_ids, "\(level)")
     }
 
     /// A prompt longer than the prefill chunk runs in chunks; the logits are those of

@@ -58,12 +58,13 @@ public final class LanguageModel: @unchecked Sendable {
         return ![.f32, .f16, .bf16].contains(q)
     }
 
-    /// Loads a Hugging Face model folder (config.json + safetensors).
-    public convenience init(folder: String, threads: Int? = nil) throws(CheckpointError) {
+    /// Loads a Hugging Face model folder (config.json + safetensors). The kernels are this
+    /// CPU's (`KernelTable.default`) unless given.
+    public convenience init(folder: String, threads: Int? = nil, kernels: KernelTable = .default) throws(CheckpointError) {
         let config = try ModelConfig.load(path: folder + "/config.json")
         let store = try SafeTensorsCheckpoint(folder: folder)
         try self.init(config: config, store: store,
-                      pool: ComputePool(threadCount: threads ?? ComputePool.defaultThreadCount()))
+                      pool: ComputePool(threadCount: threads ?? ComputePool.defaultThreadCount(), kernels: kernels))
     }
 
     /// inv_freq[i] = 1 / theta^(2i/d), in fp32 as transformers' default RoPE, with the

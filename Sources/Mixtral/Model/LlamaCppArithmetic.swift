@@ -14,9 +14,9 @@ extension LanguageModel {
     /// RMSNorm of one row (x * rsqrt(mean(x^2) + eps) * weight).
     func normalizeRow(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
         if followsLlamaCpp {
-            LlamaCppKernels.rmsNorm(x, weight, eps: config.rmsNormEps, count: config.hiddenSize, y)
+            LlamaCppKernels.rmsNorm(x, weight, eps: config.rmsNormEps, count: config.hiddenSize, y, kernels: pool.kernels)
         } else {
-            rmsNorm(x, weight, eps: config.rmsNormEps, count: config.hiddenSize, y)
+            rmsNorm(x, weight, eps: config.rmsNormEps, count: config.hiddenSize, y, kernels: pool.kernels)
         }
     }
 
@@ -51,7 +51,7 @@ extension LanguageModel {
     /// RoPE on `heads` heads of one row with one position's tables.
     func rotate(_ x: UnsafeMutablePointer<Float>, heads: Int, cos: UnsafePointer<Float>, sin: UnsafePointer<Float>) {
         if ropeFollowsLlamaCpp {
-            LlamaCppKernels.rotary(x, heads: heads, headDim: config.headDim, cos: cos, sin: sin)
+            LlamaCppKernels.rotary(x, heads: heads, headDim: config.headDim, cos: cos, sin: sin, kernels: pool.kernels)
         } else {
             applyRotary(x, heads: heads, headDim: config.headDim, cos: cos, sin: sin)
         }
@@ -98,9 +98,9 @@ extension LanguageModel {
     /// silu(gate) * up into gate.
     func swiGLU(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int) {
         if followsLlamaCpp {
-            LlamaCppKernels.swiGLU(gate, up, count: count)
+            LlamaCppKernels.swiGLU(gate, up, count: count, kernels: pool.kernels)
         } else {
-            siluMultiply(gate, up, count: count)
+            siluMultiply(gate, up, count: count, kernels: pool.kernels)
         }
     }
 
@@ -116,7 +116,7 @@ extension LanguageModel {
             for expert in 0..<router.rows {
                 out[token * router.rows + expert] = LlamaCppKernels.dot(
                     router.row(expert).assumingMemoryBound(to: Float.self), input + token * k, count: k,
-                    tinyBLAS: t >= 2 && k % 16 == 0)
+                    tinyBLAS: t >= 2 && k % 16 == 0, kernels: pool.kernels)
             }
         }
     }
@@ -124,7 +124,7 @@ extension LanguageModel {
     /// Softmax of one token's router logits, in place.
     func routerSoftmax(_ x: UnsafeMutablePointer<Float>, count: Int) {
         if followsLlamaCpp {
-            LlamaCppKernels.softmax(x, count: count)
+            LlamaCppKernels.softmax(x, count: count, kernels: pool.kernels)
         } else {
             softmax(x, count: count)
         }

@@ -1,0 +1,405 @@
+#include "KernelVariants.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+// 8-bit products with AVX2 (no VNNI): vpmaddubsw multiplies unsigned by signed bytes into
+// 16-bit pair sums, vpmaddwd adds pairs of those into 32-bit lanes. Every integer lane
+// holds the same products as in the AVX-512 kernels (Int8MatVec.c, Int8Gemm.c) and the
+// float steps are the same, so both levels give the same bits (Q4_0 decode aside, which
+// AVX-512 runs on its own VBMI kernel).
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#pragma clang fp contract(off)  // every fused multiply-add is written out
+
+#define AVX2 __attribute__((target("avx,avx2,fma,f16c"), always_inline)) static inline
+#define AVX2_FUNCTION __attribute__((target("avx,avx2,fma,f16c")))
+
+AVX2 float half_at(const uint8_t *p) {
+    uint16_t bits;
+    memcpy(&bits, p, 2);
+    return _cvtsh_ss(bits);
+}
+
+// hsum_float_8 of llama.cpp's x86 quants.c: the same additions in the same order.
+AVX2 float sum8(__m256 x) {
+    __m128 sum = _mm_add_ps(_mm256_extractf128_ps(x, 1), _mm256_castps256_ps128(x));
+    sum = _mm_add_ps(sum, _mm_movehl_ps(sum, sum));
+    sum = _mm_add_ss(sum, _mm_movehdup_ps(sum));
+    return _mm_cvtss_f32(sum);
+}
+
+AVX2 int hsum_i32(__m256i x) {
+    __m128i sum = _mm_add_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1));
+    sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, 0x4E));
+    sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, 0xB1));
+    return _mm_cvtsi128_si32(sum);
+}
+
+/// Lanes of four consecutive products of unsigned w and signed x.
+AVX2 __m256i dot_unsigned(__m256i w, __m256i x) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1));
+}
+
+/// The same for signed w: |w| times x with w's sign moved onto x (llama.cpp's
+/// mul_sum_i8_pairs; |w| * |x| pair sums stay within 16 bits as |x| <= 127).
+AVX2 __m256i dot_signed(__m256i w, __m256i x) {
+    return dot_unsigned(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+}
+
+/// The 32 nibbles of a 4-bit block: weights 0..15 (low nibbles) then 16..31 (high).
+AVX2 __m256i nibbles32(const uint8_t *qs) {
+    const __m128i bytes = _mm_loadu_si128((const __m128i *)qs), mask = _mm_set1_epi8(0x0F);
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(bytes, mask)),
+                                   _mm_and_si128(_mm_srli_epi16(bytes, 4), mask), 1);
+}
+
+// MARK: - Few tokens: four rows at a time, llama.cpp's vec_dot order
+
+enum { ROWS = 4, PREFETCH_BYTES = 8192 };
+
+AVX2 void dot4(int type, const uint8_t *w, size_t row_bytes, int k, const int8_t *q, const float *d, const float *s,
+               float *y) {
+    const int blocks = k / 32;
+    const int block_bytes = type == MX_INT8_Q8_0 ? 34 : type == MX_INT8_Q4_0 ? 18 : 20;
+    __m256 acc[ROWS];
+    float minimum_terms[ROWS];
+    for (int r = 0; r < ROWS; r++) { acc[r] = _mm256_setzero_ps(); minimum_terms[r] = 0; }
+    for (int b = 0; b < blocks; b++) {
+        const __m256i x = _mm256_loadu_si256((const __m256i *)(q + 32 * b));
+        // Q4_0: Σ (n - 8) q = Σ n q - Σ 8 q per lane; the second term depends on x only.
+        const __m256i minus_eight_q = type == MX_INT8_Q4_0
+            ? _mm256_sub_epi32(_mm256_setzero_si256(), dot_unsigned(_mm256_set1_epi8(8), x)) : _mm256_setzero_si256();
+#pragma GCC unroll 4
+        for (int r = 0; r < ROWS; r++) {
+            const uint8_t *block = w + (size_t)r * row_bytes + (size_t)b * block_bytes;
+            _mm_prefetch((const char *)block + PREFETCH_BYTES, _MM_HINT_T0);
+            __m256i lanes;
+            if (type == MX_INT8_Q8_0) {
+                lanes = dot_signed(_mm256_loadu_si256((const __m256i *)(block + 2)), x);
+            } else if (type == MX_INT8_Q4_0) {
+                lanes = _mm256_add_epi32(minus_eight_q, dot_unsigned(nibbles32(block + 2), x));
+            } else {
+                lanes = dot_unsigned(nibbles32(block + 4), x);
+                minimum_terms[r] = fmaf(half_at(block + 2), s[b], minimum_terms[r]);
+            }
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(half_at(block) * d[b]), _mm256_cvtepi32_ps(lanes), acc[r]);
+        }
+    }
+    for (int r = 0; r < ROWS; r++) y[r] = sum8(acc[r]) + minimum_terms[r];
+}
+
+AVX2 void matmul(int type, const uint8_t *w, size_t row_bytes, int rows, int k, const int8_t *q, const float *d,
+                 const float *s, int tokens, float *y, size_t y_row_stride) {
+    const int blocks = k / 32;
+    float out[ROWS];
+    for (int r = 0; r < rows; r += ROWS) {
+        // The last rows, when fewer than four: all four dot products read row r (stride 0).
+        const int full = r + ROWS <= rows;
+        for (int t = 0; t < tokens; t++) {
+            dot4(type, w + (size_t)r * row_bytes, full ? row_bytes : 0, k, q + (size_t)t * k, d + (size_t)t * blocks,
+                 s + (size_t)t * blocks, out);
+            if (full) memcpy(y + (size_t)t * y_row_stride + r, out, sizeof out);
+            else y[(size_t)t * y_row_stride + r] = out[0];
+        }
+        if (!full) r -= ROWS - 1;  // one row at a time from here
+    }
+}
+
+AVX2_FUNCTION void mx_q8_matmul_avx2_intrinsics(const void *w, size_t row_bytes, int type, int rows, int k,
+                                                const int8_t *q, const float *d, const float *s, int tokens, float *y,
+                                                size_t y_row_stride) {
+    const uint8_t *weights = (const uint8_t *)w;
+    switch (type) {
+    case MX_INT8_Q8_0: matmul(MX_INT8_Q8_0, weights, row_bytes, rows, k, q, d, s, tokens, y, y_row_stride); break;
+    case MX_INT8_Q4_0: matmul(MX_INT8_Q4_0, weights, row_bytes, rows, k, q, d, s, tokens, y, y_row_stride); break;
+    default: matmul(MX_INT8_Q4_1, weights, row_bytes, rows, k, q, d, s, tokens, y, y_row_stride); break;
+    }
+}
+
+// MARK: - K-quants with Q8_K activations
+
+// The 16 lanes of the AVX-512 kernels as two halves: lanes 0-7 and 8-15. A 64-weight
+// group's lane L holds its weights 4L..4L+3 times their sub-block scale; the block's
+// lanes are scaled into 16 float accumulators, reduced once per row (reduce16 equals
+// hsum_float_8 of the two halves added).
+
+/// Words [a x8, b x8].
+AVX2 __m256i scale_words(int a, int b) {
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16((short)a)), _mm_set1_epi16((short)b), 1);
+}
+
+AVX2 float dot_q6_K(const uint8_t *row, int blocks, const int8_t *q, const float *d, const int32_t *sums16) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F), low2 = _mm256_set1_epi8(0x03);
+    __m256 acc_low = _mm256_setzero_ps(), acc_high = _mm256_setzero_ps();
+    for (int b = 0; b < blocks; b++) {
+        const uint8_t *block = row + 210 * (size_t)b;
+        const int8_t *scales = (const int8_t *)(block + 192);
+        const int8_t *x = q + 256 * (size_t)b;
+        // Σ sc (q - 32) q_x = Σ sc q q_x - 32 Σ sc Σ q_x: start from the second term.
+        const __m256i sc_low = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)scales));
+        const __m256i sc_high = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(scales + 8)));
+        __m256i sums_low = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(
+            _mm256_mullo_epi32(sc_low, _mm256_loadu_si256((const __m256i *)(sums16 + 16 * (size_t)b))), 5));
+        __m256i sums_high = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(
+            _mm256_mullo_epi32(sc_high, _mm256_loadu_si256((const __m256i *)(sums16 + 16 * (size_t)b + 8))), 5));
+        for (int half = 0; half < 2; half++) {
+            const __m256i qh = _mm256_loadu_si256((const __m256i *)(block + 128 + 32 * half));
+            const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(block + 64 * half));
+            const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(block + 64 * half + 32));
+            const int8_t *xh = x + 128 * half;
+            const int8_t *sc = scales + 8 * half;
+            // Weights 0..31, 32..63, 64..95, 96..127 of the half.
+            const __m256i w0 = _mm256_or_si256(_mm256_and_si256(ql0, low4),
+                                               _mm256_slli_epi16(_mm256_and_si256(qh, low2), 4));
+            const __m256i w1 = _mm256_or_si256(_mm256_and_si256(ql1, low4),
+                                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), low2), 4));
+            const __m256i w2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4),
+                                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), low2), 4));
+            const __m256i w3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4),
+                                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), low2), 4));
+            const __m256i p0 = _mm256_maddubs_epi16(w0, _mm256_loadu_si256((const __m256i *)xh));
+            const __m256i p1 = _mm256_maddubs_epi16(w1, _mm256_loadu_si256((const __m256i *)(xh + 32)));
+            const __m256i p2 = _mm256_maddubs_epi16(w2, _mm256_loadu_si256((const __m256i *)(xh + 64)));
+            const __m256i p3 = _mm256_maddubs_epi16(w3, _mm256_loadu_si256((const __m256i *)(xh + 96)));
+            sums_low = _mm256_add_epi32(sums_low, _mm256_madd_epi16(p0, scale_words(sc[0], sc[1])));
+            sums_high = _mm256_add_epi32(sums_high, _mm256_madd_epi16(p1, scale_words(sc[2], sc[3])));
+            sums_low = _mm256_add_epi32(sums_low, _mm256_madd_epi16(p2, scale_words(sc[4], sc[5])));
+            sums_high = _mm256_add_epi32(sums_high, _mm256_madd_epi16(p3, scale_words(sc[6], sc[7])));
+        }
+        const __m256 scale = _mm256_set1_ps(half_at(block + 208) * d[b]);
+        acc_low = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums_low), scale, acc_low);
+        acc_high = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums_high), scale, acc_high);
+    }
+    return sum8(_mm256_add_ps(acc_high, acc_low));
+}
+
+AVX2 float dot_q4_K(const uint8_t *row, int blocks, const int8_t *q, const float *d, const int32_t *sums16) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    __m256 acc_low = _mm256_setzero_ps(), acc_high = _mm256_setzero_ps();
+    float minimum_terms = 0;
+    for (int b = 0; b < blocks; b++) {
+        const uint8_t *block = row + 144 * (size_t)b;
+        const uint8_t *packed = block + 4;
+        const int8_t *x = q + 256 * (size_t)b;
+        int scale[8], minimum_sum = 0;
+        for (int j = 0; j < 8; j++) {
+            int m;
+            if (j < 4) {
+                scale[j] = packed[j] & 0x3F;
+                m = packed[j + 4] & 0x3F;
+            } else {
+                scale[j] = (packed[j + 4] & 0x0F) | ((packed[j - 4] >> 6) << 4);
+                m = (packed[j + 4] >> 4) | ((packed[j] >> 6) << 4);
+            }
+            minimum_sum += m * (sums16[16 * b + 2 * j] + sums16[16 * b + 2 * j + 1]);
+        }
+        __m256i sums_low = _mm256_setzero_si256(), sums_high = _mm256_setzero_si256();
+        for (int chunk = 0; chunk < 4; chunk++) {
+            const __m256i bytes = _mm256_loadu_si256((const __m256i *)(block + 16 + 32 * chunk));
+            const __m256i low = _mm256_and_si256(bytes, low4), high = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low4);
+            const __m256i p0 = _mm256_maddubs_epi16(low, _mm256_loadu_si256((const __m256i *)(x + 64 * chunk)));
+            const __m256i p1 = _mm256_maddubs_epi16(high, _mm256_loadu_si256((const __m256i *)(x + 64 * chunk + 32)));
+            sums_low = _mm256_add_epi32(sums_low, _mm256_madd_epi16(p0, _mm256_set1_epi16((short)scale[2 * chunk])));
+            sums_high = _mm256_add_epi32(sums_high, _mm256_madd_epi16(p1, _mm256_set1_epi16((short)scale[2 * chunk + 1])));
+        }
+        const float dx = d[b];
+        const __m256 scale_d = _mm256_set1_ps(half_at(block) * dx);
+        acc_low = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums_low), scale_d, acc_low);
+        acc_high = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums_high), scale_d, acc_high);
+        minimum_terms = fmaf(-(half_at(block + 2) * dx), (float)minimum_sum, minimum_terms);
+    }
+    return sum8(_mm256_add_ps(acc_high, acc_low)) + minimum_terms;
+}
+
+// Q5_K: the portable kernel (compiled for AVX2).
+AVX2_FUNCTION void mx_q8k_matvec_avx2_intrinsics(const void *w, size_t row_bytes, int type, int rows, int k,
+                                                 const int8_t *q, const float *d, const int32_t *sums16, float *y) {
+    if (type == MX_Q8K_Q5_K) {
+        mx_q8k_matvec_avx2(w, row_bytes, type, rows, k, q, d, sums16, y);
+        return;
+    }
+    const int blocks = k / 256;
+    for (int r = 0; r < rows; r++) {
+        const uint8_t *row = (const uint8_t *)w + (size_t)r * row_bytes;
+        _mm_prefetch((const char *)row + PREFETCH_BYTES, _MM_HINT_T0);
+        y[r] = type == MX_Q8K_Q6_K ? dot_q6_K(row, blocks, q, d, sums16) : dot_q4_K(row, blocks, q, d, sums16);
+    }
+}
+
+// MARK: - Many tokens: 16-row panels times 4 tokens
+
+// Panel layout per block of 32: [8 groups][16 rows][4 bytes] of unsigned weights (Q8_0:
+// |w|; Q4_0: the nibbles 0..15), then (Q8_0) the signed weights in the same layout, then
+// 16 float scales. Activations are signed bytes (the portable quantiser's layout).
+//
+// Q8_0: per group and token, sign + vpmaddubsw + vpmaddwd + add. Q4_0: nibble pair sums
+// are at most 15 * 127 * 2, so a block's eight groups add up in 16 bits before one
+// vpmaddwd, and Σ 8 q_x per block and token is subtracted once.
+enum { GROUPS = 8, PANEL_ROWS = MX_AVX2_INT8_PANEL_ROWS, TILE = MX_AVX2_INT8_TOKEN_TILE };
+enum { MAGNITUDES = 0, SIGNS = GROUPS * 64, SCALES = 2 * GROUPS * 64, PANEL_BLOCK_BYTES = 2 * GROUPS * 64 + 64 };
+
+size_t mx_int8_panel_bytes_avx2_intrinsics(int k) { return (size_t)(k / 32) * PANEL_BLOCK_BYTES; }
+
+/// Transposes 8 rows of 8 dwords (in r) into 8 columns.
+AVX2 void transpose8x8(__m256 r[8]) {
+    __m256 t[8], u[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 2; i++) {
+        u[4 * i + 0] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+        u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+    for (int j = 0; j < 4; j++) {
+        r[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);
+        r[4 + j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x31);
+    }
+}
+
+/// Stores 16 rows of 32 bytes as [8 groups][16 rows][4 bytes] at out.
+AVX2 void store_groups(__m256i rows[16], uint8_t *out) {
+    for (int half = 0; half < 2; half++) {
+        __m256 r[8];
+        for (int i = 0; i < 8; i++) r[i] = _mm256_castsi256_ps(rows[8 * half + i]);
+        transpose8x8(r);
+        for (int g = 0; g < GROUPS; g++) _mm256_storeu_ps((float *)(out + 64 * g + 32 * half), r[g]);
+    }
+}
+
+AVX2_FUNCTION void mx_int8_pack_panel_avx2_intrinsics(const void *w, size_t row_bytes, int type, int rows, int k,
+                                                      void *panel) {
+    const int block_bytes = type == MX_INT8_Q8_0 ? 34 : 18;
+    uint8_t *out = (uint8_t *)panel;
+    for (int b = 0; b < k / 32; b++, out += PANEL_BLOCK_BYTES) {
+        __m256i magnitudes[PANEL_ROWS], signs[PANEL_ROWS];
+        float *scales = (float *)(out + SCALES);
+        for (int r = 0; r < PANEL_ROWS; r++) {
+            if (r >= rows) {
+                magnitudes[r] = signs[r] = _mm256_setzero_si256();
+                scales[r] = 0;
+                continue;
+            }
+            const uint8_t *block = (const uint8_t *)w + (size_t)r * row_bytes + (size_t)b * block_bytes;
+            scales[r] = half_at(block);
+            if (type == MX_INT8_Q8_0) {
+                signs[r] = _mm256_loadu_si256((const __m256i *)(block + 2));
+                magnitudes[r] = _mm256_sign_epi8(signs[r], signs[r]);
+            } else {
+                magnitudes[r] = nibbles32(block + 2);
+            }
+        }
+        store_groups(magnitudes, out + MAGNITUDES);
+        if (type == MX_INT8_Q8_0) store_groups(signs, out + SIGNS);
+    }
+}
+
+/// Four bytes of x (group g of block b of one token) in every dword.
+AVX2 __m256i broadcast4(const int8_t *x) {
+    int32_t four;
+    memcpy(&four, x, 4);
+    return _mm256_set1_epi32(four);
+}
+
+/// 16 rows x 4 tokens over all blocks; acc [4 tokens][16 rows] (fp32, added to).
+AVX2 void tile_q8_0(const uint8_t *panel, int blocks, int k, const int8_t *x, const float *dx, float acc[TILE][16]) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int b = 0; b < blocks; b++) {
+        const uint8_t *block = panel + (size_t)b * PANEL_BLOCK_BYTES;
+        __m256i sums[TILE][2];
+        for (int t = 0; t < TILE; t++) sums[t][0] = sums[t][1] = _mm256_setzero_si256();
+        for (int g = 0; g < GROUPS; g++) {
+            const __m256i m0 = _mm256_loadu_si256((const __m256i *)(block + MAGNITUDES + 64 * g));
+            const __m256i m1 = _mm256_loadu_si256((const __m256i *)(block + MAGNITUDES + 64 * g + 32));
+            const __m256i s0 = _mm256_loadu_si256((const __m256i *)(block + SIGNS + 64 * g));
+            const __m256i s1 = _mm256_loadu_si256((const __m256i *)(block + SIGNS + 64 * g + 32));
+#pragma GCC unroll 4
+            for (int t = 0; t < TILE; t++) {
+                const __m256i xb = broadcast4(x + (size_t)t * k + 32 * b + 4 * g);
+                sums[t][0] = _mm256_add_epi32(sums[t][0], _mm256_madd_epi16(_mm256_maddubs_epi16(m0, _mm256_sign_epi8(xb, s0)), ones));
+                sums[t][1] = _mm256_add_epi32(sums[t][1], _mm256_madd_epi16(_mm256_maddubs_epi16(m1, _mm256_sign_epi8(xb, s1)), ones));
+            }
+        }
+        const __m256 scales0 = _mm256_loadu_ps((const float *)(block + SCALES));
+        const __m256 scales1 = _mm256_loadu_ps((const float *)(block + SCALES) + 8);
+        for (int t = 0; t < TILE; t++) {
+            const __m256 ds = _mm256_set1_ps(dx[(size_t)t * blocks + b]);
+            _mm256_storeu_ps(acc[t], _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[t][0]), _mm256_mul_ps(scales0, ds),
+                                                     _mm256_loadu_ps(acc[t])));
+            _mm256_storeu_ps(acc[t] + 8, _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[t][1]), _mm256_mul_ps(scales1, ds),
+                                                         _mm256_loadu_ps(acc[t] + 8)));
+        }
+    }
+}
+
+AVX2 void tile_q4_0(const uint8_t *panel, int blocks, int k, const int8_t *x, const float *dx,
+                    const int32_t *eight_sums, float acc[TILE][16]) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int b = 0; b < blocks; b++) {
+        const uint8_t *block = panel + (size_t)b * PANEL_BLOCK_BYTES;
+        __m256i sums[TILE][2];
+        for (int t = 0; t < TILE; t++) sums[t][0] = sums[t][1] = _mm256_setzero_si256();
+        for (int g = 0; g < GROUPS; g++) {
+            const __m256i m0 = _mm256_loadu_si256((const __m256i *)(block + MAGNITUDES + 64 * g));
+            const __m256i m1 = _mm256_loadu_si256((const __m256i *)(block + MAGNITUDES + 64 * g + 32));
+#pragma GCC unroll 4
+            for (int t = 0; t < TILE; t++) {
+                const __m256i xb = broadcast4(x + (size_t)t * k + 32 * b + 4 * g);
+                sums[t][0] = _mm256_add_epi16(sums[t][0], _mm256_maddubs_epi16(m0, xb));
+                sums[t][1] = _mm256_add_epi16(sums[t][1], _mm256_maddubs_epi16(m1, xb));
+            }
+        }
+        const __m256 scales0 = _mm256_loadu_ps((const float *)(block + SCALES));
+        const __m256 scales1 = _mm256_loadu_ps((const float *)(block + SCALES) + 8);
+        for (int t = 0; t < TILE; t++) {
+            const __m256i eight = _mm256_set1_epi32(eight_sums[(size_t)t * blocks + b]);
+            const __m256i i0 = _mm256_sub_epi32(_mm256_madd_epi16(sums[t][0], ones), eight);
+            const __m256i i1 = _mm256_sub_epi32(_mm256_madd_epi16(sums[t][1], ones), eight);
+            const __m256 ds = _mm256_set1_ps(dx[(size_t)t * blocks + b]);
+            _mm256_storeu_ps(acc[t], _mm256_fmadd_ps(_mm256_cvtepi32_ps(i0), _mm256_mul_ps(scales0, ds), _mm256_loadu_ps(acc[t])));
+            _mm256_storeu_ps(acc[t] + 8, _mm256_fmadd_ps(_mm256_cvtepi32_ps(i1), _mm256_mul_ps(scales1, ds),
+                                                         _mm256_loadu_ps(acc[t] + 8)));
+        }
+    }
+}
+
+AVX2_FUNCTION void mx_int8_gemm_panel_avx2_intrinsics(const void *panel, int type, int rows, int k, const uint8_t *xq,
+                                                      const float *dx, int tokens, int padded_tokens, float *y,
+                                                      size_t y_row_stride) {
+    const int blocks = k / 32;
+    const int8_t *x = (const int8_t *)xq;
+    // Q4_0: 8 Σ q_x per block of each token of a tile.
+    int32_t stack_sums[TILE * 256];
+    int32_t *eight_sums = stack_sums;
+    if (type == MX_INT8_Q4_0 && blocks > 256) {
+        eight_sums = (int32_t *)malloc(sizeof(int32_t) * TILE * (size_t)blocks);
+        if (!eight_sums) {
+            for (int t = 0; t < tokens; t++) for (int r = 0; r < rows; r++) y[(size_t)t * y_row_stride + r] = NAN;
+            return;
+        }
+    }
+    for (int t0 = 0; t0 < padded_tokens; t0 += TILE) {
+        float acc[TILE][16];
+        memset(acc, 0, sizeof acc);
+        const int8_t *xt = x + (size_t)t0 * k;
+        if (type == MX_INT8_Q4_0) {
+            for (int t = 0; t < TILE; t++)
+                for (int b = 0; b < blocks; b++)
+                    eight_sums[(size_t)t * blocks + b] =
+                        8 * hsum_i32(dot_unsigned(_mm256_set1_epi8(1), _mm256_loadu_si256((const __m256i *)(xt + (size_t)t * k + 32 * b))));
+            tile_q4_0((const uint8_t *)panel, blocks, k, xt, dx + (size_t)t0 * blocks, eight_sums, acc);
+        } else {
+            tile_q8_0((const uint8_t *)panel, blocks, k, xt, dx + (size_t)t0 * blocks, acc);
+        }
+        for (int t = 0; t < TILE && t0 + t < tokens; t++)
+            memcpy(y + (size_t)(t0 + t) * y_row_stride, acc[t], (size_t)rows * sizeof(float));
+    }
+    if (eight_sums != stack_sums) free(eight_sums);
+}
+
+#endif

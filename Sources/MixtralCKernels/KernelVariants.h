@@ -1,0 +1,91 @@
+#ifndef MIXTRAL_KERNEL_VARIANTS_H
+#define MIXTRAL_KERNEL_VARIANTS_H
+
+// The variants behind mx_kernels (KernelTable.c puts them together). Portable.h defines
+// the portable set once per level; the hand-written files add AVX-512 and AVX2 kernels.
+
+#include "MixtralCKernels.h"
+
+#define MX_DECLARE_PORTABLE_KERNELS(S) \
+    float mx_dot_f32_##S(const float *a, const float *b, int n); \
+    float mx_dot_f16_##S(const uint16_t *w, const float *x, int n); \
+    void mx_bf16_split_pairs_##S(const float *x, int k, float *out); \
+    void mx_bf16_dot_rows_##S(const uint16_t *w, size_t row_stride, const float *x_split, int k, float *y, int rows); \
+    void mx_bf16_dot4_tokens_##S(const uint16_t *w, size_t row_stride, const float *x, int tokens, int k, float *y, \
+                                 size_t y_stride); \
+    float mx_dot_q8_0_##S(const void *row, const float *x, int blocks); \
+    float mx_dot_q4_0_##S(const void *row, const float *x, int blocks); \
+    float mx_dot_q4_1_##S(const void *row, const float *x, int blocks); \
+    void mx_bf16_pack_panel_##S(const uint16_t *w, size_t stride, int rows, int k, uint16_t *panel); \
+    void mx_bf16_panel_multiply_##S(const uint16_t *panel, int k, const float *x, int tokens, float *y, \
+                                    size_t y_stride, int rows); \
+    void mx_f32_panel_multiply_##S(const float *panel, int k, const float *x, int tokens, float *y, size_t y_stride, \
+                                   int rows); \
+    void mx_q8_quantize_##S(const float *x, int k, int8_t *q, float *d, float *s); \
+    void mx_q8_matmul_##S(const void *w, size_t row_bytes, int type, int rows, int k, const int8_t *q, \
+                          const float *d, const float *s, int tokens, float *y, size_t y_row_stride); \
+    void mx_q8k_matvec_##S(const void *w, size_t row_bytes, int type, int rows, int k, const int8_t *q, \
+                           const float *d, const int32_t *sums16, float *y); \
+    size_t mx_int8_panel_bytes_##S(int k); \
+    void mx_int8_pack_panel_##S(const void *w, size_t row_bytes, int type, int rows, int k, void *panel); \
+    void mx_int8_quantize_activations_##S(const float *x, int tokens, int padded_tokens, int k, uint8_t *xq, \
+                                          float *dx); \
+    void mx_int8_gemm_panel_##S(const void *panel, int type, int rows, int k, const uint8_t *xq, const float *dx, int tokens, \
+                                int padded_tokens, float *y, size_t y_row_stride); \
+    void mx_attention_block_##S(const float *q, int first_token, int tokens, int first_position, int kv_head, \
+                                const float *keys, const float *values, int heads, int kv_heads, int d, int window, \
+                                float *out, float *scratch); \
+    void mx_silu_multiply_##S(float *gate, const float *up, int n); \
+    float mx_llama_dot_f32_##S(const float *x, const float *y, int n); \
+    float mx_llama_dot_f32_tinyblas_##S(const float *x, const float *y, int n); \
+    void mx_llama_rms_norm_##S(const float *x, const float *w, float eps, int n, float *y); \
+    void mx_llama_swiglu_##S(float *gate, const float *up, int n); \
+    void mx_llama_softmax_##S(float *x, int n); \
+    void mx_llama_rotary_##S(float *x, int heads, int head_dim, const float *cos_t, const float *sin_t); \
+    void mx_llama_attention_##S(const float *q, const float *keys, int kv_heads, int kv_head, int d, \
+                                const float *values, size_t value_stride, int first_key, int last_key, float scale, \
+                                float *out, float *scratch); \
+    uint64_t mx_read_memory_##S(const void *memory, size_t bytes, int prefetch);
+
+MX_DECLARE_PORTABLE_KERNELS(generic)
+
+#if defined(__x86_64__)
+MX_DECLARE_PORTABLE_KERNELS(avx2)
+MX_DECLARE_PORTABLE_KERNELS(avx512)
+
+// Hand-written AVX-512 kernels (BF16Gemm.c, Int8Gemm.c, Int8MatVec.c, LlamaCppOps.c).
+void mx_bf16_pack_panel_avx512_transpose(const uint16_t *w, size_t stride, int rows, int k, uint16_t *panel);
+void mx_bf16_gemm_panel_avx512bf16(const uint16_t *w, size_t w_row_stride, int rows, int k, const uint16_t *x,
+                                   int tokens, int padded_tokens, float *y, size_t y_row_stride, uint16_t *panel);
+void mx_q8_quantize_avx512_intrinsics(const float *x, int k, int8_t *q, float *d, float *s);
+void mx_q8_matmul_avx512vnni(const void *w, size_t row_bytes, int type, int rows, int k, const int8_t *q,
+                             const float *d, const float *s, int tokens, float *y, size_t y_row_stride);
+void mx_q8_matmul_avx512vbmi(const void *w, size_t row_bytes, int type, int rows, int k, const int8_t *q,
+                             const float *d, const float *s, int tokens, float *y, size_t y_row_stride);
+void mx_q8k_matvec_avx512_intrinsics(const void *w, size_t row_bytes, int type, int rows, int k, const int8_t *q, const float *d,
+                          const int32_t *sums16, float *y);
+size_t mx_int8_panel_bytes_avx512vnni(int k);
+void mx_int8_pack_panel_avx512vnni(const void *w, size_t row_bytes, int type, int rows, int k, void *panel);
+void mx_int8_quantize_activations_avx512vnni(const float *x, int tokens, int padded_tokens, int k, uint8_t *xq,
+                                             float *dx);
+void mx_int8_gemm_panel_avx512vnni(const void *panel, int type, int rows, int k, const uint8_t *xq, const float *dx, int tokens,
+                                   int padded_tokens, float *y, size_t y_row_stride);
+void mx_llama_swiglu_avx512_intrinsics(float *gate, const float *up, int n);
+void mx_llama_softmax_avx512_intrinsics(float *x, int n);
+void mx_llama_attention_avx512_intrinsics(const float *q, const float *keys, int kv_heads, int kv_head, int d,
+                                          const float *values, size_t value_stride, int first_key, int last_key,
+                                          float scale, float *out, float *scratch);
+
+// Hand-written AVX2 kernels (Int8AVX2.c).
+void mx_q8_matmul_avx2_intrinsics(const void *w, size_t row_bytes, int type, int rows, int k, const int8_t *q,
+                                  const float *d, const float *s, int tokens, float *y, size_t y_row_stride);
+void mx_q8k_matvec_avx2_intrinsics(const void *w, size_t row_bytes, int type, int rows, int k, const int8_t *q,
+                                   const float *d, const int32_t *sums16, float *y);
+size_t mx_int8_panel_bytes_avx2_intrinsics(int k);
+void mx_int8_pack_panel_avx2_intrinsics(const void *w, size_t row_bytes, int type, int rows, int k, void *panel);
+void mx_int8_gemm_panel_avx2_intrinsics(const void *panel, int type, int rows, int k, const uint8_t *xq, const float *dx,
+                                        int tokens, int padded_tokens, float *y, size_t y_row_stride);
+enum { MX_AVX2_INT8_PANEL_ROWS = 16, MX_AVX2_INT8_TOKEN_TILE = 4 };
+#endif
+
+#endif
