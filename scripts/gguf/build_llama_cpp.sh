@@ -6,10 +6,16 @@
 # llama.cpp's sources come from the PyPI source distribution of llama-cpp-python, which
 # vendors llama.cpp; nothing from it is committed to this repository.
 #
-# Usage: scripts/gguf/build_llama_cpp.sh [DEST]   (default DEST: /work/llama.cpp)
-# Environment: PYTHON (default python3) runs `pip download`; JOBS (default 2).
+# Usage: scripts/gguf/build_llama_cpp.sh [--avx2] [DEST]   (default DEST: /work/llama.cpp)
+#   default: built for this machine's CPU (GGML_NATIVE), binaries in DEST/build/bin
+#   --avx2:  built for AVX2 + FMA + F16C only, no AVX-512 (as on most laptops and AMD Zen 1-3),
+#            binaries in DEST/build-avx2/bin; what `compare.py --cpu avx2` runs against
+# Environment: PYTHON (default python3) runs `pip download`; JOBS (default 2); TARGETS
+# (default: all the tools below).
 set -euo pipefail
 
+cpu=native
+if [ "${1:-}" = "--avx2" ]; then cpu=avx2; shift; fi
 dest="${1:-/work/llama.cpp}"
 python="${PYTHON:-python3}"
 jobs="${JOBS:-2}"
@@ -37,21 +43,30 @@ if [ ! -f "$dest/src/CMakeLists.txt" ]; then
     rm -rf "$dest/unpacked"
 fi
 
-cmake -S "$dest/src" -B "$dest/build" \
+if [ "$cpu" = avx2 ]; then
+    build="$dest/build-avx2"
+    cpu_flags=(-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+               -DGGML_AVX512=OFF -DGGML_AVX512_VBMI=OFF -DGGML_AVX512_VNNI=OFF -DGGML_AVX512_BF16=OFF -DGGML_AVX_VNNI=OFF)
+else
+    build="$dest/build"
+    cpu_flags=(-DGGML_NATIVE=ON)
+fi
+
+cmake -S "$dest/src" -B "$build" \
     -DCMAKE_BUILD_TYPE=Release \
     -DBUILD_SHARED_LIBS=OFF \
-    -DGGML_NATIVE=ON \
+    "${cpu_flags[@]}" \
     -DLLAMA_CURL=OFF \
     -DLLAMA_BUILD_TESTS=OFF \
     -DLLAMA_BUILD_EXAMPLES=ON \
     -DLLAMA_BUILD_SERVER=OFF
 
-targets=(llama-quantize llama-bench llama-simple llama-completion llama-perplexity llama-gguf-split llama-tokenize)
+read -r -a targets <<< "${TARGETS:-llama-quantize llama-bench llama-simple llama-completion llama-perplexity llama-gguf-split llama-tokenize}"
 for target in "${targets[@]}"; do
     echo "building $target" >&2
-    nice -n 10 cmake --build "$dest/build" --config Release -j "$jobs" --target "$target" \
+    nice -n 10 cmake --build "$build" --config Release -j "$jobs" --target "$target" \
         || echo "warning: $target failed to build" >&2
 done
 
-echo "binaries in $dest/build/bin:" >&2
-ls -1 "$dest/build/bin" >&2
+echo "binaries in $build/bin:" >&2
+ls -1 "$build/bin" >&2
