@@ -58,6 +58,8 @@ AVX2 __m256i nibbles32(const uint8_t *qs) {
 
 // MARK: - Few tokens: four rows at a time, llama.cpp's vec_dot order
 
+// Software prefetch 8 KB ahead in each row stream, into L2: four streams prefetched into
+// L1 would fill a 32 KB L1 (see MX_PREFETCH in Portable.h).
 enum { ROWS = 4, PREFETCH_BYTES = 8192 };
 
 AVX2 void dot4(int type, const uint8_t *w, size_t row_bytes, int k, const int8_t *q, const float *d, const float *s,
@@ -75,7 +77,7 @@ AVX2 void dot4(int type, const uint8_t *w, size_t row_bytes, int k, const int8_t
 #pragma GCC unroll 4
         for (int r = 0; r < ROWS; r++) {
             const uint8_t *block = w + (size_t)r * row_bytes + (size_t)b * block_bytes;
-            _mm_prefetch((const char *)block + PREFETCH_BYTES, _MM_HINT_T0);
+            _mm_prefetch((const char *)block + PREFETCH_BYTES, _MM_HINT_T1);
             __m256i lanes;
             if (type == MX_INT8_Q8_0) {
                 lanes = dot_signed(_mm256_loadu_si256((const __m256i *)(block + 2)), x);
@@ -136,6 +138,8 @@ AVX2 float dot_q6_K(const uint8_t *row, int blocks, const int8_t *q, const float
     __m256 acc_low = _mm256_setzero_ps(), acc_high = _mm256_setzero_ps();
     for (int b = 0; b < blocks; b++) {
         const uint8_t *block = row + 210 * (size_t)b;
+        for (int offset = 0; offset < 210; offset += 64)
+            _mm_prefetch((const char *)block + PREFETCH_BYTES + offset, _MM_HINT_T1);
         const int8_t *scales = (const int8_t *)(block + 192);
         const int8_t *x = q + 256 * (size_t)b;
         // Σ sc (q - 32) q_x = Σ sc q q_x - 32 Σ sc Σ q_x: start from the second term.
@@ -176,34 +180,49 @@ AVX2 float dot_q6_K(const uint8_t *row, int blocks, const int8_t *q, const float
     return sum8(_mm256_add_ps(acc_high, acc_low));
 }
 
-AVX2 float dot_q4_K(const uint8_t *row, int blocks, const int8_t *q, const float *d, const int32_t *sums16) {
-    const __m256i low4 = _mm256_set1_epi8(0x0F);
+/// Q4_K, or Q5_K (`five_bits`: a fifth bit per weight from qh). sums32: the activations'
+/// sums per 32 (for the mins).
+AVX2 float dot_q45_K(const uint8_t *row, int blocks, int five_bits, const int8_t *q, const float *d,
+                     const int32_t *sums32) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+    const int block_bytes = five_bits ? 176 : 144, qs_offset = five_bits ? 48 : 16;
     __m256 acc_low = _mm256_setzero_ps(), acc_high = _mm256_setzero_ps();
     float minimum_terms = 0;
     for (int b = 0; b < blocks; b++) {
-        const uint8_t *block = row + 144 * (size_t)b;
-        const uint8_t *packed = block + 4;
+        const uint8_t *block = row + (size_t)block_bytes * b;
+        for (int offset = 0; offset < block_bytes; offset += 64)
+            _mm_prefetch((const char *)block + PREFETCH_BYTES + offset, _MM_HINT_T1);
         const int8_t *x = q + 256 * (size_t)b;
-        int scale[8], minimum_sum = 0;
-        for (int j = 0; j < 8; j++) {
-            int m;
-            if (j < 4) {
-                scale[j] = packed[j] & 0x3F;
-                m = packed[j + 4] & 0x3F;
-            } else {
-                scale[j] = (packed[j + 4] & 0x0F) | ((packed[j - 4] >> 6) << 4);
-                m = (packed[j + 4] >> 4) | ((packed[j] >> 6) << 4);
-            }
-            minimum_sum += m * (sums16[16 * b + 2 * j] + sums16[16 * b + 2 * j + 1]);
-        }
+        // The eight 6-bit scales and mins as bytes (kQuantScaleAndMin): bytes 0-3 hold scales
+        // 0-3 and their top bits are the top bits of scales 4-7; bytes 4-7 the same for the
+        // mins; bytes 8-11 the low 4 bits of scales 4-7 (low nibbles) and mins 4-7.
+        uint32_t w0, w1, w2;
+        memcpy(&w0, block + 4, 4);
+        memcpy(&w1, block + 8, 4);
+        memcpy(&w2, block + 12, 4);
+        const uint64_t scale_bytes = (uint64_t)(w0 & 0x3F3F3F3F)
+            | (uint64_t)((w2 & 0x0F0F0F0F) | ((w0 >> 2) & 0x30303030)) << 32;
+        const uint64_t minimum_bytes = (uint64_t)(w1 & 0x3F3F3F3F)
+            | (uint64_t)(((w2 >> 4) & 0x0F0F0F0F) | ((w1 >> 2) & 0x30303030)) << 32;
+        const __m256i minimums = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)minimum_bytes));
+        const int minimum_sum = hsum_i32(_mm256_mullo_epi32(minimums, _mm256_loadu_si256((const __m256i *)(sums32 + 8 * (size_t)b))));
+        const __m256i qh = five_bits ? _mm256_loadu_si256((const __m256i *)(block + 16)) : _mm256_setzero_si256();
         __m256i sums_low = _mm256_setzero_si256(), sums_high = _mm256_setzero_si256();
         for (int chunk = 0; chunk < 4; chunk++) {
-            const __m256i bytes = _mm256_loadu_si256((const __m256i *)(block + 16 + 32 * chunk));
-            const __m256i low = _mm256_and_si256(bytes, low4), high = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low4);
+            const __m256i bytes = _mm256_loadu_si256((const __m256i *)(block + qs_offset + 32 * chunk));
+            __m256i low = _mm256_and_si256(bytes, low4), high = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low4);
+            if (five_bits) {
+                // Bit 2c of qh[j] tops weight j of sub-block 2c, bit 2c + 1 of sub-block 2c + 1.
+                const __m256i top = _mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * chunk));
+                low = _mm256_or_si256(low, _mm256_slli_epi16(_mm256_and_si256(top, one), 4));
+                high = _mm256_or_si256(high, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(top, 1), one), 4));
+            }
+            const __m256i scale_low = _mm256_set1_epi16((short)((scale_bytes >> (16 * chunk)) & 0xFF));
+            const __m256i scale_high = _mm256_set1_epi16((short)((scale_bytes >> (16 * chunk + 8)) & 0xFF));
             const __m256i p0 = _mm256_maddubs_epi16(low, _mm256_loadu_si256((const __m256i *)(x + 64 * chunk)));
             const __m256i p1 = _mm256_maddubs_epi16(high, _mm256_loadu_si256((const __m256i *)(x + 64 * chunk + 32)));
-            sums_low = _mm256_add_epi32(sums_low, _mm256_madd_epi16(p0, _mm256_set1_epi16((short)scale[2 * chunk])));
-            sums_high = _mm256_add_epi32(sums_high, _mm256_madd_epi16(p1, _mm256_set1_epi16((short)scale[2 * chunk + 1])));
+            sums_low = _mm256_add_epi32(sums_low, _mm256_madd_epi16(p0, scale_low));
+            sums_high = _mm256_add_epi32(sums_high, _mm256_madd_epi16(p1, scale_high));
         }
         const float dx = d[b];
         const __m256 scale_d = _mm256_set1_ps(half_at(block) * dx);
@@ -214,19 +233,24 @@ AVX2 float dot_q4_K(const uint8_t *row, int blocks, const int8_t *q, const float
     return sum8(_mm256_add_ps(acc_high, acc_low)) + minimum_terms;
 }
 
-// Q5_K: the portable kernel (compiled for AVX2).
 AVX2_FUNCTION void mx_q8k_matvec_avx2_intrinsics(const void *w, size_t row_bytes, int type, int rows, int k,
                                                  const int8_t *q, const float *d, const int32_t *sums16, float *y) {
-    if (type == MX_Q8K_Q5_K) {
-        mx_q8k_matvec_avx2(w, row_bytes, type, rows, k, q, d, sums16, y);
+    const int blocks = k / 256;
+    if (type == MX_Q8K_Q6_K) {
+        for (int r = 0; r < rows; r++) y[r] = dot_q6_K((const uint8_t *)w + (size_t)r * row_bytes, blocks, q, d, sums16);
         return;
     }
-    const int blocks = k / 256;
-    for (int r = 0; r < rows; r++) {
-        const uint8_t *row = (const uint8_t *)w + (size_t)r * row_bytes;
-        _mm_prefetch((const char *)row + PREFETCH_BYTES, _MM_HINT_T0);
-        y[r] = type == MX_Q8K_Q6_K ? dot_q6_K(row, blocks, q, d, sums16) : dot_q4_K(row, blocks, q, d, sums16);
+    // Q4_K/Q5_K: the activations' sums per 32, once for all rows.
+    int32_t stack_sums[512];
+    int32_t *sums32 = k / 32 <= 512 ? stack_sums : (int32_t *)malloc(sizeof(int32_t) * (size_t)(k / 32));
+    if (!sums32) {
+        for (int r = 0; r < rows; r++) y[r] = NAN;
+        return;
     }
+    for (int j = 0; j < k / 32; j++) sums32[j] = sums16[2 * j] + sums16[2 * j + 1];
+    for (int r = 0; r < rows; r++)
+        y[r] = dot_q45_K((const uint8_t *)w + (size_t)r * row_bytes, blocks, type == MX_Q8K_Q5_K, q, d, sums32);
+    if (sums32 != stack_sums) free(sums32);
 }
 
 // MARK: - Many tokens: 16-row panels times 4 tokens

@@ -74,9 +74,8 @@ TARGET __m512i activations2(const int8_t *q, int b, int blocks) {
     return _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(q + 32 * b)));
 }
 
-// Software prefetch 8 KB ahead in each row stream. Decode tg128 on the benchmark
-// checkpoint (Q8_0 / Q4_0, one run): 1 KB 149 / 194, 4 KB 188 / 257, 8 KB 216 / 259,
-// 16 KB 213 / 257 tokens/s.
+// Software prefetch 8 KB ahead in each row stream, into L2: four streams prefetched into
+// L1 would fill a 32 KB L1 (see MX_PREFETCH in Portable.h).
 enum { ROWS = 4, PREFETCH_BYTES = 8192 };
 
 // Four rows of one type times one token. vpdpbusd forms the integer sums of two blocks at
@@ -102,7 +101,7 @@ TARGET void dot4(int type, const uint8_t *w, size_t row_bytes, int k, const int8
         for (int r = 0; r < ROWS; r++) {
             const uint8_t *A = w + (size_t)r * row_bytes + (size_t)b * block_bytes;
             const uint8_t *B = pair ? A + block_bytes : A;  // an unpaired last block: lanes 8-15 unused
-            _mm_prefetch((const char *)A + PREFETCH_BYTES, _MM_HINT_T0);
+            _mm_prefetch((const char *)A + PREFETCH_BYTES, _MM_HINT_T1);
             __m512i sums;
             if (type == MX_INT8_Q8_0) {
                 const __m512i weights = _mm512_inserti64x4(
@@ -177,7 +176,7 @@ TARGET_VBMI static void dot4_q4_0(const uint8_t *w, size_t row_bytes, int k, con
 #pragma GCC unroll 4
         for (int r = 0; r < ROWS; r++) {
             const uint8_t *A = w + (size_t)r * row_bytes + (size_t)b * 18;
-            _mm_prefetch((const char *)A + PREFETCH_BYTES, _MM_HINT_T0);
+            _mm_prefetch((const char *)A + PREFETCH_BYTES, _MM_HINT_T1);
             raw[r] = _mm512_maskz_loadu_epi8(bytes, A);
         }
         // The eight scales of the four rows, [dA dB] per row, times the activations' scales,
@@ -243,6 +242,8 @@ TARGET float dot_q6_K(const uint8_t *row, int blocks, const int8_t *q, const flo
     __m512 acc = _mm512_setzero_ps();
     for (int b = 0; b < blocks; b++) {
         const uint8_t *block = row + 210 * (size_t)b;
+        for (int offset = 0; offset < 210; offset += 64)
+            _mm_prefetch((const char *)block + PREFETCH_BYTES + offset, _MM_HINT_T1);
         const int8_t *x = q + 256 * (size_t)b;
         const __m512i scales16 = _mm512_cvtepi8_epi16(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(block + 192))));
         // Σ sc (q - 32) q_x = Σ sc q q_x - 32 Σ sc Σ q_x: start from the second term.
@@ -276,6 +277,8 @@ TARGET float dot_q4_K(const uint8_t *row, int blocks, const int8_t *q, const flo
     float minimum_terms = 0;
     for (int b = 0; b < blocks; b++) {
         const uint8_t *block = row + 144 * (size_t)b;
+        for (int offset = 0; offset < 144; offset += 64)
+            _mm_prefetch((const char *)block + PREFETCH_BYTES + offset, _MM_HINT_T1);
         const int8_t *x = q + 256 * (size_t)b;
         // The eight 6-bit scales and mins (kQuantScaleAndMin), four at a time: bytes 0-3 hold
         // scales 0-3 and their top bits are the top bits of scales 4-7; bytes 4-7 the same
@@ -309,20 +312,19 @@ TARGET float dot_q4_K(const uint8_t *row, int blocks, const int8_t *q, const flo
     return _mm512_reduce_add_ps(acc) + minimum_terms;
 }
 
-// Q5_K: the portable kernel (compiled for AVX-512).
+// Q5_K: the AVX2 kernel (the same bits).
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,f16c")))
 void mx_q8k_matvec_avx512_intrinsics(const void *w, size_t row_bytes, int type, int rows, int k,
                                      const int8_t *q, const float *d, const int32_t *sums16, float *y) {
     const uint8_t *weights = (const uint8_t *)w;
     if (type == MX_Q8K_Q5_K) {
-        mx_q8k_matvec_avx512(w, row_bytes, type, rows, k, q, d, sums16, y);
+        mx_q8k_matvec_avx2_intrinsics(w, row_bytes, type, rows, k, q, d, sums16, y);
         return;
     }
     const int blocks = k / 256;
     if (type == MX_Q8K_Q6_K) {
         for (int r = 0; r < rows; r++) {
             const uint8_t *row = weights + (size_t)r * row_bytes;
-            _mm_prefetch((const char *)row + PREFETCH_BYTES, _MM_HINT_T0);
             y[r] = dot_q6_K(row, blocks, q, d, sums16);
         }
         return;
@@ -337,7 +339,6 @@ void mx_q8k_matvec_avx512_intrinsics(const void *w, size_t row_bytes, int type, 
     for (int j = 0; j < k / 32; j++) sums32[j] = sums16[2 * j] + sums16[2 * j + 1];
     for (int r = 0; r < rows; r++) {
         const uint8_t *row = weights + (size_t)r * row_bytes;
-        _mm_prefetch((const char *)row + PREFETCH_BYTES, _MM_HINT_T0);
         y[r] = dot_q4_K(row, blocks, q, d, sums32);
     }
     if (sums32 != stack_sums) free(sums32);

@@ -7,6 +7,11 @@ one run. From a fresh clone:
     swift build -c release --product mixtral
     .venv-bench/bin/python scripts/bench/compare.py [--types bf16,f32,q8_0,q4_0] [-r 3] [--rounds 3]
 
+    # The AVX2 level on any machine: llama.cpp built for AVX2 only, this engine with
+    # MIXTRAL_CPU=avx2, PyTorch with ATEN_CPU_CAPABILITY=avx2.
+    scripts/gguf/build_llama_cpp.sh --avx2
+    .venv-bench/bin/python scripts/bench/compare.py --cpu avx2 --types bf16,q8_0,q4_0,q4_k_m
+
 Builds the benchmark checkpoint (scripts/bench/make_bench_checkpoint.py) in HF form and
 converts it with llama.cpp's own converter (and quantizer) to GGUF, then runs pp512 and
 tg128 for each engine and dtype and prints one markdown table. The engines take turns in
@@ -27,9 +32,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 
 
+# --cpu avx2: the environment that caps each engine at AVX2, and llama.cpp's AVX2 build.
+CPU_ENV = {"native": {}, "avx2": {"MIXTRAL_CPU": "avx2", "ATEN_CPU_CAPABILITY": "avx2"}}
+LLAMA_BUILD = {"native": "build", "avx2": "build-avx2"}
+cpu = "native"
+
+
 def run(command, **kwargs):
     print("+", " ".join(command), file=sys.stderr, flush=True)
-    return subprocess.run(command, check=True, capture_output=True, text=True, **kwargs).stdout
+    env = dict(kwargs.pop("env", os.environ), **CPU_ENV[cpu])
+    return subprocess.run(command, check=True, capture_output=True, text=True, env=env, **kwargs).stdout
 
 
 def ensure_checkpoints(models, llama_cpp, types):
@@ -58,7 +70,7 @@ def ensure_checkpoints(models, llama_cpp, types):
 
 
 def llama_bench(llama_cpp, gguf, p, n, r, threads):
-    out = run([os.path.join(llama_cpp, "build", "bin", "llama-bench"), "-m", gguf, "-t", str(threads),
+    out = run([os.path.join(llama_cpp, LLAMA_BUILD[cpu], "bin", "llama-bench"), "-m", gguf, "-t", str(threads),
                "-p", str(p), "-n", str(n), "-r", str(r), "-o", "json"])
     rows = json.loads(out)
     result = {}
@@ -96,7 +108,12 @@ def main():
                              "taken within a round (this machine's bandwidth changes over tens of seconds)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-pytorch", action="store_true")
+    parser.add_argument("--cpu", choices=sorted(CPU_ENV), default="native",
+                        help="avx2: every engine at AVX2 (llama.cpp's AVX2 build, MIXTRAL_CPU=avx2, "
+                             "ATEN_CPU_CAPABILITY=avx2)")
     args = parser.parse_args()
+    global cpu
+    cpu = args.cpu
     types = args.types.split(",")
     os.makedirs(args.models, exist_ok=True)
     hf, gguf = ensure_checkpoints(args.models, args.llama_cpp, types)
@@ -159,7 +176,9 @@ def main():
         values = [a[test] / b[test] for a, b in zip(mine, theirs) if test in a and test in b and b[test] > 0]
         return f"{statistics.median(values):.2f}x" if values else ""
 
-    print(f"Medians over {args.rounds} rounds of {args.r} repetitions (± sd of the round medians); "
+    level = json.loads(run([args.mixtral, "system-info", "--json"]))
+    print(f"CPU: {level['cpu']} ({level['cpu_level']}); engines at {args.cpu}; this engine's kernels: {level['kernels']}. "
+          f"Medians over {args.rounds} rounds of {args.r} repetitions (± sd of the round medians); "
           "ratios are medians of the ratios within each round.\n")
     print(f"| engine | weights | {pp} t/s | {tg} t/s | {pp} vs llama.cpp | {tg} vs llama.cpp | {tg} vs PyTorch |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")

@@ -31,11 +31,15 @@ let package = Package(
 )
 SWIFT
 cat > "$work/app/Sources/app/main.swift" <<'SWIFT'
+import Foundation
 import Mixtral
 
 // Loads a model, generates 8 greedy tokens after a prompt, prints their ids and the text.
 let bundle = try ModelBundle.load(path: CommandLine.arguments[1])
-guard let tokenizer = bundle.tokenizer else { fatalError("the model has no tokenizer") }
+guard let tokenizer = bundle.tokenizer else {
+    FileHandle.standardError.write(Data("the model has no tokenizer\n".utf8))
+    exit(1)
+}
 let prompt = try tokenizer.encode("Hello my name is", addSpecialTokens: true)
 var options = bundle.defaults
 options.maxNewTokens = 8

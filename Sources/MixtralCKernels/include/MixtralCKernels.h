@@ -14,7 +14,7 @@
 // level the CPU has. Every level is complete: a kernel without a hand-written version for
 // a level is the portable source (Portable.h) compiled for that level's instructions.
 
-#if __has_feature(nullability)
+#if defined(__clang__)
 #define MX_NONNULL _Nonnull
 #define MX_NULLABLE _Nullable
 #else
