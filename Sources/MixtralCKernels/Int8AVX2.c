@@ -264,6 +264,7 @@ AVX2_FUNCTION void mx_q8k_matvec_avx2_intrinsics(const void *w, size_t row_bytes
 // vpmaddwd, and Σ 8 q_x per block and token is subtracted once.
 enum { GROUPS = 8, PANEL_ROWS = MX_AVX2_INT8_PANEL_ROWS, TILE = MX_AVX2_INT8_TOKEN_TILE };
 enum { MAGNITUDES = 0, SIGNS = GROUPS * 64, SCALES = 2 * GROUPS * 64, PANEL_BLOCK_BYTES = 2 * GROUPS * 64 + 64 };
+enum { UNSIGNED_BLOCK_BYTES = GROUPS * 64 + 2 * 64 };
 
 size_t mx_int8_panel_bytes_avx2_intrinsics(int k) { return (size_t)(k / 32) * PANEL_BLOCK_BYTES; }
 
@@ -296,8 +297,74 @@ AVX2 void store_groups(__m256i rows[16], uint8_t *out) {
     }
 }
 
+/// Unsigned weights of 16 rows (Q4_1, Q4_K, Q5_K) in the layout of every level (see
+/// Portable.h): per block of 32, [8 groups][16 rows][4] weights u, 16 scales s, 16 offsets o.
+AVX2_FUNCTION void mx_int8_pack_unsigned_avx2(const void *w, size_t row_bytes, int type, int rows, int k, void *panel) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+    uint8_t *out = (uint8_t *)panel;
+    for (int b = 0; b < k / 32; b++, out += UNSIGNED_BLOCK_BYTES) {
+        __m256i weights[PANEL_ROWS];
+        float *scales = (float *)(out + GROUPS * 64), *offsets = scales + 16;
+        for (int r = 0; r < PANEL_ROWS; r++) {
+            if (r >= rows) {
+                weights[r] = _mm256_setzero_si256();
+                scales[r] = offsets[r] = 0;
+                continue;
+            }
+            const uint8_t *row = (const uint8_t *)w + (size_t)r * row_bytes;
+            if (type == MX_INT8_Q4_1) {
+                const uint8_t *block = row + 20 * (size_t)b;
+                weights[r] = nibbles32(block + 4);
+                scales[r] = half_at(block);
+                offsets[r] = half_at(block + 2);
+                continue;
+            }
+            if (type == MX_INT8_Q6_K) {
+                // Weights 32j ..< 32j + 32 of the block of 256 (see unsigned_block in Portable.h).
+                const uint8_t *block = row + 210 * (size_t)(b / 8);
+                const int j = b % 8, half = j / 4, quarter = j % 4;
+                const __m256i ql = _mm256_loadu_si256((const __m256i *)(block + 64 * half + 32 * (quarter % 2)));
+                const __m256i qh = _mm256_loadu_si256((const __m256i *)(block + 128 + 32 * half));
+                const __m256i low = quarter < 2 ? _mm256_and_si256(ql, low4) : _mm256_and_si256(_mm256_srli_epi16(ql, 4), low4);
+                const __m256i high = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * quarter)), _mm256_set1_epi8(3));
+                weights[r] = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));
+                const int8_t *sub_scales = (const int8_t *)(block + 192);
+                scales[r] = half_at(block + 208) * (float)sub_scales[2 * j];
+                offsets[r] = half_at(block + 208) * (float)sub_scales[2 * j + 1];
+                continue;
+            }
+            // Q4_K/Q5_K: sub-block j of a block of 256 (see unsigned_block in Portable.h).
+            const int five_bits = type == MX_INT8_Q5_K, j = b % 8;
+            const uint8_t *block = row + (size_t)(five_bits ? 176 : 144) * (size_t)(b / 8);
+            const __m256i bytes = _mm256_loadu_si256((const __m256i *)(block + (five_bits ? 48 : 16) + 32 * (j / 2)));
+            __m256i u = j % 2 ? _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low4) : _mm256_and_si256(bytes, low4);
+            if (five_bits) {
+                const __m256i top = _mm256_srl_epi16(_mm256_loadu_si256((const __m256i *)(block + 16)), _mm_cvtsi32_si128(j));
+                u = _mm256_or_si256(u, _mm256_slli_epi16(_mm256_and_si256(top, one), 4));
+            }
+            weights[r] = u;
+            const uint8_t *packed = block + 4;
+            int scale, minimum;
+            if (j < 4) {
+                scale = packed[j] & 0x3F;
+                minimum = packed[j + 4] & 0x3F;
+            } else {
+                scale = (packed[j + 4] & 0x0F) | ((packed[j - 4] >> 6) << 4);
+                minimum = (packed[j + 4] >> 4) | ((packed[j] >> 6) << 4);
+            }
+            scales[r] = half_at(block) * (float)scale;
+            offsets[r] = -(half_at(block + 2) * (float)minimum);
+        }
+        store_groups(weights, out);
+    }
+}
+
 AVX2_FUNCTION void mx_int8_pack_panel_avx2_intrinsics(const void *w, size_t row_bytes, int type, int rows, int k,
                                                       void *panel) {
+    if (type != MX_INT8_Q8_0 && type != MX_INT8_Q4_0) {
+        mx_int8_pack_unsigned_avx2(w, row_bytes, type, rows, k, panel);
+        return;
+    }
     const int block_bytes = type == MX_INT8_Q8_0 ? 34 : 18;
     uint8_t *out = (uint8_t *)panel;
     for (int b = 0; b < k / 32; b++, out += PANEL_BLOCK_BYTES) {
@@ -392,17 +459,106 @@ AVX2 void tile_q4_0(const uint8_t *panel, int blocks, int k, const int8_t *x, co
     }
 }
 
+/// Unsigned weights (Q4_1, Q4_K, Q5_K; the portable layout with offsets, see Portable.h):
+/// pair sums of u <= 31 stay within 16 bits over four groups. Two tokens per pass, so the
+/// 16-bit and 32-bit sums stay in registers.
+AVX2 void tile_unsigned(const uint8_t *panel, int blocks, int k, const int8_t *x, const float *dx,
+                        const int32_t *quant_sums, float acc[TILE][16]) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int b = 0; b < blocks; b++) {
+        const uint8_t *block = panel + (size_t)b * UNSIGNED_BLOCK_BYTES;
+        const float *scales = (const float *)(block + 16 * 32), *offsets = scales + 16;
+        for (int t0 = 0; t0 < TILE; t0 += 2) {
+            __m256i sums[2][2];
+            for (int t = 0; t < 2; t++) sums[t][0] = sums[t][1] = _mm256_setzero_si256();
+            for (int g0 = 0; g0 < GROUPS; g0 += 4) {
+                __m256i pairs[2][2];
+                for (int t = 0; t < 2; t++) pairs[t][0] = pairs[t][1] = _mm256_setzero_si256();
+                for (int g = g0; g < g0 + 4; g++) {
+                    const __m256i m0 = _mm256_loadu_si256((const __m256i *)(block + 64 * g));
+                    const __m256i m1 = _mm256_loadu_si256((const __m256i *)(block + 64 * g + 32));
+                    for (int t = 0; t < 2; t++) {
+                        const __m256i xb = broadcast4(x + (size_t)(t0 + t) * k + 32 * b + 4 * g);
+                        pairs[t][0] = _mm256_add_epi16(pairs[t][0], _mm256_maddubs_epi16(m0, xb));
+                        pairs[t][1] = _mm256_add_epi16(pairs[t][1], _mm256_maddubs_epi16(m1, xb));
+                    }
+                }
+                for (int t = 0; t < 2; t++) {
+                    sums[t][0] = _mm256_add_epi32(sums[t][0], _mm256_madd_epi16(pairs[t][0], ones));
+                    sums[t][1] = _mm256_add_epi32(sums[t][1], _mm256_madd_epi16(pairs[t][1], ones));
+                }
+            }
+            for (int t = 0; t < 2; t++) {
+                const __m256 ds = _mm256_set1_ps(dx[(size_t)(t0 + t) * blocks + b]);
+                const __m256 quant_sum = _mm256_set1_ps((float)quant_sums[(size_t)(t0 + t) * blocks + b]);
+                for (int v = 0; v < 2; v++) {
+                    __m256 a = _mm256_loadu_ps(acc[t0 + t] + 8 * v);
+                    a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[t][v]), _mm256_mul_ps(_mm256_loadu_ps(scales + 8 * v), ds), a);
+                    a = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(offsets + 8 * v), ds), quant_sum, a);
+                    _mm256_storeu_ps(acc[t0 + t] + 8 * v, a);
+                }
+            }
+        }
+    }
+}
+
+/// Q6_K (u - 32, a scale per 16 weights): pair sums of u <= 63 stay within 16 bits over two
+/// groups; each half block adds fma(Σ u q - 32 Σ q, s d_x). Two tokens per pass.
+AVX2 void tile_q6_K(const uint8_t *panel, int blocks, int k, const int8_t *x, const float *dx,
+                    const int32_t *half_sums, float acc[TILE][16]) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int b = 0; b < blocks; b++) {
+        const uint8_t *block = panel + (size_t)b * UNSIGNED_BLOCK_BYTES;
+        const float *scales = (const float *)(block + 16 * 32);
+        for (int half = 0; half < 2; half++) {
+            const float *half_scales = scales + 16 * half;
+            for (int t0 = 0; t0 < TILE; t0 += 2) {
+                __m256i sums[2][2];
+                for (int t = 0; t < 2; t++) sums[t][0] = sums[t][1] = _mm256_setzero_si256();
+                for (int g0 = 4 * half; g0 < 4 * half + 4; g0 += 2) {
+                    __m256i pairs[2][2];
+                    for (int t = 0; t < 2; t++) pairs[t][0] = pairs[t][1] = _mm256_setzero_si256();
+                    for (int g = g0; g < g0 + 2; g++) {
+                        const __m256i m0 = _mm256_loadu_si256((const __m256i *)(block + 64 * g));
+                        const __m256i m1 = _mm256_loadu_si256((const __m256i *)(block + 64 * g + 32));
+                        for (int t = 0; t < 2; t++) {
+                            const __m256i xb = broadcast4(x + (size_t)(t0 + t) * k + 32 * b + 4 * g);
+                            pairs[t][0] = _mm256_add_epi16(pairs[t][0], _mm256_maddubs_epi16(m0, xb));
+                            pairs[t][1] = _mm256_add_epi16(pairs[t][1], _mm256_maddubs_epi16(m1, xb));
+                        }
+                    }
+                    for (int t = 0; t < 2; t++) {
+                        sums[t][0] = _mm256_add_epi32(sums[t][0], _mm256_madd_epi16(pairs[t][0], ones));
+                        sums[t][1] = _mm256_add_epi32(sums[t][1], _mm256_madd_epi16(pairs[t][1], ones));
+                    }
+                }
+                for (int t = 0; t < 2; t++) {
+                    const __m256 ds = _mm256_set1_ps(dx[(size_t)(t0 + t) * blocks + b]);
+                    const __m256i offset = _mm256_set1_epi32(32 * half_sums[((size_t)(t0 + t) * blocks + b) * 2 + half]);
+                    for (int v = 0; v < 2; v++) {
+                        const __m256 a = _mm256_loadu_ps(acc[t0 + t] + 8 * v);
+                        _mm256_storeu_ps(acc[t0 + t] + 8 * v,
+                                         _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(sums[t][v], offset)),
+                                                         _mm256_mul_ps(_mm256_loadu_ps(half_scales + 8 * v), ds), a));
+                    }
+                }
+            }
+        }
+    }
+}
+
 AVX2_FUNCTION void mx_int8_gemm_panel_avx2_intrinsics(const void *panel, int type, int rows, int k, const uint8_t *xq,
                                                       const float *dx, int tokens, int padded_tokens, float *y,
                                                       size_t y_row_stride) {
     const int blocks = k / 32;
     const int8_t *x = (const int8_t *)xq;
-    // Q4_0: 8 Σ q_x per block of each token of a tile.
-    int32_t stack_sums[TILE * 256];
-    int32_t *eight_sums = stack_sums;
-    if (type == MX_INT8_Q4_0 && blocks > 256) {
-        eight_sums = (int32_t *)malloc(sizeof(int32_t) * TILE * (size_t)blocks);
-        if (!eight_sums) {
+    // Per block of each token of a tile: Q4_0 8 Σ q_x, unsigned types Σ q_x, Q6_K Σ q_x of
+    // each half block.
+    int32_t stack_sums[TILE * 512];
+    int32_t *block_sums = stack_sums;
+    if (type != MX_INT8_Q8_0 && blocks > 256) {
+        block_sums = (int32_t *)malloc(sizeof(int32_t) * TILE * 2 * (size_t)blocks);
+        if (!block_sums) {
             for (int t = 0; t < tokens; t++) for (int r = 0; r < rows; r++) y[(size_t)t * y_row_stride + r] = NAN;
             return;
         }
@@ -411,19 +567,33 @@ AVX2_FUNCTION void mx_int8_gemm_panel_avx2_intrinsics(const void *panel, int typ
         float acc[TILE][16];
         memset(acc, 0, sizeof acc);
         const int8_t *xt = x + (size_t)t0 * k;
-        if (type == MX_INT8_Q4_0) {
+        if (type == MX_INT8_Q6_K) {
+            for (int t = 0; t < TILE; t++)
+                for (int b = 0; b < blocks; b++) {
+                    const int8_t *xb = xt + (size_t)t * k + 32 * b;
+                    const __m128i sums = _mm_madd_epi16(_mm_maddubs_epi16(_mm_set1_epi8(1), _mm_loadu_si128((const __m128i *)xb)),
+                                                        _mm_set1_epi16(1));
+                    const __m128i sums2 = _mm_madd_epi16(_mm_maddubs_epi16(_mm_set1_epi8(1), _mm_loadu_si128((const __m128i *)(xb + 16))),
+                                                         _mm_set1_epi16(1));
+                    const __m128i both = _mm_hadd_epi32(_mm_hadd_epi32(sums, sums2), _mm_setzero_si128());
+                    block_sums[((size_t)t * blocks + b) * 2] = _mm_extract_epi32(both, 0);
+                    block_sums[((size_t)t * blocks + b) * 2 + 1] = _mm_extract_epi32(both, 1);
+                }
+        } else if (type != MX_INT8_Q8_0) {
+            const int scale = type == MX_INT8_Q4_0 ? 8 : 1;
             for (int t = 0; t < TILE; t++)
                 for (int b = 0; b < blocks; b++)
-                    eight_sums[(size_t)t * blocks + b] =
-                        8 * hsum_i32(dot_unsigned(_mm256_set1_epi8(1), _mm256_loadu_si256((const __m256i *)(xt + (size_t)t * k + 32 * b))));
-            tile_q4_0((const uint8_t *)panel, blocks, k, xt, dx + (size_t)t0 * blocks, eight_sums, acc);
-        } else {
-            tile_q8_0((const uint8_t *)panel, blocks, k, xt, dx + (size_t)t0 * blocks, acc);
+                    block_sums[(size_t)t * blocks + b] = scale *
+                        hsum_i32(dot_unsigned(_mm256_set1_epi8(1), _mm256_loadu_si256((const __m256i *)(xt + (size_t)t * k + 32 * b))));
         }
+        if (type == MX_INT8_Q8_0) tile_q8_0((const uint8_t *)panel, blocks, k, xt, dx + (size_t)t0 * blocks, acc);
+        else if (type == MX_INT8_Q4_0) tile_q4_0((const uint8_t *)panel, blocks, k, xt, dx + (size_t)t0 * blocks, block_sums, acc);
+        else if (type == MX_INT8_Q6_K) tile_q6_K((const uint8_t *)panel, blocks, k, xt, dx + (size_t)t0 * blocks, block_sums, acc);
+        else tile_unsigned((const uint8_t *)panel, blocks, k, xt, dx + (size_t)t0 * blocks, block_sums, acc);
         for (int t = 0; t < TILE && t0 + t < tokens; t++)
             memcpy(y + (size_t)(t0 + t) * y_row_stride, acc[t], (size_t)rows * sizeof(float));
     }
-    if (eight_sums != stack_sums) free(eight_sums);
+    if (block_sums != stack_sums) free(block_sums);
 }
 
 #endif

@@ -46,6 +46,10 @@ void mx_int8_quantize_activations_avx512vnni(const float *x, int tokens, int pad
 // scalar loops took thousands (a quarter of Q4_0 prefill).
 __attribute__((target("avx512f,avx512bw,avx512vl,f16c")))
 void mx_int8_pack_panel_avx512vnni(const void *w, size_t row_bytes, int type, int rows, int k, void *panel) {
+    if (type != MX_INT8_Q8_0 && type != MX_INT8_Q4_0) {
+        mx_int8_pack_unsigned_avx2(w, row_bytes, type, rows, k, panel);  // the layout of every level
+        return;
+    }
     const int blocks = k / 32;
     const int block_bytes = type == MX_INT8_Q8_0 ? 34 : 18;
     const __m512i low_lanes = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
@@ -139,13 +143,87 @@ static void tile_16x8(const uint8_t *panel, int k, const uint8_t *xu, const floa
     for (int t = 0; t < 8; t++) _mm512_storeu_ps(out[t], acc[t]);
 }
 
-__attribute__((target("avx512f,avx512vnni")))
+// Unsigned weights (Q4_1, Q4_K, Q5_K; the portable layout with offsets, see Portable.h):
+// vpdpbusd takes them as its unsigned operand and the activations (q + 128, turned back
+// into q) as the signed one; per block fma(Σ u q, s d_x), then fma(o d_x, Σ q).
+__attribute__((target("avx512f,avx512bw,avx512vnni")))
+static void tile_unsigned_16x8(const uint8_t *panel, int k, const uint8_t *xu, const float *dx, float out[8][16]) {
+    const int blocks = k / 32;
+    __m512 acc[8];
+    for (int t = 0; t < 8; t++) acc[t] = _mm512_setzero_ps();
+    for (int b = 0; b < blocks; b++) {
+        const uint8_t *block = panel + (size_t)b * (GROUPS * 64 + 128);
+        __m512i iacc[8];
+        for (int t = 0; t < 8; t++) iacc[t] = _mm512_setzero_si512();
+        for (int g = 0; g < GROUPS; g++) {
+            const __m512i weights = _mm512_loadu_si512(block + g * 64);
+#pragma GCC unroll 8
+            for (int t = 0; t < 8; t++) {
+                uint32_t four;
+                memcpy(&four, xu + (size_t)t * k + 32 * b + 4 * g, 4);
+                iacc[t] = _mm512_dpbusd_epi32(iacc[t], weights, _mm512_set1_epi32((int)(four ^ 0x80808080u)));
+            }
+        }
+        const __m512 scales = _mm512_loadu_ps(block + GROUPS * 64), offsets = _mm512_loadu_ps(block + GROUPS * 64 + 64);
+        for (int t = 0; t < 8; t++) {
+            // Σ q = Σ (q + 128) - 32 * 128.
+            const __m256i bytes = _mm256_loadu_si256((const __m256i *)(xu + (size_t)t * k + 32 * b));
+            const __m256i partial = _mm256_sad_epu8(bytes, _mm256_setzero_si256());
+            const int64_t biased = _mm256_extract_epi64(partial, 0) + _mm256_extract_epi64(partial, 1)
+                                 + _mm256_extract_epi64(partial, 2) + _mm256_extract_epi64(partial, 3);
+            const __m512 ds = _mm512_set1_ps(dx[(size_t)t * blocks + b]);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(iacc[t]), _mm512_mul_ps(scales, ds), acc[t]);
+            acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(offsets, ds), _mm512_set1_ps((float)(biased - 32 * 128)), acc[t]);
+        }
+    }
+    for (int t = 0; t < 8; t++) _mm512_storeu_ps(out[t], acc[t]);
+}
+
+// Q6_K (u - 32, a scale per 16 weights): each half block adds fma(Σ u q - 32 Σ q, s d_x).
+__attribute__((target("avx512f,avx512bw,avx512vnni")))
+static void tile_q6_K_16x8(const uint8_t *panel, int k, const uint8_t *xu, const float *dx, float out[8][16]) {
+    const int blocks = k / 32;
+    __m512 acc[8];
+    for (int t = 0; t < 8; t++) acc[t] = _mm512_setzero_ps();
+    for (int b = 0; b < blocks; b++) {
+        const uint8_t *block = panel + (size_t)b * (GROUPS * 64 + 128);
+        for (int half = 0; half < 2; half++) {
+            __m512i iacc[8];
+            for (int t = 0; t < 8; t++) iacc[t] = _mm512_setzero_si512();
+            for (int g = 4 * half; g < 4 * half + 4; g++) {
+                const __m512i weights = _mm512_loadu_si512(block + g * 64);
+#pragma GCC unroll 8
+                for (int t = 0; t < 8; t++) {
+                    uint32_t four;
+                    memcpy(&four, xu + (size_t)t * k + 32 * b + 4 * g, 4);
+                    iacc[t] = _mm512_dpbusd_epi32(iacc[t], weights, _mm512_set1_epi32((int)(four ^ 0x80808080u)));
+                }
+            }
+            const __m512 scales = _mm512_loadu_ps(block + GROUPS * 64 + 64 * half);
+            for (int t = 0; t < 8; t++) {
+                // Σ q of the half = Σ (q + 128) - 16 * 128.
+                const __m128i bytes = _mm_loadu_si128((const __m128i *)(xu + (size_t)t * k + 32 * b + 16 * half));
+                const __m128i partial = _mm_sad_epu8(bytes, _mm_setzero_si128());
+                const int quant_sum = (int)(_mm_extract_epi64(partial, 0) + _mm_extract_epi64(partial, 1)) - 16 * 128;
+                const __m512 ds = _mm512_set1_ps(dx[(size_t)t * blocks + b]);
+                const __m512i sums = _mm512_sub_epi32(iacc[t], _mm512_set1_epi32(32 * quant_sum));
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_mul_ps(scales, ds), acc[t]);
+            }
+        }
+    }
+    for (int t = 0; t < 8; t++) _mm512_storeu_ps(out[t], acc[t]);
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vnni")))
 void mx_int8_gemm_panel_avx512vnni(const void *panel, int type, int rows, int k, const uint8_t *xu, const float *dx,
                                    int tokens, int padded_tokens, float *y, size_t y_row_stride) {
-    (void)type;  // the panel's corrections hold what the type needs
+    // Q8_0/Q4_0: the panel's corrections hold what the type needs.
+    const int is_signed = type == MX_INT8_Q8_0 || type == MX_INT8_Q4_0;
     float out[8][16];
     for (int t0 = 0; t0 < padded_tokens; t0 += 8) {
-        tile_16x8((const uint8_t *)panel, k, xu + (size_t)t0 * k, dx + (size_t)t0 * (k / 32), out);
+        if (is_signed) tile_16x8((const uint8_t *)panel, k, xu + (size_t)t0 * k, dx + (size_t)t0 * (k / 32), out);
+        else if (type == MX_INT8_Q6_K) tile_q6_K_16x8((const uint8_t *)panel, k, xu + (size_t)t0 * k, dx + (size_t)t0 * (k / 32), out);
+        else tile_unsigned_16x8((const uint8_t *)panel, k, xu + (size_t)t0 * k, dx + (size_t)t0 * (k / 32), out);
         for (int t = 0; t < 8 && t0 + t < tokens; t++) {
             memcpy(y + (size_t)(t0 + t) * y_row_stride, out[t], (size_t)rows * sizeof(float));
         }

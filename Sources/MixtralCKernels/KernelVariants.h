@@ -27,6 +27,7 @@
     void mx_q8k_matvec_##S(const void *w, size_t row_bytes, int type, int rows, int k, const int8_t *q, \
                            const float *d, const int32_t *sums16, float *y); \
     size_t mx_int8_panel_bytes_##S(int k); \
+    void mx_int8_pack_unsigned_groups_##S(const void *w, size_t row_bytes, int type, int rows, int k, void *panel); \
     void mx_int8_pack_panel_##S(const void *w, size_t row_bytes, int type, int rows, int k, void *panel); \
     void mx_int8_quantize_activations_##S(const float *x, int tokens, int padded_tokens, int k, uint8_t *xq, \
                                           float *dx); \
@@ -85,6 +86,7 @@ size_t mx_int8_panel_bytes_avx2_intrinsics(int k);
 void mx_int8_pack_panel_avx2_intrinsics(const void *w, size_t row_bytes, int type, int rows, int k, void *panel);
 void mx_int8_gemm_panel_avx2_intrinsics(const void *panel, int type, int rows, int k, const uint8_t *xq, const float *dx,
                                         int tokens, int padded_tokens, float *y, size_t y_row_stride);
+void mx_int8_pack_unsigned_avx2(const void *w, size_t row_bytes, int type, int rows, int k, void *panel);
 enum { MX_AVX2_INT8_PANEL_ROWS = 16, MX_AVX2_INT8_TOKEN_TILE = 4 };
 #endif
 

@@ -537,17 +537,87 @@ void MX_FN(q8k_matvec)(const void *w, size_t row_bytes, int type, int rows, int 
     }
 }
 
-// 8-bit panels, portable layout: per block of 32, [16 rows][32 signed weights] then 16
-// float scales; activations as signed bytes. Each output sums, block by block,
-// fma(Σ w q_x, d_w * d_x) as the AVX-512 and AVX2 panels do.
-enum { PORTABLE_PANEL_ROWS = 16, PORTABLE_TOKEN_TILE = 8, PORTABLE_BLOCK_BYTES = 16 * 32 + 16 * 4 };
+// 8-bit panels. Signed types (Q8_0, Q4_0), portable layout: per block of 32, [16 rows][32
+// signed weights] then 16 float scales; activations as signed bytes. Each output sums,
+// block by block, fma(Σ w q_x, d_w * d_x) as the AVX-512 and AVX2 panels do.
+//
+// Unsigned types (Q4_1, Q4_K, Q5_K, Q6_K), the layout of every level: per block of 32,
+// [8 groups of 4][16 rows][4] unsigned weights u, then 16 float scales s and 16 float
+// offsets o (w = s u + o). A block adds fma(Σ u q_x, s d_x), then fma(o d_x, Σ q_x).
+// Q6_K (w = s (u - 32), a scale per 16): the scales of weights 0-15 in s, of 16-31 in o;
+// a block adds fma(Σ (u - 32) q_x, s d_x) for each half (groups 0-3, then 4-7).
+enum { PORTABLE_PANEL_ROWS = 16, PORTABLE_TOKEN_TILE = 8, PANEL_BLOCK_BYTES = 16 * 32 + 16 * 4 + 16 * 4 };
 
-size_t MX_FN(int8_panel_bytes)(int k) { return (size_t)(k / 32) * PORTABLE_BLOCK_BYTES; }
+size_t MX_FN(int8_panel_bytes)(int k) { return (size_t)(k / 32) * PANEL_BLOCK_BYTES; }
+
+/// Weights of block b (of 32) of a Q4_1, Q4_K or Q5_K row as w = s u + o; of a Q6_K row as
+/// w = s (u - 32) for weights 0-15 and o (u - 32) for 16-31.
+MX_INLINE void unsigned_block(const uint8_t *row, int type, int b, uint8_t u[32], float *s, float *o) {
+    if (type == MX_INT8_Q6_K) {
+        // Weight e of the block of 256: half e / 128; low 4 bits from ql (low nibbles for
+        // e % 128 < 64), high 2 bits from qh bits 2 (e % 128 / 32); scale e / 16.
+        const uint8_t *block = row + 210 * (size_t)(b / 8);
+        const int j = b % 8, half = j / 4, quarter = j % 4;
+        const uint8_t *ql = block + 64 * half + 32 * (quarter % 2), *qh = block + 128 + 32 * half;
+        for (int i = 0; i < 32; i++) {
+            const int low = quarter < 2 ? ql[i] & 0x0F : ql[i] >> 4;
+            u[i] = (uint8_t)(low | (((qh[i] >> (2 * quarter)) & 3) << 4));
+        }
+        const int8_t *scales = (const int8_t *)(block + 192);
+        *s = half_at(block + 208) * (float)scales[2 * j];
+        *o = half_at(block + 208) * (float)scales[2 * j + 1];
+        return;
+    }
+    if (type == MX_INT8_Q4_1) {
+        const uint8_t *block = row + 20 * (size_t)b;
+        for (int j = 0; j < 16; j++) {
+            u[j] = block[4 + j] & 0x0F;
+            u[16 + j] = block[4 + j] >> 4;
+        }
+        *s = half_at(block);
+        *o = half_at(block + 2);
+        return;
+    }
+    // Q4_K/Q5_K: sub-block j of a block of 256 sits in chunk j / 2, low (j even) or high
+    // nibbles; Q5_K's fifth bit is bit j of qh[i]. w = (d sc) q - dmin m (both exact).
+    const int five_bits = type == MX_INT8_Q5_K;
+    const uint8_t *block = row + (size_t)(five_bits ? 176 : 144) * (size_t)(b / 8);
+    const int j = b % 8, chunk = j / 2;
+    const uint8_t *qs = block + (five_bits ? 48 : 16) + 32 * chunk, *qh = block + 16;
+    for (int i = 0; i < 32; i++) {
+        int v = j % 2 ? qs[i] >> 4 : qs[i] & 0x0F;
+        if (five_bits) v |= ((qh[i] >> j) & 1) << 4;
+        u[i] = (uint8_t)v;
+    }
+    int scale, minimum;
+    k_scales_mins(block + 4, j, &scale, &minimum);
+    *s = half_at(block) * (float)scale;
+    *o = -(half_at(block + 2) * (float)minimum);
+}
+
+void MX_FN(int8_pack_unsigned_groups)(const void *w, size_t row_bytes, int type, int rows, int k, void *panel) {
+    uint8_t *out = (uint8_t *)panel;
+    for (int b = 0; b < k / 32; b++, out += PANEL_BLOCK_BYTES) {
+        float *scales = (float *)(out + 16 * 32), *offsets = scales + 16;
+        for (int r = 0; r < 16; r++) {
+            uint8_t u[32] = {0};
+            float s = 0, o = 0;
+            if (r < rows) unsigned_block((const uint8_t *)w + (size_t)r * row_bytes, type, b, u, &s, &o);
+            for (int g = 0; g < 8; g++) memcpy(out + 64 * g + 4 * r, u + 4 * g, 4);
+            scales[r] = s;
+            offsets[r] = o;
+        }
+    }
+}
 
 void MX_FN(int8_pack_panel)(const void *w, size_t row_bytes, int type, int rows, int k, void *panel) {
+    if (type != MX_INT8_Q8_0 && type != MX_INT8_Q4_0) {
+        MX_FN(int8_pack_unsigned_groups)(w, row_bytes, type, rows, k, panel);
+        return;
+    }
     const int block_bytes = type == MX_INT8_Q8_0 ? 34 : 18;
     uint8_t *out = (uint8_t *)panel;
-    for (int b = 0; b < k / 32; b++, out += PORTABLE_BLOCK_BYTES) {
+    for (int b = 0; b < k / 32; b++, out += PANEL_BLOCK_BYTES) {
         int8_t *quants = (int8_t *)out;
         float *scales = (float *)(out + 16 * 32);
         for (int r = 0; r < PORTABLE_PANEL_ROWS; r++) {
@@ -575,21 +645,46 @@ void MX_FN(int8_quantize_activations)(const float *x, int tokens, int padded_tok
 
 void MX_FN(int8_gemm_panel)(const void *panel, int type, int rows, int k, const uint8_t *xq, const float *dx, int tokens,
                             int padded_tokens, float *y, size_t y_row_stride) {
-    (void)type;
     (void)padded_tokens;
     const int blocks = k / 32;
+    const int is_signed = type == MX_INT8_Q8_0 || type == MX_INT8_Q4_0;
     for (int t = 0; t < tokens; t++) {
         const int8_t *x = (const int8_t *)xq + (size_t)t * k;
         for (int r = 0; r < rows; r++) {
             float acc = 0;
             for (int b = 0; b < blocks; b++) {
-                const uint8_t *block = (const uint8_t *)panel + (size_t)b * PORTABLE_BLOCK_BYTES;
-                const int8_t *weights = (const int8_t *)block + 32 * r;
+                const uint8_t *block = (const uint8_t *)panel + (size_t)b * PANEL_BLOCK_BYTES;
+                const int8_t *xb = x + 32 * b;
+                const float d = dx[(size_t)t * blocks + b];
                 float scale;
                 memcpy(&scale, block + 16 * 32 + 4 * r, 4);
                 int sum = 0;
-                for (int j = 0; j < 32; j++) sum += weights[j] * x[32 * b + j];
-                acc = fmaf((float)sum, scale * dx[(size_t)t * blocks + b], acc);
+                if (is_signed) {
+                    const int8_t *weights = (const int8_t *)block + 32 * r;
+                    for (int j = 0; j < 32; j++) sum += weights[j] * xb[j];
+                    acc = fmaf((float)sum, scale * d, acc);
+                } else if (type == MX_INT8_Q6_K) {
+                    float second;
+                    memcpy(&second, block + 16 * 32 + 64 + 4 * r, 4);
+                    for (int h = 0; h < 2; h++) {
+                        int part = 0, quant_sum = 0;
+                        for (int g = 4 * h; g < 4 * h + 4; g++)
+                            for (int i = 0; i < 4; i++) {
+                                part += block[64 * g + 4 * r + i] * xb[4 * g + i];
+                                quant_sum += xb[4 * g + i];
+                            }
+                        acc = fmaf((float)(part - 32 * quant_sum), (h ? second : scale) * d, acc);
+                    }
+                } else {
+                    float offset;
+                    memcpy(&offset, block + 16 * 32 + 64 + 4 * r, 4);
+                    int quant_sum = 0;
+                    for (int g = 0; g < 8; g++)
+                        for (int i = 0; i < 4; i++) sum += block[64 * g + 4 * r + i] * xb[4 * g + i];
+                    for (int j = 0; j < 32; j++) quant_sum += xb[j];
+                    acc = fmaf((float)sum, scale * d, acc);
+                    acc = fmaf(offset * d, (float)quant_sum, acc);
+                }
             }
             y[(size_t)t * y_row_stride + r] = acc;
         }

@@ -60,11 +60,10 @@ func fastKernel(for job: LinearJob) -> FastKernel {
         let rowsMaxTokens = job.w.type == .q8_0 ? llamaCppRowsMaxTokens : int8RowsMaxTokens
         return job.tokens <= rowsMaxTokens ? .int8Rows : .int8Panels
     case .q4_1:
-        // Many tokens: the fp32 panels are faster than re-reading four rows per token
-        // (there is no 8-bit panel kernel for Q4_1's per-block minimum yet).
-        return job.tokens <= llamaCppRowsMaxTokens ? .int8Rows : .fp32
+        return job.tokens <= llamaCppRowsMaxTokens ? .int8Rows : .int8Panels
     case .q4_K, .q5_K, .q6_K:
-        return job.tokens <= int8RowsMaxTokens && job.w.columns % 256 == 0 ? .kQuantRows : .fp32
+        guard job.w.columns % 256 == 0 else { return .fp32 }
+        return job.tokens <= int8RowsMaxTokens ? .kQuantRows : .int8Panels
     default:
         return .fp32
     }

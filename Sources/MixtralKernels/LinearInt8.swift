@@ -5,6 +5,9 @@ func int8Type(_ type: WeightType) -> Int32 {
     switch type {
     case .q8_0: return Int32(MX_INT8_Q8_0)
     case .q4_0: return Int32(MX_INT8_Q4_0)
+    case .q4_K: return Int32(MX_INT8_Q4_K)
+    case .q5_K: return Int32(MX_INT8_Q5_K)
+    case .q6_K: return Int32(MX_INT8_Q6_K)
     default: return Int32(MX_INT8_Q4_1)
     }
 }
@@ -50,10 +53,10 @@ func linearInt8Rows(_ jobs: [LinearJob], pool: ComputePool) {
     }
 }
 
-/// Multi-token products of Q8_0/Q4_0 weights with activations quantised to 8 bits per
-/// block of 32, as llama.cpp computes them: activations are quantised once per job, weight
-/// panels (the table's `int8_panel_rows` rows) are unpacked once and multiplied with all
-/// tokens, `int8_token_tile` at a time.
+/// Multi-token products of Q8_0/Q4_0/Q4_1/Q4_K/Q5_K/Q6_K weights with activations quantised to
+/// 8 bits per block of 32, as llama.cpp's Q8_0 activations: activations are quantised once
+/// per job, weight panels (the table's `int8_panel_rows` rows) are unpacked once and
+/// multiplied with all tokens, `int8_token_tile` at a time.
 func linearInt8Activations(_ jobs: [LinearJob], pool: ComputePool) {
     let kernels = pool.kernels.functions
     let tile = Int(kernels.int8_token_tile)

@@ -130,8 +130,9 @@ import MixtralCKernels
                     linear(x, tokens: tokens, matrix, yp.baseAddress!, precision: .fast, pool: pool)
                 }
             }
-            // Q4_1 products of many tokens run on the fp32 panels (no 8-bit panel kernel).
-            let eightBit = type != .q4_1 || tokens <= llamaCppRowsMaxTokens
+            // Q4_1's four-row kernel uses llama.cpp's s = fp16(d Σq); its panels d Σq itself.
+            let llamaSums = type == .q4_1 && tokens <= llamaCppRowsMaxTokens
+            let eightBit = true
             for t in 0..<tokens {
                 for r in 0..<rows {
                     var exact = 0.0, magnitude = 0.0
@@ -141,7 +142,7 @@ import MixtralCKernels
                         exact += p
                         magnitude += abs(p)
                     }
-                    if type == .q4_1 && eightBit {
+                    if llamaSums {
                         for b in 0..<(columns / 32) {
                             let bits = UInt16(bytes[r * rowBytes + 20 * b + 2]) | UInt16(bytes[r * rowBytes + 20 * b + 3]) << 8
                             exact += Double(Float(Float16(bitPattern: bits))) * sCorrection[t * columns / 32 + b]
@@ -149,6 +150,49 @@ import MixtralCKernels
                     }
                     #expect(abs(Double(y[t * rows + r]) - exact) <= 1e-5 * magnitude + 1e-30,
                             "\(level) \(type) tokens \(tokens) rows \(rows) columns \(columns) t \(t) r \(r)")
+                }
+            }
+        }
+    }
+
+    /// K-quant prompts (more than four tokens) on the 8-bit panels at every level, against
+    /// the dequantised weights times the activations quantised per 32 (llama.cpp's Q8_0
+    /// blocks), in Double.
+    @Test(arguments: [WeightType.q4_K, .q5_K, .q6_K], KernelTable.availableLevels)
+    mutating func kQuantPanelsMatchReference(_ type: WeightType, _ level: CPULevel) throws {
+        let pool = ComputePool(threadCount: 2, kernels: KernelTable(level: level))
+        for (tokens, rows, columns) in [(5, 37, 256), (12, 20, 512)] {
+            let values = (0..<(rows * columns)).map { _ in random.float() }
+            let rowBytes = type.byteCount(elements: columns)!
+            var bytes = [UInt8](repeating: 0, count: rows * rowBytes)
+            try values.withUnsafeBufferPointer { v in
+                try bytes.withUnsafeMutableBytes { b in
+                    for r in 0..<rows { try quantizeRow(type, v.baseAddress! + r * columns, b.baseAddress! + r * rowBytes, count: columns) }
+                }
+            }
+            var weights = [Float](repeating: 0, count: rows * columns)
+            bytes.withUnsafeBytes { b in weights.withUnsafeMutableBufferPointer { dequantizeRow(type, b.baseAddress!, $0.baseAddress!, count: rows * columns) } }
+            let x = (0..<(tokens * columns)).map { _ in random.float() * 3 }
+            var blocks = [UInt8](repeating: 0, count: x.count / 32 * 34), xq = [Float](repeating: 0, count: x.count)
+            try x.withUnsafeBufferPointer { xp in try blocks.withUnsafeMutableBytes { try quantizeRow(.q8_0, xp.baseAddress!, $0.baseAddress!, count: x.count) } }
+            blocks.withUnsafeBytes { raw in xq.withUnsafeMutableBufferPointer { dequantizeRow(.q8_0, raw.baseAddress!, $0.baseAddress!, count: x.count) } }
+            var y = [Float](repeating: .nan, count: tokens * rows)
+            bytes.withUnsafeBytes { w in
+                y.withUnsafeMutableBufferPointer { yp in
+                    linear(x, tokens: tokens, WeightMatrix(type: type, rows: rows, columns: columns, base: w.baseAddress!),
+                           yp.baseAddress!, precision: .fast, pool: pool)
+                }
+            }
+            for t in 0..<tokens {
+                for r in 0..<rows {
+                    var exact = 0.0, magnitude = 0.0
+                    for c in 0..<columns {
+                        let p = Double(xq[t * columns + c]) * Double(weights[r * columns + c])
+                        exact += p
+                        magnitude += abs(p)
+                    }
+                    #expect(abs(Double(y[t * rows + r]) - exact) <= 1e-5 * magnitude + 1e-30,
+                            "\(level) \(type) tokens \(tokens) t \(t) r \(r): \(y[t * rows + r]) vs \(exact)")
                 }
             }
         }

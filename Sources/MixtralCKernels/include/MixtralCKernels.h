@@ -65,7 +65,8 @@ void mx_cpu_detect(mx_cpu_info *MX_NONNULL info);
 // MARK: - Kernel table
 
 /// GGML block types of the 8-bit kernels.
-enum { MX_INT8_Q8_0 = 0, MX_INT8_Q4_0 = 1, MX_INT8_Q4_1 = 2 };
+/// (The K-quants are panel types only: their rows go through q8k_matvec.)
+enum { MX_INT8_Q8_0 = 0, MX_INT8_Q4_0 = 1, MX_INT8_Q4_1 = 2, MX_INT8_Q4_K = 3, MX_INT8_Q5_K = 4, MX_INT8_Q6_K = 5 };
 enum { MX_Q8K_Q4_K = 0, MX_Q8K_Q5_K = 1, MX_Q8K_Q6_K = 2 };
 /// Rows of a bf16 panel, and the token tile of the AVX512-BF16 product.
 enum { MX_BF16_PANEL_ROWS = 32, MX_BF16_TOKEN_TILE = 12 };
@@ -137,12 +138,15 @@ typedef struct mx_kernels {
     void (*MX_NONNULL q8k_matvec)(const void *MX_NONNULL w, size_t row_bytes, int type, int rows, int k,
                                   const int8_t *MX_NONNULL q, const float *MX_NONNULL d,
                                   const int32_t *MX_NONNULL sums16, float *MX_NONNULL y);
-    /// Panels of 8-bit products for Q8_0/Q4_0 weights and many tokens: `int8_panel_rows`
-    /// weight rows are unpacked once (int8_pack_panel, int8_panel_bytes(k) bytes) and
-    /// multiplied with all tokens `int8_token_tile` at a time. Activations are quantised
-    /// per block of 32 as q8_quantize does, in the layout of this level
+    /// Panels of 8-bit products for many tokens (MX_INT8_* weights): `int8_panel_rows`
+    /// weight rows are unpacked once (int8_pack_panel, int8_panel_bytes(k) bytes, any
+    /// type) and multiplied with all tokens `int8_token_tile` at a time. Activations are
+    /// quantised per block of 32 as q8_quantize does, in the layout of this level
     /// (int8_quantize_activations: xq [padded_tokens][k] bytes, dx [padded_tokens][k/32],
-    /// padding rows zero).
+    /// padding rows zero). Q8_0 and Q4_0 weights are signed integers times a scale; Q4_1,
+    /// Q4_K and Q5_K are unsigned integers u with a scale s and an offset o per 32 weights
+    /// (w = s u + o), so a block adds fma(Σ u q, s d_x) then fma(o d_x, Σ q); Q6_K's are
+    /// u - 32 with a scale per 16, so a block adds fma(Σ (u - 32) q, s d_x) per half.
     int int8_panel_rows, int8_token_tile;
     size_t (*MX_NONNULL int8_panel_bytes)(int k);
     void (*MX_NONNULL int8_pack_panel)(const void *MX_NONNULL w, size_t row_bytes, int type, int rows, int k,
