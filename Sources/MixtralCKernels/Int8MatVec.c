@@ -3,11 +3,10 @@
 #include <string.h>
 #include <stdlib.h>
 
-// Few-token products of Q8_0 / Q4_0 / Q4_1 rows with activations quantised to 8 bits, as
-// llama.cpp's CPU backend computes them (ggml_vec_dot_q8_0_q8_0, _q4_0_q8_0, _q4_1_q8_1):
-// every weight block's product with an activation block is an exact integer sum, scaled by
-// both blocks' scales. Decode reads each weight once with vpdpbusd doing the arithmetic, so
-// the product runs at memory bandwidth instead of being bound by fp32 conversions.
+// AVX-512 kernels for few-token products with activations quantised to 8 bits: the Q8_0/Q8_1
+// quantiser, Q4_0 rows on AVX512-VBMI, and Q4_K/Q6_K rows with Q8_K activations (as
+// llama.cpp's vec_dot_q4_K_q8_K / q6_K_q8_K compute them). Every weight block's product
+// with an activation block is an exact integer sum, scaled by both blocks' scales.
 
 #pragma clang fp contract(off)  // every fused multiply-add is written out
 
@@ -40,34 +39,6 @@ TARGET float half_at(const uint8_t *p) {
     return _cvtsh_ss(bits);
 }
 
-// Σ w x per group of four bytes of signed w and x: vpdpbusd wants an unsigned operand,
-// so it multiplies |w| by x with w's sign moved onto x (|q| <= 127 for activations).
-TARGET __m512i dot_signed(__m512i acc, __m512i w, __m512i x) {
-    const __mmask64 negative = _mm512_movepi8_mask(w);
-    const __m512i signed_x = _mm512_mask_sub_epi8(x, negative, _mm512_setzero_si512(), x);
-    return _mm512_dpbusd_epi32(acc, _mm512_abs_epi8(w), signed_x);
-}
-
-// Unpacks the 16 bytes of two 4-bit blocks into [lowA highA lowB highB] (64 bytes,
-// weights 0..31 of block A then of block B, each 0..15).
-TARGET __m512i nibbles2(const uint8_t *qsA, const uint8_t *qsB) {
-    const __m256i bytes = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)qsA)),
-                                                  _mm_loadu_si128((const __m128i *)qsB), 1);
-    const __m256i mask = _mm256_set1_epi8(0x0F);
-    const __m256i low = _mm256_and_si256(bytes, mask);
-    const __m256i high = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), mask);
-    const __m512i lanes = _mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1);  // lowA lowB highA highB
-    return _mm512_shuffle_i64x2(lanes, lanes, _MM_SHUFFLE(3, 1, 2, 0));
-}
-
-// hsum_float_8 of llama.cpp's x86 quants.c: the same additions in the same order.
-TARGET float sum8(__m256 x) {
-    __m128 sum = _mm_add_ps(_mm256_extractf128_ps(x, 1), _mm256_castps256_ps128(x));
-    sum = _mm_add_ps(sum, _mm_movehl_ps(sum, sum));
-    sum = _mm_add_ss(sum, _mm_movehdup_ps(sum));
-    return _mm_cvtss_f32(sum);
-}
-
 // The 64 activation bytes of blocks b and b+1 (the second zero when b+1 == blocks).
 TARGET __m512i activations2(const int8_t *q, int b, int blocks) {
     if (b + 1 < blocks) return _mm512_loadu_si512(q + 32 * b);
@@ -77,70 +48,6 @@ TARGET __m512i activations2(const int8_t *q, int b, int blocks) {
 // Software prefetch 8 KB ahead in each row stream, into L2: four streams prefetched into
 // L1 would fill a 32 KB L1 (see MX_PREFETCH in Portable.h).
 enum { ROWS = 4, PREFETCH_BYTES = 8192 };
-
-// Four rows of one type times one token. vpdpbusd forms the integer sums of two blocks at
-// once (lanes 0-7 block b, 8-15 block b+1, each lane four consecutive weights as in
-// llama.cpp's mul_sum_*_pairs_float); the float work then follows llama.cpp's
-// ggml_vec_dot_* step for step, so results are bitwise equal: 8 lanes, blocks in order,
-// acc = fma(d_w * d_x, lanes, acc), Q4_1's m·s fused into a scalar, then hsum_float_8.
-TARGET void dot4(int type, const uint8_t *w, size_t row_bytes, int k, const int8_t *q, const float *d,
-                 const float *s, float *y) {
-    const int blocks = k / 32;
-    const int block_bytes = type == MX_INT8_Q8_0 ? 34 : type == MX_INT8_Q4_0 ? 18 : 20;
-    __m256 acc[ROWS];
-    float minimum_terms[ROWS];
-    for (int r = 0; r < ROWS; r++) { acc[r] = _mm256_setzero_ps(); minimum_terms[r] = 0; }
-    for (int b = 0; b < blocks; b += 2) {
-        const int pair = b + 1 < blocks;
-        const __m512i x = activations2(q, b, blocks);
-        // Q4_0: Σ (n - 8) q = Σ n q - Σ 8 q per lane; the second term depends on x only.
-        const __m512i minus_eight_q = type == MX_INT8_Q4_0
-            ? _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(8), x))
-            : _mm512_setzero_si512();
-#pragma GCC unroll 4
-        for (int r = 0; r < ROWS; r++) {
-            const uint8_t *A = w + (size_t)r * row_bytes + (size_t)b * block_bytes;
-            const uint8_t *B = pair ? A + block_bytes : A;  // an unpaired last block: lanes 8-15 unused
-            _mm_prefetch((const char *)A + PREFETCH_BYTES, _MM_HINT_T1);
-            __m512i sums;
-            if (type == MX_INT8_Q8_0) {
-                const __m512i weights = _mm512_inserti64x4(
-                    _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(A + 2))),
-                    _mm256_loadu_si256((const __m256i *)(B + 2)), 1);
-                sums = dot_signed(_mm512_setzero_si512(), weights, x);
-            } else if (type == MX_INT8_Q4_0) {
-                sums = _mm512_dpbusd_epi32(minus_eight_q, nibbles2(A + 2, B + 2), x);
-            } else {
-                // Q4_1: unsigned nibbles times signed activations, plus m · s per block.
-                sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), nibbles2(A + 4, B + 4), x);
-                minimum_terms[r] = fmaf(half_at(A + 2), s[b], minimum_terms[r]);
-                if (pair) minimum_terms[r] = fmaf(half_at(B + 2), s[b + 1], minimum_terms[r]);
-            }
-            const __m512 lanes = _mm512_cvtepi32_ps(sums);
-            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(half_at(A) * d[b]), _mm512_castps512_ps256(lanes), acc[r]);
-            if (pair) acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(half_at(B) * d[b + 1]), _mm512_extractf32x8_ps(lanes, 1), acc[r]);
-        }
-    }
-    for (int r = 0; r < ROWS; r++) y[r] = sum8(acc[r]) + minimum_terms[r];
-}
-
-// All rows and tokens for one weight type (a constant after inlining).
-TARGET void matmul(int type, const uint8_t *w, size_t row_bytes, int rows, int k, const int8_t *q,
-                   const float *d, const float *s, int tokens, float *y, size_t y_row_stride) {
-    const int blocks = k / 32;
-    float out[ROWS];
-    for (int r = 0; r < rows; r += ROWS) {
-        // The last rows, when fewer than four: all four dot products read row r (stride 0).
-        const int full = r + ROWS <= rows;
-        for (int t = 0; t < tokens; t++) {
-            dot4(type, w + (size_t)r * row_bytes, full ? row_bytes : 0, k, q + (size_t)t * k,
-                 d + (size_t)t * blocks, s + (size_t)t * blocks, out);
-            if (full) memcpy(y + (size_t)t * y_row_stride + r, out, sizeof out);
-            else y[(size_t)t * y_row_stride + r] = out[0];
-        }
-        if (!full) r -= ROWS - 1;  // one row at a time from here
-    }
-}
 
 // Q4_0 with AVX512-VBMI: fewer instructions per block pair, since this path is compute-bound
 // at memory speed. One masked 36-byte load holds both blocks (d, 16 bytes of nibbles, d,
@@ -344,24 +251,14 @@ void mx_q8k_matvec_avx512_intrinsics(const void *w, size_t row_bytes, int type, 
     if (sums32 != stack_sums) free(sums32);
 }
 
-// Q8_0, Q4_0 and Q4_1 in llama.cpp's order (the same bits as the AVX2 and portable kernels).
-__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,f16c")))
-void mx_q8_matmul_avx512vnni(const void *w, size_t row_bytes, int type, int rows, int k,
-                             const int8_t *q, const float *d, const float *s, int tokens, float *y, size_t y_row_stride) {
-    const uint8_t *weights = (const uint8_t *)w;
-    switch (type) {
-    case MX_INT8_Q8_0: matmul(MX_INT8_Q8_0, weights, row_bytes, rows, k, q, d, s, tokens, y, y_row_stride); break;
-    case MX_INT8_Q4_0: matmul(MX_INT8_Q4_0, weights, row_bytes, rows, k, q, d, s, tokens, y, y_row_stride); break;
-    default: matmul(MX_INT8_Q4_1, weights, row_bytes, rows, k, q, d, s, tokens, y, y_row_stride); break;
-    }
-}
-
-// The same with Q4_0 on the leaner VBMI kernel (16-lane sums: other bits than the rest).
+// Q4_0 rows on the VBMI kernel; Q8_0 and Q4_1 on the AVX2 one: decode reads weights at
+// memory speed with 256-bit vectors, and the 512-bit version of the same kernel measured
+// slower on a CPU that executes 512-bit operations in two halves (AMD Zen 4).
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx512vbmi,f16c")))
 void mx_q8_matmul_avx512vbmi(const void *w, size_t row_bytes, int type, int rows, int k,
                              const int8_t *q, const float *d, const float *s, int tokens, float *y, size_t y_row_stride) {
     if (type == MX_INT8_Q4_0) matmul_q4_0((const uint8_t *)w, row_bytes, rows, k, q, d, tokens, y, y_row_stride);
-    else mx_q8_matmul_avx512vnni(w, row_bytes, type, rows, k, q, d, s, tokens, y, y_row_stride);
+    else mx_q8_matmul_avx2_intrinsics(w, row_bytes, type, rows, k, q, d, s, tokens, y, y_row_stride);
 }
 
 #endif

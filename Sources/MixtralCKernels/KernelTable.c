@@ -67,11 +67,21 @@ mx_kernels mx_kernels_for_level(int level, const mx_cpu_info *info) {
     } else if (level == MX_LEVEL_AVX512) {
         const uint32_t f = info->features;
         MX_FILL_PORTABLE(t, avx512);
+        // Decode rows read weights at memory speed with 256-bit vectors; the 512-bit builds
+        // of the same kernels (the same bits) measured slower on a CPU that executes
+        // 512-bit operations in two halves (AMD Zen 4), and no faster elsewhere is needed.
+        t.dot_f16 = mx_dot_f16_avx2;
+        t.bf16_dot_rows = mx_bf16_dot_rows_avx2;
+        t.bf16_dot4_tokens = mx_bf16_dot4_tokens_avx2;
+        t.dot_q8_0 = mx_dot_q8_0_avx2;
+        t.dot_q4_0 = mx_dot_q4_0_avx2;
+        t.dot_q4_1 = mx_dot_q4_1_avx2;
+        t.q8_matmul = mx_q8_matmul_avx2_intrinsics;
         t.bf16_pack_panel = mx_bf16_pack_panel_avx512_transpose;
         t.q8_quantize = mx_q8_quantize_avx512_intrinsics;
         t.q8k_matvec = mx_q8k_matvec_avx512_intrinsics;
+        if (f & MX_CPU_AVX512VBMI) t.q8_matmul = mx_q8_matmul_avx512vbmi;  // its own Q4_0 kernel
         if (f & MX_CPU_AVX512VNNI) {
-            t.q8_matmul = (f & MX_CPU_AVX512VBMI) ? mx_q8_matmul_avx512vbmi : mx_q8_matmul_avx512vnni;
             t.int8_panel_rows = 16;
             t.int8_token_tile = 8;
             t.int8_panel_bytes = mx_int8_panel_bytes_avx512vnni;

@@ -59,8 +59,6 @@ void mx_bf16_pack_panel_avx512_transpose(const uint16_t *w, size_t stride, int r
 void mx_bf16_gemm_panel_avx512bf16(const uint16_t *w, size_t w_row_stride, int rows, int k, const uint16_t *x,
                                    int tokens, int padded_tokens, float *y, size_t y_row_stride, uint16_t *panel);
 void mx_q8_quantize_avx512_intrinsics(const float *x, int k, int8_t *q, float *d, float *s);
-void mx_q8_matmul_avx512vnni(const void *w, size_t row_bytes, int type, int rows, int k, const int8_t *q,
-                             const float *d, const float *s, int tokens, float *y, size_t y_row_stride);
 void mx_q8_matmul_avx512vbmi(const void *w, size_t row_bytes, int type, int rows, int k, const int8_t *q,
                              const float *d, const float *s, int tokens, float *y, size_t y_row_stride);
 void mx_q8k_matvec_avx512_intrinsics(const void *w, size_t row_bytes, int type, int rows, int k, const int8_t *q, const float *d,

@@ -143,6 +143,25 @@ MX_INLINE float round_to_half(float x) {
     return result;
 }
 
+/// round_to_half on 16 lanes.
+MX_INLINE v16f round_to_half16(v16f x) {
+#if MX_F16C && MX_VW == 16
+    return (v16f)_mm512_cvtph_ps(_mm512_cvtps_ph((__m512)x, 0));
+#elif MX_F16C
+    const v8f low = (v8f)_mm256_cvtph_ps(_mm256_cvtps_ph((__m256)x.lo, 0));
+    const v8f high = (v8f)_mm256_cvtph_ps(_mm256_cvtps_ph((__m256)x.hi, 0));
+    return __builtin_shufflevector(low, high, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+#else
+    const v16u u = (v16u)x, sign = u & 0x80000000u, a = u & 0x7FFFFFFFu;
+    const v16u normal = sign | ((a + 0xFFFu + ((a >> 13) & 1u)) & ~0x1FFFu);
+    const v16f magnitude = (v16f)a;
+    const v16u subnormal = sign | (v16u)(((magnitude * 0x1p24f + 0x1p23f) - 0x1p23f) * 0x1p-24f);
+    v16u result = (v16u)select_i((v16i)(a < 0x38800000u), (v16i)subnormal, (v16i)normal);
+    result = (v16u)select_i((v16i)(a >= 0x477FF000u), (v16i)(sign | 0x7F800000u), (v16i)result);
+    return (v16f)select_i((v16i)(a >= 0x7F800000u), (v16i)u, (v16i)result);
+#endif
+}
+
 // MARK: - One token against float weights
 
 float MX_FN(dot_f32)(const float *a, const float *b, int n) {
@@ -995,11 +1014,15 @@ void MX_FN(llama_attention)(const float *q, const float *keys, int kv_heads, int
                 const float previous = M;
                 M = s;
                 ms = expf(previous - M);
-                for (int i = 0; i < d; i++) acc16[i] = round_to_half(acc16[i] * ms);  // ggml_vec_scale_f16
+                int i = 0;  // ggml_vec_scale_f16
+                for (; i + 16 <= d; i += 16) store16(acc16 + i, round_to_half16(load16(acc16 + i) * ms));
+                for (; i < d; i++) acc16[i] = round_to_half(acc16[i] * ms);
             } else {
                 vs = expf(s - M);
             }
-            for (int i = 0; i < d; i++) acc16[i] = round_to_half(fmaf(v[i], vs, acc16[i]));  // ggml_vec_mad_f16
+            int i = 0;  // ggml_vec_mad_f16
+            for (; i + 16 <= d; i += 16) store16(acc16 + i, round_to_half16(FMA_EXACT(load16(v + i), (v16f)vs, load16(acc16 + i))));
+            for (; i < d; i++) acc16[i] = round_to_half(fmaf(v[i], vs, acc16[i]));
             S = fmaf(S, ms, vs);  // GCC contracts S*ms + vs
         }
     }
