@@ -18,8 +18,8 @@ tg128 for each engine and dtype and prints one markdown table. The engines take 
 rounds (llama.cpp, this engine, PyTorch; again), and each ratio is the median of the
 ratios within a round: this shared machine's memory bandwidth moves between ~50 and ~82
 GB/s over tens of seconds, so engines measured minutes apart can be measured in different
-conditions. Within a round each figure is the median of -r repetitions (one disturbed
-repetition moves a mean, not a median).
+conditions; every other round runs them in reverse order. Within a round each figure is
+the median of -r repetitions (one disturbed repetition moves a mean, not a median).
 """
 import argparse
 import json
@@ -138,29 +138,41 @@ def main():
             return None
 
     for dtype in types:
-        for _ in range(args.rounds):
+        model = hf.get(dtype, gguf[dtype])
+        precisions = ["exact", "fast"] if dtype == "bf16" or dtype.startswith("q") else ["exact"]
+
+        def run_llama():
             result = attempt("llama.cpp", dtype, lambda: llama_bench(args.llama_cpp, gguf[dtype], args.p, args.n, args.r, args.threads))
             if result:
                 add("llama.cpp", dtype, result)
-            model = hf.get(dtype, gguf[dtype])
-            precisions = ["exact", "fast"] if dtype == "bf16" or dtype.startswith("q") else ["exact"]
-            for precision in precisions:
-                label = "swift-mixtral" + (" --precision fast" if precision == "fast" else "")
-                outcome = attempt(label, dtype, lambda: mixtral_bench(args.mixtral, model, args.p, args.n, args.r, args.threads, precision))
-                if outcome:
-                    result, data = outcome
-                    add(label, dtype, result)
-                    if dtype == "bf16" and precision == "exact":
-                        # The probe runs between the tg repetitions; the fraction compares each
-                        # repetition with the bandwidth measured around it.
-                        bounds.append((data["tg_bound_tokens_per_second"], data["read_bandwidth_bytes_per_second"],
-                                       data.get("tg_fraction_of_bound")))
-                        results.setdefault((bound_label, dtype), []).append({tg: data["tg_bound_tokens_per_second"]})
-            if not args.no_pytorch and dtype in hf:
-                result = attempt("PyTorch + transformers", dtype,
-                                 lambda: pytorch_bench(hf[dtype], dtype, args.p, args.n, args.r, args.threads))
-                if result:
-                    add("PyTorch + transformers", dtype, result)
+
+        def run_mixtral(precision):
+            label = "swift-mixtral" + (" --precision fast" if precision == "fast" else "")
+            outcome = attempt(label, dtype, lambda: mixtral_bench(args.mixtral, model, args.p, args.n, args.r, args.threads, precision))
+            if outcome:
+                result, data = outcome
+                add(label, dtype, result)
+                if dtype == "bf16" and precision == "exact":
+                    # The probe runs between the tg repetitions; the fraction compares each
+                    # repetition with the bandwidth measured around it.
+                    bounds.append((data["tg_bound_tokens_per_second"], data["read_bandwidth_bytes_per_second"],
+                                   data.get("tg_fraction_of_bound")))
+                    results.setdefault((bound_label, dtype), []).append({tg: data["tg_bound_tokens_per_second"]})
+
+        def run_pytorch():
+            result = attempt("PyTorch + transformers", dtype,
+                             lambda: pytorch_bench(hf[dtype], dtype, args.p, args.n, args.r, args.threads))
+            if result:
+                add("PyTorch + transformers", dtype, result)
+
+        steps = [run_llama] + [lambda precision=precision: run_mixtral(precision) for precision in precisions]
+        if not args.no_pytorch and dtype in hf:
+            steps.append(run_pytorch)
+        for round_index in range(args.rounds):
+            # Every other round in reverse order, so no engine always runs at the same point
+            # of the machine's bandwidth periods.
+            for step in (steps if round_index % 2 == 0 else list(reversed(steps))):
+                step()
 
     def median_of(rounds, test):
         values = [r[test] for r in rounds if test in r]
