@@ -99,10 +99,12 @@ AVX2 void dot4(int type, const uint8_t *w, size_t row_bytes, int k, const int8_t
     for (int r = 0; r < ROWS; r++) y[r] = sum8(acc[r]) + minimum_terms[r];
 }
 
-/// Q4_0, four rows, two blocks at a time: one 32-byte load holds the nibbles of both
-/// blocks, the activations are rearranged once ([A 0-15 | B 0-15], [A 16-31 | B 16-31]) to
+/// Q4_0, four rows, two blocks A and B at a time: one pair of loads holds the nibbles of
+/// both, the activations are rearranged once ([A 0-15 | B 0-15], [A 16-31 | B 16-31]) to
 /// match the low and high nibbles, and the eight scales of four rows convert together.
-/// The lanes and float steps are dot4's (llama.cpp's order).
+/// Lane L (0-3) sums A's weights 4L..4L+3 and 16+4L..16+4L+3 (lanes 4-7: B's), which
+/// saves separating the halves; llama.cpp runs Q4_0 through its repacked kernels, so there
+/// is no one order to follow, and the generic q8_matmul sums in this same order.
 AVX2 void dot4_q4_0(const uint8_t *w, size_t row_bytes, int k, const int8_t *q, const float *d, float *y) {
     const int blocks = k / 32;
     const __m256i low4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1), eight = _mm256_set1_epi8(8);
@@ -115,8 +117,9 @@ AVX2 void dot4_q4_0(const uint8_t *w, size_t row_bytes, int k, const int8_t *q, 
         const __m256i xa = _mm256_loadu_si256((const __m256i *)(q + 32 * b));
         const __m256i xb = _mm256_loadu_si256((const __m256i *)(q + 32 * b + 32));
         const __m256i x_low = _mm256_permute2x128_si256(xa, xb, 0x20), x_high = _mm256_permute2x128_si256(xa, xb, 0x31);
-        const __m256i minus_eight_a = _mm256_sub_epi32(_mm256_setzero_si256(), dot_unsigned(eight, xa));
-        const __m256i minus_eight_b = _mm256_sub_epi32(_mm256_setzero_si256(), dot_unsigned(eight, xb));
+        // Σ (n - 8) x = Σ n x - Σ 8 x: the second term, in 16-bit pair sums, is the rows'.
+        // |Σ n x| <= 4 * 15 * 128 and |Σ 8 x| <= 4 * 8 * 128 per pair: both fit 16 bits.
+        const __m256i eights = _mm256_add_epi16(_mm256_maddubs_epi16(eight, x_low), _mm256_maddubs_epi16(eight, x_high));
         const size_t at = (size_t)b * 18;
         __m128i halves = _mm_setzero_si128();
         halves = _mm_insert_epi16(halves, load_u16(rows[0] + at), 0);
@@ -136,15 +139,13 @@ AVX2 void dot4_q4_0(const uint8_t *w, size_t row_bytes, int k, const int8_t *q, 
             const __m256i bytes = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(A + 2))),
                                                           _mm_loadu_si128((const __m128i *)(A + 20)), 1);
             const __m256i low = _mm256_and_si256(bytes, low4), high = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low4);
-            const __m256i p_low = _mm256_madd_epi16(_mm256_maddubs_epi16(low, x_low), ones);
-            const __m256i p_high = _mm256_madd_epi16(_mm256_maddubs_epi16(high, x_high), ones);
-            const __m256i lanes_a = _mm256_add_epi32(_mm256_permute2x128_si256(p_low, p_high, 0x20), minus_eight_a);
-            const __m256i lanes_b = _mm256_add_epi32(_mm256_permute2x128_si256(p_low, p_high, 0x31), minus_eight_b);
-            acc[r] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(scales, _mm256_set1_epi32(2 * r)), _mm256_cvtepi32_ps(lanes_a), acc[r]);
-            acc[r] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(scales, _mm256_set1_epi32(2 * r + 1)), _mm256_cvtepi32_ps(lanes_b), acc[r]);
+            const __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(low, x_low), _mm256_maddubs_epi16(high, x_high));
+            const __m256i lanes = _mm256_madd_epi16(_mm256_sub_epi16(pairs, eights), ones);
+            const __m256i pick = _mm256_setr_epi32(2 * r, 2 * r, 2 * r, 2 * r, 2 * r + 1, 2 * r + 1, 2 * r + 1, 2 * r + 1);
+            acc[r] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(scales, pick), _mm256_cvtepi32_ps(lanes), acc[r]);
         }
     }
-    for (; b < blocks; b++) {  // an odd last block
+    for (; b < blocks; b++) {  // an odd last block: lanes of four consecutive weights
         const __m256i x = _mm256_loadu_si256((const __m256i *)(q + 32 * b));
         const __m256i minus_eight = _mm256_sub_epi32(_mm256_setzero_si256(), dot_unsigned(eight, x));
         for (int r = 0; r < ROWS; r++) {

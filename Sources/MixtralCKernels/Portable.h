@@ -443,9 +443,9 @@ MX_INLINE int block_weight(const uint8_t *block, int type, int j) {
     return type == MX_INT8_Q4_0 ? nibble - 8 : nibble;
 }
 
-// llama.cpp's ggml_vec_dot_q8_0_q8_0 / q4_0_q8_0 / q4_1_q8_1 (x86): per block, 8 integer
-// lanes of four consecutive products; acc = fma(d_w * d_x, lanes, acc) in block order; Q4_1
-// adds m_w * s_x per block into a scalar; then hsum_float_8.
+// llama.cpp's ggml_vec_dot_q8_0_q8_0 / q4_1_q8_1 (x86): per block, 8 integer lanes of four
+// consecutive products; acc = fma(d_w * d_x, lanes, acc) in block order; Q4_1 adds
+// m_w * s_x per block into a scalar; then hsum_float_8. Q4_0 sums blocks in pairs (below).
 void MX_FN(q8_matmul)(const void *w, size_t row_bytes, int type, int rows, int k, const int8_t *q, const float *d,
                       const float *s, int tokens, float *y, size_t y_row_stride) {
     const int blocks = k / 32;
@@ -455,7 +455,21 @@ void MX_FN(q8_matmul)(const void *w, size_t row_bytes, int type, int rows, int k
         for (int t = 0; t < tokens; t++) {
             const int8_t *xq = q + (size_t)t * k;
             float acc[8] = {0}, minimum_terms = 0;
-            for (int b = 0; b < blocks; b++) {
+            int b = 0;
+            // Q4_0 in Int8AVX2.c's order: blocks in pairs, lane L of each holding weights
+            // 4L..4L+3 and 16+4L..16+4L+3, the pair's first block in lanes 0-3.
+            for (; type == MX_INT8_Q4_0 && b + 1 < blocks; b += 2) {
+                for (int lane = 0; lane < 8; lane++) {
+                    const int pair = lane / 4, base = 4 * (lane % 4);
+                    const uint8_t *block = row + (size_t)(b + pair) * block_bytes;
+                    const int8_t *x = xq + 32 * (b + pair);
+                    int sum = 0;
+                    for (int j = base; j < base + 4; j++)
+                        sum += block_weight(block, type, j) * x[j] + block_weight(block, type, j + 16) * x[j + 16];
+                    acc[lane] = fmaf(half_at(block) * d[(size_t)t * blocks + b + pair], (float)sum, acc[lane]);
+                }
+            }
+            for (; b < blocks; b++) {
                 const uint8_t *block = row + (size_t)b * block_bytes;
                 const float scale = half_at(block) * d[(size_t)t * blocks + b];
                 for (int lane = 0; lane < 8; lane++) {
