@@ -526,8 +526,8 @@ AVX2 void tile_q4_0(const uint8_t *panel, int blocks, int k, const int8_t *x, co
     }
 }
 
-/// Unsigned weights (Q4_1, Q4_K, Q5_K; the portable layout with offsets, see Portable.h):
-/// pair sums of u <= 31 stay within 16 bits over four groups. Two tokens per pass, so the
+/// Unsigned weights (Q5_K; the portable layout with offsets, see Portable.h): pair sums of
+/// u <= 31 stay within 16 bits over four groups. Two tokens per pass, so the
 /// 16-bit and 32-bit sums stay in registers.
 AVX2 void tile_unsigned(const uint8_t *panel, int blocks, int k, const int8_t *x, const float *dx,
                         const int32_t *quant_sums, float acc[TILE][16]) {
@@ -564,6 +564,42 @@ AVX2 void tile_unsigned(const uint8_t *panel, int blocks, int k, const int8_t *x
                     a = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(offsets + 8 * v), ds), quant_sum, a);
                     _mm256_storeu_ps(acc[t0 + t] + 8 * v, a);
                 }
+            }
+        }
+    }
+}
+
+/// 4-bit unsigned weights (Q4_1, Q4_K): pair sums of u <= 15 stay within 16 bits over all
+/// eight groups of a block (8 * 2 * 15 * 128 < 2^15), so four tokens fit in registers and
+/// each weight vector is loaded once per tile. The integer sums, and so the bits, are
+/// tile_unsigned's.
+AVX2 void tile_unsigned4(const uint8_t *panel, int blocks, int k, const int8_t *x, const float *dx,
+                         const int32_t *quant_sums, float acc[TILE][16]) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int b = 0; b < blocks; b++) {
+        const uint8_t *block = panel + (size_t)b * UNSIGNED_BLOCK_BYTES;
+        const float *scales = (const float *)(block + 16 * 32), *offsets = scales + 16;
+        __m256i pairs[TILE][2];
+        for (int t = 0; t < TILE; t++) pairs[t][0] = pairs[t][1] = _mm256_setzero_si256();
+        for (int g = 0; g < GROUPS; g++) {
+            const __m256i m0 = _mm256_loadu_si256((const __m256i *)(block + 64 * g));
+            const __m256i m1 = _mm256_loadu_si256((const __m256i *)(block + 64 * g + 32));
+#pragma GCC unroll 4
+            for (int t = 0; t < TILE; t++) {
+                const __m256i xb = broadcast4(x + (size_t)t * k + 32 * b + 4 * g);
+                pairs[t][0] = _mm256_add_epi16(pairs[t][0], _mm256_maddubs_epi16(m0, xb));
+                pairs[t][1] = _mm256_add_epi16(pairs[t][1], _mm256_maddubs_epi16(m1, xb));
+            }
+        }
+        for (int t = 0; t < TILE; t++) {
+            const __m256 ds = _mm256_set1_ps(dx[(size_t)t * blocks + b]);
+            const __m256 quant_sum = _mm256_set1_ps((float)quant_sums[(size_t)t * blocks + b]);
+            for (int v = 0; v < 2; v++) {
+                __m256 a = _mm256_loadu_ps(acc[t] + 8 * v);
+                a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(pairs[t][v], ones)),
+                                    _mm256_mul_ps(_mm256_loadu_ps(scales + 8 * v), ds), a);
+                a = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(offsets + 8 * v), ds), quant_sum, a);
+                _mm256_storeu_ps(acc[t] + 8 * v, a);
             }
         }
     }
@@ -656,7 +692,8 @@ AVX2_FUNCTION void mx_int8_gemm_panel_avx2_intrinsics(const void *panel, int typ
         if (type == MX_INT8_Q8_0) tile_q8_0((const uint8_t *)panel, blocks, k, xt, dx + (size_t)t0 * blocks, acc);
         else if (type == MX_INT8_Q4_0) tile_q4_0((const uint8_t *)panel, blocks, k, xt, dx + (size_t)t0 * blocks, block_sums, acc);
         else if (type == MX_INT8_Q6_K) tile_q6_K((const uint8_t *)panel, blocks, k, xt, dx + (size_t)t0 * blocks, block_sums, acc);
-        else tile_unsigned((const uint8_t *)panel, blocks, k, xt, dx + (size_t)t0 * blocks, block_sums, acc);
+        else if (type == MX_INT8_Q5_K) tile_unsigned((const uint8_t *)panel, blocks, k, xt, dx + (size_t)t0 * blocks, block_sums, acc);
+        else tile_unsigned4((const uint8_t *)panel, blocks, k, xt, dx + (size_t)t0 * blocks, block_sums, acc);
         for (int t = 0; t < TILE && t0 + t < tokens; t++)
             memcpy(y + (size_t)(t0 + t) * y_row_stride, acc[t], (size_t)rows * sizeof(float));
     }

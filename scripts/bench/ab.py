@@ -59,7 +59,7 @@ def main():
                     results.setdefault((label, test, name), []).append(value)
     first = variants[0][0]
     print(f"Medians over {args.rounds} rounds (variants take turns within a round); ratios: median of the "
-          f"within-round ratios against {first}.\n")
+          f"within-round ratios against {first} (their range in brackets).\n")
     print("| weights | test | " + " | ".join(name for name, _, _ in variants) + " | " +
           " | ".join(f"{name} / {first}" for name, _, _ in variants[1:]) + " |")
     print("| --- | --- |" + " ---: |" * (2 * len(variants) - 1))
@@ -67,8 +67,10 @@ def main():
         for test, tokens in tests:
             cells = [f"{statistics.median(results[(label, test, name)]):.1f}" for name, _, _ in variants]
             base = results[(label, test, first)]
-            ratios = [f"{statistics.median([a / b for a, b in zip(results[(label, test, name)], base)]):.2f}x"
-                      for name, _, _ in variants[1:]]
+            ratios = []
+            for name, _, _ in variants[1:]:
+                within = [a / b for a, b in zip(results[(label, test, name)], base)]
+                ratios.append(f"{statistics.median(within):.2f}x ({min(within):.2f}-{max(within):.2f})")
             print(f"| {os.path.basename(label)} | {test}{tokens} | " + " | ".join(cells + ratios) + " |")
 
 
