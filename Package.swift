@@ -8,7 +8,8 @@ import Foundation
 //
 // Opt-in: MIXTRAL_TARGET_CPU=native (or a CPU name such as x86-64-v3) compiles the Swift
 // code for that CPU as well; the binary then runs only there. The hot loops are all in the
-// kernel table, so this is not faster (BENCHMARKS.md).
+// kernel table, so this is not measurably faster (BENCHMARKS.md, "Portable build against a
+// native one").
 let targetCPU = ProcessInfo.processInfo.environment["MIXTRAL_TARGET_CPU"]
 let swiftSettings: [SwiftSetting] = targetCPU.map { [.unsafeFlags(["-target-cpu", $0])] } ?? []
 
