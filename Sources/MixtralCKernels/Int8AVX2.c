@@ -195,9 +195,19 @@ AVX2_FUNCTION void mx_q8_matmul_avx2_intrinsics(const void *w, size_t row_bytes,
 // lanes are scaled into 16 float accumulators, reduced once per row (reduce16 equals
 // hsum_float_8 of the two halves added).
 
-/// Words [a x8, b x8].
-AVX2 __m256i scale_words(int a, int b) {
-    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16((short)a)), _mm_set1_epi16((short)b), 1);
+/// Byte-shuffle mask that fills a 128-bit lane with its word j.
+AVX2 __m128i word_mask(int j) {
+    return _mm_set1_epi16((short)((2 * j) | ((2 * j + 1) << 8)));
+}
+
+/// Shuffle mask: word 2i in the low lane, word 2i + 1 in the high lane.
+AVX2 __m256i pick_pair(int i) {
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(word_mask(2 * i)), word_mask(2 * i + 1), 1);
+}
+
+/// Shuffle mask: word j in both lanes.
+AVX2 __m256i pick_word(int j) {
+    return _mm256_broadcastsi128_si256(word_mask(j));
 }
 
 AVX2 float dot_q6_K(const uint8_t *row, int blocks, const int8_t *q, const float *d, const int32_t *sums16) {
@@ -217,11 +227,13 @@ AVX2 float dot_q6_K(const uint8_t *row, int blocks, const int8_t *q, const float
         __m256i sums_high = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(
             _mm256_mullo_epi32(sc_high, _mm256_loadu_si256((const __m256i *)(sums16 + 16 * (size_t)b + 8))), 5));
         for (int half = 0; half < 2; half++) {
+            // The half's eight scales as words in both 128-bit lanes: pick_pair(i) then
+            // gives [sc[2i] x8 | sc[2i + 1] x8] in one byte shuffle.
+            const __m256i half_scales = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(scales + 8 * half))));
             const __m256i qh = _mm256_loadu_si256((const __m256i *)(block + 128 + 32 * half));
             const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(block + 64 * half));
             const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(block + 64 * half + 32));
             const int8_t *xh = x + 128 * half;
-            const int8_t *sc = scales + 8 * half;
             // Weights 0..31, 32..63, 64..95, 96..127 of the half.
             const __m256i w0 = _mm256_or_si256(_mm256_and_si256(ql0, low4),
                                                _mm256_slli_epi16(_mm256_and_si256(qh, low2), 4));
@@ -235,10 +247,10 @@ AVX2 float dot_q6_K(const uint8_t *row, int blocks, const int8_t *q, const float
             const __m256i p1 = _mm256_maddubs_epi16(w1, _mm256_loadu_si256((const __m256i *)(xh + 32)));
             const __m256i p2 = _mm256_maddubs_epi16(w2, _mm256_loadu_si256((const __m256i *)(xh + 64)));
             const __m256i p3 = _mm256_maddubs_epi16(w3, _mm256_loadu_si256((const __m256i *)(xh + 96)));
-            sums_low = _mm256_add_epi32(sums_low, _mm256_madd_epi16(p0, scale_words(sc[0], sc[1])));
-            sums_high = _mm256_add_epi32(sums_high, _mm256_madd_epi16(p1, scale_words(sc[2], sc[3])));
-            sums_low = _mm256_add_epi32(sums_low, _mm256_madd_epi16(p2, scale_words(sc[4], sc[5])));
-            sums_high = _mm256_add_epi32(sums_high, _mm256_madd_epi16(p3, scale_words(sc[6], sc[7])));
+            sums_low = _mm256_add_epi32(sums_low, _mm256_madd_epi16(p0, _mm256_shuffle_epi8(half_scales, pick_pair(0))));
+            sums_high = _mm256_add_epi32(sums_high, _mm256_madd_epi16(p1, _mm256_shuffle_epi8(half_scales, pick_pair(1))));
+            sums_low = _mm256_add_epi32(sums_low, _mm256_madd_epi16(p2, _mm256_shuffle_epi8(half_scales, pick_pair(2))));
+            sums_high = _mm256_add_epi32(sums_high, _mm256_madd_epi16(p3, _mm256_shuffle_epi8(half_scales, pick_pair(3))));
         }
         const __m256 scale = _mm256_set1_ps(half_at(block + 208) * d[b]);
         acc_low = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums_low), scale, acc_low);
@@ -250,7 +262,7 @@ AVX2 float dot_q6_K(const uint8_t *row, int blocks, const int8_t *q, const float
 /// Q4_K, or Q5_K (`five_bits`: a fifth bit per weight from qh). sums32: the activations'
 /// sums per 32 (for the mins).
 AVX2 float dot_q45_K(const uint8_t *row, int blocks, int five_bits, const int8_t *q, const float *d,
-                     const int32_t *sums32) {
+                     const int16_t *sums32) {
     const __m256i low4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
     const int block_bytes = five_bits ? 176 : 144, qs_offset = five_bits ? 48 : 16;
     __m256 acc_low = _mm256_setzero_ps(), acc_high = _mm256_setzero_ps();
@@ -271,8 +283,14 @@ AVX2 float dot_q45_K(const uint8_t *row, int blocks, int five_bits, const int8_t
             | (uint64_t)((w2 & 0x0F0F0F0F) | ((w0 >> 2) & 0x30303030)) << 32;
         const uint64_t minimum_bytes = (uint64_t)(w1 & 0x3F3F3F3F)
             | (uint64_t)(((w2 >> 4) & 0x0F0F0F0F) | ((w1 >> 2) & 0x30303030)) << 32;
-        const __m256i minimums = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)minimum_bytes));
-        const int minimum_sum = hsum_i32(_mm256_mullo_epi32(minimums, _mm256_loadu_si256((const __m256i *)(sums32 + 8 * (size_t)b))));
+        // Σ m Σq_x in 32-bit lanes of 16-bit products (m <= 63, |Σq_x| <= 32 * 127).
+        const __m128i minimum_pairs = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)minimum_bytes)),
+                                                     _mm_loadu_si128((const __m128i *)(sums32 + 8 * (size_t)b)));
+        __m128i minimum_lanes = _mm_add_epi32(minimum_pairs, _mm_shuffle_epi32(minimum_pairs, 0x4E));
+        minimum_lanes = _mm_add_epi32(minimum_lanes, _mm_shuffle_epi32(minimum_lanes, 0xB1));
+        const int minimum_sum = _mm_cvtsi128_si32(minimum_lanes);
+        // The eight scales as words in both 128-bit lanes, for pick_word.
+        const __m256i scale_words = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)scale_bytes)));
         const __m256i qh = five_bits ? _mm256_loadu_si256((const __m256i *)(block + 16)) : _mm256_setzero_si256();
         __m256i sums_low = _mm256_setzero_si256(), sums_high = _mm256_setzero_si256();
         for (int chunk = 0; chunk < 4; chunk++) {
@@ -284,8 +302,8 @@ AVX2 float dot_q45_K(const uint8_t *row, int blocks, int five_bits, const int8_t
                 low = _mm256_or_si256(low, _mm256_slli_epi16(_mm256_and_si256(top, one), 4));
                 high = _mm256_or_si256(high, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(top, 1), one), 4));
             }
-            const __m256i scale_low = _mm256_set1_epi16((short)((scale_bytes >> (16 * chunk)) & 0xFF));
-            const __m256i scale_high = _mm256_set1_epi16((short)((scale_bytes >> (16 * chunk + 8)) & 0xFF));
+            const __m256i scale_low = _mm256_shuffle_epi8(scale_words, pick_word(2 * chunk));
+            const __m256i scale_high = _mm256_shuffle_epi8(scale_words, pick_word(2 * chunk + 1));
             const __m256i p0 = _mm256_maddubs_epi16(low, _mm256_loadu_si256((const __m256i *)(x + 64 * chunk)));
             const __m256i p1 = _mm256_maddubs_epi16(high, _mm256_loadu_si256((const __m256i *)(x + 64 * chunk + 32)));
             sums_low = _mm256_add_epi32(sums_low, _mm256_madd_epi16(p0, scale_low));
@@ -307,14 +325,14 @@ AVX2_FUNCTION void mx_q8k_matvec_avx2_intrinsics(const void *w, size_t row_bytes
         for (int r = 0; r < rows; r++) y[r] = dot_q6_K((const uint8_t *)w + (size_t)r * row_bytes, blocks, q, d, sums16);
         return;
     }
-    // Q4_K/Q5_K: the activations' sums per 32, once for all rows.
-    int32_t stack_sums[512];
-    int32_t *sums32 = k / 32 <= 512 ? stack_sums : (int32_t *)malloc(sizeof(int32_t) * (size_t)(k / 32));
+    // Q4_K/Q5_K: the activations' sums per 32 (|Σ| <= 32 * 127: 16 bits), once for all rows.
+    int16_t stack_sums[512];
+    int16_t *sums32 = k / 32 <= 512 ? stack_sums : (int16_t *)malloc(sizeof(int16_t) * (size_t)(k / 32));
     if (!sums32) {
         for (int r = 0; r < rows; r++) y[r] = NAN;
         return;
     }
-    for (int j = 0; j < k / 32; j++) sums32[j] = sums16[2 * j] + sums16[2 * j + 1];
+    for (int j = 0; j < k / 32; j++) sums32[j] = (int16_t)(sums16[2 * j] + sums16[2 * j + 1]);
     for (int r = 0; r < rows; r++)
         y[r] = dot_q45_K((const uint8_t *)w + (size_t)r * row_bytes, blocks, type == MX_Q8K_Q5_K, q, d, sums32);
     if (sums32 != stack_sums) free(sums32);
