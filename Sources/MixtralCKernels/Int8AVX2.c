@@ -668,6 +668,42 @@ AVX2 void tile_q6_K(const uint8_t *panel, int blocks, int k, const int8_t *x, co
     }
 }
 
+/// scale * Σ x over each 32 bytes of x (blocks of them), four blocks per step.
+AVX2 void sums_per_32(const int8_t *x, int blocks, int scale, int32_t *out) {
+    const __m256i one = _mm256_set1_epi8(1);
+    int b = 0;
+    for (; b + 4 <= blocks; b += 4) {
+        __m256i v[4];
+        for (int i = 0; i < 4; i++) v[i] = dot_unsigned(one, _mm256_loadu_si256((const __m256i *)(x + 32 * (b + i))));
+        // Per 128-bit lane: the four blocks' partial sums of bytes 0-15 (low) and 16-31 (high).
+        const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+        const __m128i sums = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+        _mm_storeu_si128((__m128i *)(out + b), _mm_mullo_epi32(sums, _mm_set1_epi32(scale)));
+    }
+    for (; b < blocks; b++) out[b] = scale * hsum_i32(dot_unsigned(one, _mm256_loadu_si256((const __m256i *)(x + 32 * b))));
+}
+
+/// Σ x over each 16 bytes of x (chunks of them, an even number), eight chunks per step.
+AVX2 void sums_per_16(const int8_t *x, int chunks, int32_t *out) {
+    const __m256i one = _mm256_set1_epi8(1);
+    int c = 0;
+    for (; c + 8 <= chunks; c += 8) {
+        __m256i v[4];
+        for (int i = 0; i < 4; i++) v[i] = dot_unsigned(one, _mm256_loadu_si256((const __m256i *)(x + 16 * c + 32 * i)));
+        // Low lane: chunks c, c+2, c+4, c+6; high lane: c+1, c+3, c+5, c+7.
+        const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+        const __m128i even = _mm256_castsi256_si128(h), odd = _mm256_extracti128_si256(h, 1);
+        _mm_storeu_si128((__m128i *)(out + c), _mm_unpacklo_epi32(even, odd));
+        _mm_storeu_si128((__m128i *)(out + c + 4), _mm_unpackhi_epi32(even, odd));
+    }
+    for (; c < chunks; c++) {
+        const __m128i sums = _mm_madd_epi16(_mm_maddubs_epi16(_mm_set1_epi8(1), _mm_loadu_si128((const __m128i *)(x + 16 * c))),
+                                            _mm_set1_epi16(1));
+        const __m128i pairs = _mm_add_epi32(sums, _mm_shuffle_epi32(sums, 0x4E));
+        out[c] = _mm_cvtsi128_si32(_mm_add_epi32(pairs, _mm_shuffle_epi32(pairs, 0xB1)));
+    }
+}
+
 AVX2_FUNCTION void mx_int8_gemm_panel_avx2_intrinsics(const void *panel, int type, int rows, int k, const uint8_t *xq,
                                                       const float *dx, int tokens, int padded_tokens, float *y,
                                                       size_t y_row_stride) {
@@ -689,23 +725,10 @@ AVX2_FUNCTION void mx_int8_gemm_panel_avx2_intrinsics(const void *panel, int typ
         memset(acc, 0, sizeof acc);
         const int8_t *xt = x + (size_t)t0 * k;
         if (type == MX_INT8_Q6_K) {
-            for (int t = 0; t < TILE; t++)
-                for (int b = 0; b < blocks; b++) {
-                    const int8_t *xb = xt + (size_t)t * k + 32 * b;
-                    const __m128i sums = _mm_madd_epi16(_mm_maddubs_epi16(_mm_set1_epi8(1), _mm_loadu_si128((const __m128i *)xb)),
-                                                        _mm_set1_epi16(1));
-                    const __m128i sums2 = _mm_madd_epi16(_mm_maddubs_epi16(_mm_set1_epi8(1), _mm_loadu_si128((const __m128i *)(xb + 16))),
-                                                         _mm_set1_epi16(1));
-                    const __m128i both = _mm_hadd_epi32(_mm_hadd_epi32(sums, sums2), _mm_setzero_si128());
-                    block_sums[((size_t)t * blocks + b) * 2] = _mm_extract_epi32(both, 0);
-                    block_sums[((size_t)t * blocks + b) * 2 + 1] = _mm_extract_epi32(both, 1);
-                }
+            for (int t = 0; t < TILE; t++) sums_per_16(xt + (size_t)t * k, 2 * blocks, block_sums + (size_t)t * blocks * 2);
         } else if (type != MX_INT8_Q8_0) {
             const int scale = type == MX_INT8_Q4_0 ? 8 : 1;
-            for (int t = 0; t < TILE; t++)
-                for (int b = 0; b < blocks; b++)
-                    block_sums[(size_t)t * blocks + b] = scale *
-                        hsum_i32(dot_unsigned(_mm256_set1_epi8(1), _mm256_loadu_si256((const __m256i *)(xt + (size_t)t * k + 32 * b))));
+            for (int t = 0; t < TILE; t++) sums_per_32(xt + (size_t)t * k, blocks, scale, block_sums + (size_t)t * blocks);
         }
         if (type == MX_INT8_Q8_0) tile_q8_0((const uint8_t *)panel, blocks, k, xt, dx + (size_t)t0 * blocks, acc);
         else if (type == MX_INT8_Q4_0) tile_q4_0((const uint8_t *)panel, blocks, k, xt, dx + (size_t)t0 * blocks, block_sums, acc);
