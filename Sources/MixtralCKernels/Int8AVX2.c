@@ -544,35 +544,43 @@ AVX2 void tile_q4_0(const uint8_t *panel, int blocks, int k, const int8_t *x, co
     }
 }
 
+/// Σ u q of 16 rows (two vectors of 8) for tokens t0 and t0 + 1 over groups [first, end)
+/// of block b: 16-bit pair sums over `run` groups at a time (as many as stay within 16
+/// bits for the type's largest u), then added in 32 bits.
+AVX2 void two_token_sums(const uint8_t *block, const int8_t *x, int k, int b, int t0, int first, int end, int run,
+                         __m256i sums[2][2]) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int t = 0; t < 2; t++) sums[t][0] = sums[t][1] = _mm256_setzero_si256();
+    for (int g0 = first; g0 < end; g0 += run) {
+        __m256i pairs[2][2];
+        for (int t = 0; t < 2; t++) pairs[t][0] = pairs[t][1] = _mm256_setzero_si256();
+        for (int g = g0; g < g0 + run; g++) {
+            const __m256i m0 = _mm256_loadu_si256((const __m256i *)(block + 64 * g));
+            const __m256i m1 = _mm256_loadu_si256((const __m256i *)(block + 64 * g + 32));
+            for (int t = 0; t < 2; t++) {
+                const __m256i xb = broadcast4(x + (size_t)(t0 + t) * k + 32 * b + 4 * g);
+                pairs[t][0] = _mm256_add_epi16(pairs[t][0], _mm256_maddubs_epi16(m0, xb));
+                pairs[t][1] = _mm256_add_epi16(pairs[t][1], _mm256_maddubs_epi16(m1, xb));
+            }
+        }
+        for (int t = 0; t < 2; t++) {
+            sums[t][0] = _mm256_add_epi32(sums[t][0], _mm256_madd_epi16(pairs[t][0], ones));
+            sums[t][1] = _mm256_add_epi32(sums[t][1], _mm256_madd_epi16(pairs[t][1], ones));
+        }
+    }
+}
+
 /// Unsigned weights (Q5_K; the portable layout with offsets, see Portable.h): pair sums of
 /// u <= 31 stay within 16 bits over four groups. Two tokens per pass, so the
 /// 16-bit and 32-bit sums stay in registers.
 AVX2 void tile_unsigned(const uint8_t *panel, int blocks, int k, const int8_t *x, const float *dx,
                         const int32_t *quant_sums, float acc[TILE][16]) {
-    const __m256i ones = _mm256_set1_epi16(1);
     for (int b = 0; b < blocks; b++) {
         const uint8_t *block = panel + (size_t)b * UNSIGNED_BLOCK_BYTES;
         const float *scales = (const float *)(block + 16 * 32), *offsets = scales + 16;
         for (int t0 = 0; t0 < TILE; t0 += 2) {
             __m256i sums[2][2];
-            for (int t = 0; t < 2; t++) sums[t][0] = sums[t][1] = _mm256_setzero_si256();
-            for (int g0 = 0; g0 < GROUPS; g0 += 4) {
-                __m256i pairs[2][2];
-                for (int t = 0; t < 2; t++) pairs[t][0] = pairs[t][1] = _mm256_setzero_si256();
-                for (int g = g0; g < g0 + 4; g++) {
-                    const __m256i m0 = _mm256_loadu_si256((const __m256i *)(block + 64 * g));
-                    const __m256i m1 = _mm256_loadu_si256((const __m256i *)(block + 64 * g + 32));
-                    for (int t = 0; t < 2; t++) {
-                        const __m256i xb = broadcast4(x + (size_t)(t0 + t) * k + 32 * b + 4 * g);
-                        pairs[t][0] = _mm256_add_epi16(pairs[t][0], _mm256_maddubs_epi16(m0, xb));
-                        pairs[t][1] = _mm256_add_epi16(pairs[t][1], _mm256_maddubs_epi16(m1, xb));
-                    }
-                }
-                for (int t = 0; t < 2; t++) {
-                    sums[t][0] = _mm256_add_epi32(sums[t][0], _mm256_madd_epi16(pairs[t][0], ones));
-                    sums[t][1] = _mm256_add_epi32(sums[t][1], _mm256_madd_epi16(pairs[t][1], ones));
-                }
-            }
+            two_token_sums(block, x, k, b, t0, 0, GROUPS, 4, sums);
             for (int t = 0; t < 2; t++) {
                 const __m256 ds = _mm256_set1_ps(dx[(size_t)(t0 + t) * blocks + b]);
                 const __m256 quant_sum = _mm256_set1_ps((float)quant_sums[(size_t)(t0 + t) * blocks + b]);
@@ -627,7 +635,6 @@ AVX2 void tile_unsigned4(const uint8_t *panel, int blocks, int k, const int8_t *
 /// groups; each half block adds fma(Σ u q - 32 Σ q, s d_x). Two tokens per pass.
 AVX2 void tile_q6_K(const uint8_t *panel, int blocks, int k, const int8_t *x, const float *dx,
                     const int32_t *half_sums, float acc[TILE][16]) {
-    const __m256i ones = _mm256_set1_epi16(1);
     for (int b = 0; b < blocks; b++) {
         const uint8_t *block = panel + (size_t)b * UNSIGNED_BLOCK_BYTES;
         const float *scales = (const float *)(block + 16 * 32);
@@ -635,24 +642,7 @@ AVX2 void tile_q6_K(const uint8_t *panel, int blocks, int k, const int8_t *x, co
             const float *half_scales = scales + 16 * half;
             for (int t0 = 0; t0 < TILE; t0 += 2) {
                 __m256i sums[2][2];
-                for (int t = 0; t < 2; t++) sums[t][0] = sums[t][1] = _mm256_setzero_si256();
-                for (int g0 = 4 * half; g0 < 4 * half + 4; g0 += 2) {
-                    __m256i pairs[2][2];
-                    for (int t = 0; t < 2; t++) pairs[t][0] = pairs[t][1] = _mm256_setzero_si256();
-                    for (int g = g0; g < g0 + 2; g++) {
-                        const __m256i m0 = _mm256_loadu_si256((const __m256i *)(block + 64 * g));
-                        const __m256i m1 = _mm256_loadu_si256((const __m256i *)(block + 64 * g + 32));
-                        for (int t = 0; t < 2; t++) {
-                            const __m256i xb = broadcast4(x + (size_t)(t0 + t) * k + 32 * b + 4 * g);
-                            pairs[t][0] = _mm256_add_epi16(pairs[t][0], _mm256_maddubs_epi16(m0, xb));
-                            pairs[t][1] = _mm256_add_epi16(pairs[t][1], _mm256_maddubs_epi16(m1, xb));
-                        }
-                    }
-                    for (int t = 0; t < 2; t++) {
-                        sums[t][0] = _mm256_add_epi32(sums[t][0], _mm256_madd_epi16(pairs[t][0], ones));
-                        sums[t][1] = _mm256_add_epi32(sums[t][1], _mm256_madd_epi16(pairs[t][1], ones));
-                    }
-                }
+                two_token_sums(block, x, k, b, t0, 4 * half, 4 * half + 4, 2, sums);
                 for (int t = 0; t < 2; t++) {
                     const __m256 ds = _mm256_set1_ps(dx[(size_t)(t0 + t) * blocks + b]);
                     const __m256i offset = _mm256_set1_epi32(32 * half_sums[((size_t)(t0 + t) * blocks + b) * 2 + half]);

@@ -92,20 +92,27 @@ import MixtralCKernels
     /// quantize_row_q8_0/q8_1 do (q = round(x * 127 / max|x|), d = fp16(max|x| / 127),
     /// s = fp16(d * Σq)), dot products of the integer quants, scaled by both blocks' scales.
     /// Up to 4 tokens take the four-row kernel, more tokens the packed panels (Q4_1: fp32).
+    /// A random rows x columns matrix quantised to `type`, and its dequantised weights.
+    mutating func randomQuantizedMatrix(_ type: WeightType, rows: Int, columns: Int) throws -> (bytes: [UInt8], weights: [Float]) {
+        let values = (0..<(rows * columns)).map { _ in random.float() }
+        let rowBytes = type.byteCount(elements: columns)!
+        var bytes = [UInt8](repeating: 0, count: rows * rowBytes)
+        try values.withUnsafeBufferPointer { v in
+            try bytes.withUnsafeMutableBytes { b in
+                for r in 0..<rows { try quantizeRow(type, v.baseAddress! + r * columns, b.baseAddress! + r * rowBytes, count: columns) }
+            }
+        }
+        var weights = [Float](repeating: 0, count: rows * columns)
+        bytes.withUnsafeBytes { b in weights.withUnsafeMutableBufferPointer { dequantizeRow(type, b.baseAddress!, $0.baseAddress!, count: rows * columns) } }
+        return (bytes, weights)
+    }
+
     @Test(arguments: [WeightType.q8_0, .q4_0, .q4_1], KernelTable.availableLevels)
     mutating func int8ActivationsMatchReference(_ type: WeightType, _ level: CPULevel) throws {
         let pool = ComputePool(threadCount: 2, kernels: KernelTable(level: level))
         for (tokens, rows, columns) in [(1, 37, 96), (1, 64, 1024), (2, 9, 64), (3, 40, 64), (9, 16, 256), (17, 33, 96)] {
-            let values = (0..<(rows * columns)).map { _ in random.float() }
+            let (bytes, weights) = try randomQuantizedMatrix(type, rows: rows, columns: columns)
             let rowBytes = type.byteCount(elements: columns)!
-            var bytes = [UInt8](repeating: 0, count: rows * rowBytes)
-            try values.withUnsafeBufferPointer { v in
-                try bytes.withUnsafeMutableBytes { b in
-                    for r in 0..<rows { try quantizeRow(type, v.baseAddress! + r * columns, b.baseAddress! + r * rowBytes, count: columns) }
-                }
-            }
-            var weights = [Float](repeating: 0, count: rows * columns)
-            bytes.withUnsafeBytes { b in weights.withUnsafeMutableBufferPointer { dequantizeRow(type, b.baseAddress!, $0.baseAddress!, count: rows * columns) } }
             let x = (0..<(tokens * columns)).map { _ in random.float() * 3 }
             // The activations' blocks as llama.cpp quantises them: values q·d, and s - d·Σq
             // (what Q4_1's m multiplies beyond the dequantised product).
@@ -162,16 +169,7 @@ import MixtralCKernels
     mutating func kQuantPanelsMatchReference(_ type: WeightType, _ level: CPULevel) throws {
         let pool = ComputePool(threadCount: 2, kernels: KernelTable(level: level))
         for (tokens, rows, columns) in [(5, 37, 256), (12, 20, 512)] {
-            let values = (0..<(rows * columns)).map { _ in random.float() }
-            let rowBytes = type.byteCount(elements: columns)!
-            var bytes = [UInt8](repeating: 0, count: rows * rowBytes)
-            try values.withUnsafeBufferPointer { v in
-                try bytes.withUnsafeMutableBytes { b in
-                    for r in 0..<rows { try quantizeRow(type, v.baseAddress! + r * columns, b.baseAddress! + r * rowBytes, count: columns) }
-                }
-            }
-            var weights = [Float](repeating: 0, count: rows * columns)
-            bytes.withUnsafeBytes { b in weights.withUnsafeMutableBufferPointer { dequantizeRow(type, b.baseAddress!, $0.baseAddress!, count: rows * columns) } }
+            let (bytes, weights) = try randomQuantizedMatrix(type, rows: rows, columns: columns)
             let x = (0..<(tokens * columns)).map { _ in random.float() * 3 }
             var blocks = [UInt8](repeating: 0, count: x.count / 32 * 34), xq = [Float](repeating: 0, count: x.count)
             try x.withUnsafeBufferPointer { xp in try blocks.withUnsafeMutableBytes { try quantizeRow(.q8_0, xp.baseAddress!, $0.baseAddress!, count: x.count) } }
