@@ -210,6 +210,19 @@ AVX2 __m256i pick_word(int j) {
     return _mm256_broadcastsi128_si256(word_mask(j));
 }
 
+/// The eight 6-bit sub-block scales and mins of a Q4_K/Q5_K block of 256 as bytes
+/// (kQuantScaleAndMin): bytes 0-3 hold scales 0-3 and their top bits are the top bits of
+/// scales 4-7; bytes 4-7 the same for the mins; bytes 8-11 the low 4 bits of scales 4-7
+/// (low nibbles) and mins 4-7.
+AVX2 void k_scale_and_min_bytes(const uint8_t *packed, uint64_t *scales, uint64_t *mins) {
+    uint32_t w0, w1, w2;
+    memcpy(&w0, packed, 4);
+    memcpy(&w1, packed + 4, 4);
+    memcpy(&w2, packed + 8, 4);
+    *scales = (uint64_t)(w0 & 0x3F3F3F3F) | (uint64_t)((w2 & 0x0F0F0F0F) | ((w0 >> 2) & 0x30303030)) << 32;
+    *mins = (uint64_t)(w1 & 0x3F3F3F3F) | (uint64_t)(((w2 >> 4) & 0x0F0F0F0F) | ((w1 >> 2) & 0x30303030)) << 32;
+}
+
 AVX2 float dot_q6_K(const uint8_t *row, int blocks, const int8_t *q, const float *d, const int32_t *sums16) {
     const __m256i low4 = _mm256_set1_epi8(0x0F), low2 = _mm256_set1_epi8(0x03);
     __m256 acc_low = _mm256_setzero_ps(), acc_high = _mm256_setzero_ps();
@@ -272,17 +285,8 @@ AVX2 float dot_q45_K(const uint8_t *row, int blocks, int five_bits, const int8_t
         for (int offset = 0; offset < block_bytes; offset += 64)
             _mm_prefetch((const char *)block + PREFETCH_BYTES + offset, _MM_HINT_T1);
         const int8_t *x = q + 256 * (size_t)b;
-        // The eight 6-bit scales and mins as bytes (kQuantScaleAndMin): bytes 0-3 hold scales
-        // 0-3 and their top bits are the top bits of scales 4-7; bytes 4-7 the same for the
-        // mins; bytes 8-11 the low 4 bits of scales 4-7 (low nibbles) and mins 4-7.
-        uint32_t w0, w1, w2;
-        memcpy(&w0, block + 4, 4);
-        memcpy(&w1, block + 8, 4);
-        memcpy(&w2, block + 12, 4);
-        const uint64_t scale_bytes = (uint64_t)(w0 & 0x3F3F3F3F)
-            | (uint64_t)((w2 & 0x0F0F0F0F) | ((w0 >> 2) & 0x30303030)) << 32;
-        const uint64_t minimum_bytes = (uint64_t)(w1 & 0x3F3F3F3F)
-            | (uint64_t)(((w2 >> 4) & 0x0F0F0F0F) | ((w1 >> 2) & 0x30303030)) << 32;
+        uint64_t scale_bytes, minimum_bytes;
+        k_scale_and_min_bytes(block + 4, &scale_bytes, &minimum_bytes);
         // Σ m Σq_x in 32-bit lanes of 16-bit products (m <= 63, |Σq_x| <= 32 * 127).
         const __m128i minimum_pairs = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)minimum_bytes)),
                                                      _mm_loadu_si128((const __m128i *)(sums32 + 8 * (size_t)b)));
@@ -322,7 +326,8 @@ AVX2_FUNCTION void mx_q8k_matvec_avx2_intrinsics(const void *w, size_t row_bytes
                                                  const int8_t *q, const float *d, const int32_t *sums16, float *y) {
     const int blocks = k / 256;
     if (type == MX_Q8K_Q6_K) {
-        for (int r = 0; r < rows; r++) y[r] = dot_q6_K((const uint8_t *)w + (size_t)r * row_bytes, blocks, q, d, sums16);
+        for (int r = 0; r < rows; r++)
+            y[r] = dot_q6_K((const uint8_t *)w + (size_t)r * row_bytes, blocks, q, d, sums16);
         return;
     }
     // Q4_K/Q5_K: the activations' sums per 32 (|Σ| <= 32 * 127: 16 bits), once for all rows.
@@ -382,11 +387,96 @@ AVX2 void store_groups(__m256i rows[16], uint8_t *out) {
     }
 }
 
-/// Unsigned weights of 16 rows (Q4_1, Q4_K, Q5_K) in the layout of every level (see
+/// Eight bytes as floats.
+AVX2 __m256 unsigned_bytes_to_floats(uint64_t bytes) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)bytes)));
+}
+
+/// One block of 256 of 16 K-quant rows (Q4_K, Q5_K, Q6_K) into the eight panel blocks of
+/// 32 that it covers (see unsigned_block in Portable.h for what each holds). A row's
+/// block is read and its scales decoded once for all eight, not once per block of 32.
+AVX2 void pack_k_block(const uint8_t *w, size_t row_bytes, int type, int rows, int kb, uint8_t *out) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F), low2 = _mm256_set1_epi8(0x03), one = _mm256_set1_epi8(1);
+    __m256i weights[8][PANEL_ROWS];  // [block of 32][row]
+    __m256 scales[PANEL_ROWS], offsets[PANEL_ROWS];  // [row][block of 32]
+    for (int r = 0; r < PANEL_ROWS; r++) {
+        if (r >= rows) {
+            for (int j = 0; j < 8; j++) weights[j][r] = _mm256_setzero_si256();
+            scales[r] = offsets[r] = _mm256_setzero_ps();
+            continue;
+        }
+        const uint8_t *row = w + (size_t)r * row_bytes;
+        if (type == MX_INT8_Q6_K) {
+            const uint8_t *block = row + 210 * (size_t)kb;
+            for (int half = 0; half < 2; half++) {
+                const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(block + 64 * half));
+                const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(block + 64 * half + 32));
+                const __m256i qh = _mm256_loadu_si256((const __m256i *)(block + 128 + 32 * half));
+                // Quarters 0-3 of the half: ql0 low, ql1 low, ql0 high, ql1 high nibbles,
+                // topped by qh's bits 2 quarter and 2 quarter + 1.
+                const __m256i nibbles[4] = {
+                    _mm256_and_si256(ql0, low4), _mm256_and_si256(ql1, low4),
+                    _mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4), _mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4)};
+                for (int quarter = 0; quarter < 4; quarter++) {
+                    const __m256i top = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * quarter)), low2);
+                    weights[4 * half + quarter][r] = _mm256_or_si256(nibbles[quarter], _mm256_slli_epi16(top, 4));
+                }
+            }
+            // Sub-block scales 2j (weights 0-15 of block j) and 2j + 1 (16-31), times d.
+            const __m128i sixteen = _mm_loadu_si128((const __m128i *)(block + 192));
+            const __m128i even_odd = _mm_shuffle_epi8(sixteen, _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15));
+            const __m256 d = _mm256_set1_ps(half_at(block + 208));
+            scales[r] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(even_odd)));
+            offsets[r] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(even_odd, 8))));
+            continue;
+        }
+        // Q4_K/Q5_K: sub-block j is the low (j even) or high nibbles of chunk j / 2; Q5_K's
+        // fifth bit of sub-block j is bit j of qh.
+        const int five_bits = type == MX_INT8_Q5_K;
+        const uint8_t *block = row + (size_t)(five_bits ? 176 : 144) * (size_t)kb;
+        const __m256i qh = five_bits ? _mm256_loadu_si256((const __m256i *)(block + 16)) : _mm256_setzero_si256();
+        for (int chunk = 0; chunk < 4; chunk++) {
+            const __m256i bytes = _mm256_loadu_si256((const __m256i *)(block + (five_bits ? 48 : 16) + 32 * chunk));
+            __m256i low = _mm256_and_si256(bytes, low4), high = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low4);
+            if (five_bits) {
+                const __m256i top = _mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * chunk));
+                low = _mm256_or_si256(low, _mm256_slli_epi16(_mm256_and_si256(top, one), 4));
+                high = _mm256_or_si256(high, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(top, 1), one), 4));
+            }
+            weights[2 * chunk][r] = low;
+            weights[2 * chunk + 1][r] = high;
+        }
+        // w = (d sc) u - dmin m: both products exact in fp32, as unsigned_block's.
+        uint64_t scale_bytes, minimum_bytes;
+        k_scale_and_min_bytes(block + 4, &scale_bytes, &minimum_bytes);
+        scales[r] = _mm256_mul_ps(_mm256_set1_ps(half_at(block)), unsigned_bytes_to_floats(scale_bytes));
+        offsets[r] = _mm256_xor_ps(_mm256_mul_ps(_mm256_set1_ps(half_at(block + 2)), unsigned_bytes_to_floats(minimum_bytes)),
+                                   _mm256_set1_ps(-0.0f));
+    }
+    // [row][block] to [block][row]: two 8 x 8 transposes each.
+    for (int half = 0; half < 2; half++) {
+        transpose8x8(scales + 8 * half);
+        transpose8x8(offsets + 8 * half);
+    }
+    for (int j = 0; j < 8; j++) {
+        uint8_t *block_out = out + (size_t)j * UNSIGNED_BLOCK_BYTES;
+        store_groups(weights[j], block_out);
+        float *block_scales = (float *)(block_out + GROUPS * 64), *block_offsets = block_scales + 16;
+        for (int half = 0; half < 2; half++) {
+            _mm256_storeu_ps(block_scales + 8 * half, scales[8 * half + j]);
+            _mm256_storeu_ps(block_offsets + 8 * half, offsets[8 * half + j]);
+        }
+    }
+}
+
+/// Unsigned weights of 16 rows (Q4_1, Q4_K, Q5_K, Q6_K) in the layout of every level (see
 /// Portable.h): per block of 32, [8 groups][16 rows][4] weights u, 16 scales s, 16 offsets o.
 AVX2_FUNCTION void mx_int8_pack_unsigned_avx2(const void *w, size_t row_bytes, int type, int rows, int k, void *panel) {
-    const __m256i low4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
     uint8_t *out = (uint8_t *)panel;
+    if (type != MX_INT8_Q4_1) {
+        for (int kb = 0; kb < k / 256; kb++) pack_k_block((const uint8_t *)w, row_bytes, type, rows, kb, out + (size_t)kb * 8 * UNSIGNED_BLOCK_BYTES);
+        return;
+    }
     for (int b = 0; b < k / 32; b++, out += UNSIGNED_BLOCK_BYTES) {
         __m256i weights[PANEL_ROWS];
         float *scales = (float *)(out + GROUPS * 64), *offsets = scales + 16;
@@ -396,49 +486,10 @@ AVX2_FUNCTION void mx_int8_pack_unsigned_avx2(const void *w, size_t row_bytes, i
                 scales[r] = offsets[r] = 0;
                 continue;
             }
-            const uint8_t *row = (const uint8_t *)w + (size_t)r * row_bytes;
-            if (type == MX_INT8_Q4_1) {
-                const uint8_t *block = row + 20 * (size_t)b;
-                weights[r] = nibbles32(block + 4);
-                scales[r] = half_at(block);
-                offsets[r] = half_at(block + 2);
-                continue;
-            }
-            if (type == MX_INT8_Q6_K) {
-                // Weights 32j ..< 32j + 32 of the block of 256 (see unsigned_block in Portable.h).
-                const uint8_t *block = row + 210 * (size_t)(b / 8);
-                const int j = b % 8, half = j / 4, quarter = j % 4;
-                const __m256i ql = _mm256_loadu_si256((const __m256i *)(block + 64 * half + 32 * (quarter % 2)));
-                const __m256i qh = _mm256_loadu_si256((const __m256i *)(block + 128 + 32 * half));
-                const __m256i low = quarter < 2 ? _mm256_and_si256(ql, low4) : _mm256_and_si256(_mm256_srli_epi16(ql, 4), low4);
-                const __m256i high = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * quarter)), _mm256_set1_epi8(3));
-                weights[r] = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));
-                const int8_t *sub_scales = (const int8_t *)(block + 192);
-                scales[r] = half_at(block + 208) * (float)sub_scales[2 * j];
-                offsets[r] = half_at(block + 208) * (float)sub_scales[2 * j + 1];
-                continue;
-            }
-            // Q4_K/Q5_K: sub-block j of a block of 256 (see unsigned_block in Portable.h).
-            const int five_bits = type == MX_INT8_Q5_K, j = b % 8;
-            const uint8_t *block = row + (size_t)(five_bits ? 176 : 144) * (size_t)(b / 8);
-            const __m256i bytes = _mm256_loadu_si256((const __m256i *)(block + (five_bits ? 48 : 16) + 32 * (j / 2)));
-            __m256i u = j % 2 ? _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low4) : _mm256_and_si256(bytes, low4);
-            if (five_bits) {
-                const __m256i top = _mm256_srl_epi16(_mm256_loadu_si256((const __m256i *)(block + 16)), _mm_cvtsi32_si128(j));
-                u = _mm256_or_si256(u, _mm256_slli_epi16(_mm256_and_si256(top, one), 4));
-            }
-            weights[r] = u;
-            const uint8_t *packed = block + 4;
-            int scale, minimum;
-            if (j < 4) {
-                scale = packed[j] & 0x3F;
-                minimum = packed[j + 4] & 0x3F;
-            } else {
-                scale = (packed[j + 4] & 0x0F) | ((packed[j - 4] >> 6) << 4);
-                minimum = (packed[j + 4] >> 4) | ((packed[j] >> 6) << 4);
-            }
-            scales[r] = half_at(block) * (float)scale;
-            offsets[r] = -(half_at(block + 2) * (float)minimum);
+            const uint8_t *block = (const uint8_t *)w + (size_t)r * row_bytes + 20 * (size_t)b;
+            weights[r] = nibbles32(block + 4);
+            scales[r] = half_at(block);
+            offsets[r] = half_at(block + 2);
         }
         store_groups(weights, out);
     }

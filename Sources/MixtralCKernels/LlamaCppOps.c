@@ -139,34 +139,58 @@ LLAMA_TARGET void mx_llama_attention_avx512_intrinsics(const float *q, const flo
             }
         }
         const int end = (block + 1) * 16 - 1 < last_key ? (block + 1) * 16 - 1 : last_key;
-        for (; position <= end; position++) {
-            const float s = scores[position % 16] * scale;
-            const float *v = values + (size_t)position * value_stride;
+        const int count = end - position + 1;
+        // The softmax steps first, then the value updates with the accumulator in
+        // registers (same operations, same position order; see Portable.h).
+        float value_scales[16], accumulator_scales[16];
+        int rescales[16];
+        for (int p = 0; p < count; p++) {
+            const float s = scores[(position + p) % 16] * scale;
             float vs = 1.0f, ms = 1.0f;
+            rescales[p] = s > M;
             if (s > M) {
                 const float previous = M;
                 M = s;
                 ms = expf(previous - M);
-                // ggml_vec_scale_f16
-                if (vectors) {
-                    for (int i = 0; i < d; i += 16)
-                        _mm512_storeu_ps(acc16 + i, round_to_half16(_mm512_mul_ps(_mm512_loadu_ps(acc16 + i), _mm512_set1_ps(ms))));
-                } else {
-                    for (int i = 0; i < d; i++) acc16[i] = mx_round_to_half(acc16[i] * ms);
-                }
             } else {
                 vs = expf(s - M);
             }
-            // ggml_vec_mad_f16
-            if (vectors) {
-                for (int i = 0; i < d; i += 16)
-                    _mm512_storeu_ps(acc16 + i, round_to_half16(_mm512_fmadd_ps(_mm512_loadu_ps(v + i), _mm512_set1_ps(vs),
-                                                                                _mm512_loadu_ps(acc16 + i))));
-            } else {
-                for (int i = 0; i < d; i++) acc16[i] = mx_round_to_half(fmaf(v[i], vs, acc16[i]));
-            }
+            value_scales[p] = vs;
+            accumulator_scales[p] = ms;
             S = fmaf(S, ms, vs);  // GCC contracts S*ms + vs
         }
+        const float *v0 = values + (size_t)position * value_stride;
+        int i = 0;
+        if (vectors) {
+            for (; i + 64 <= d; i += 64) {
+                __m512 a[4];
+                for (int j = 0; j < 4; j++) a[j] = _mm512_loadu_ps(acc16 + i + 16 * j);
+                for (int p = 0; p < count; p++) {
+                    const float *v = v0 + (size_t)p * value_stride + i;
+                    if (rescales[p])
+                        for (int j = 0; j < 4; j++) a[j] = round_to_half16(_mm512_mul_ps(a[j], _mm512_set1_ps(accumulator_scales[p])));
+                    for (int j = 0; j < 4; j++)
+                        a[j] = round_to_half16(_mm512_fmadd_ps(_mm512_loadu_ps(v + 16 * j), _mm512_set1_ps(value_scales[p]), a[j]));
+                }
+                for (int j = 0; j < 4; j++) _mm512_storeu_ps(acc16 + i + 16 * j, a[j]);
+            }
+            for (; i < d; i += 16) {
+                __m512 a = _mm512_loadu_ps(acc16 + i);
+                for (int p = 0; p < count; p++) {
+                    if (rescales[p]) a = round_to_half16(_mm512_mul_ps(a, _mm512_set1_ps(accumulator_scales[p])));
+                    a = round_to_half16(_mm512_fmadd_ps(_mm512_loadu_ps(v0 + (size_t)p * value_stride + i),
+                                                        _mm512_set1_ps(value_scales[p]), a));
+                }
+                _mm512_storeu_ps(acc16 + i, a);
+            }
+        }
+        for (; i < d; i++) {
+            for (int p = 0; p < count; p++) {
+                if (rescales[p]) acc16[i] = mx_round_to_half(acc16[i] * accumulator_scales[p]);
+                acc16[i] = mx_round_to_half(fmaf(v0[(size_t)p * value_stride + i], value_scales[p], acc16[i]));
+            }
+        }
+        position = end + 1;
     }
     const float inverse = S == 0.0f ? 0.0f : 1.0f / S;
     for (int i = 0; i < d; i++) out[i] = acc16[i] * inverse;

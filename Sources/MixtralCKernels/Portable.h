@@ -1020,25 +1020,56 @@ void MX_FN(llama_attention)(const float *q, const float *keys, int kv_heads, int
             }
         }
         const int end = (block + 1) * 16 - 1 < last_key ? (block + 1) * 16 - 1 : last_key;
-        for (; position <= end; position++) {
-            const float s = scores[position % 16] * scale;
-            const float *v = values + (size_t)position * value_stride;
+        const int count = end - position + 1;
+        // The online softmax of the block's positions first (scalar), then the value
+        // updates with the accumulator in registers: every element sees the same
+        // operations in the same position order as ggml's loop, which rescales
+        // (ggml_vec_scale_f16) when the maximum grows and adds (ggml_vec_mad_f16).
+        float value_scales[16], accumulator_scales[16];
+        int rescales[16];
+        for (int p = 0; p < count; p++) {
+            const float s = scores[(position + p) % 16] * scale;
             float vs = 1.0f, ms = 1.0f;
+            rescales[p] = s > M;
             if (s > M) {
                 const float previous = M;
                 M = s;
                 ms = expf(previous - M);
-                int i = 0;  // ggml_vec_scale_f16
-                for (; i + 16 <= d; i += 16) store16(acc16 + i, round_to_half16(load16(acc16 + i) * ms));
-                for (; i < d; i++) acc16[i] = round_to_half(acc16[i] * ms);
             } else {
                 vs = expf(s - M);
             }
-            int i = 0;  // ggml_vec_mad_f16
-            for (; i + 16 <= d; i += 16) store16(acc16 + i, round_to_half16(FMA_EXACT(load16(v + i), (v16f)vs, load16(acc16 + i))));
-            for (; i < d; i++) acc16[i] = round_to_half(fmaf(v[i], vs, acc16[i]));
+            value_scales[p] = vs;
+            accumulator_scales[p] = ms;
             S = fmaf(S, ms, vs);  // GCC contracts S*ms + vs
         }
+        const float *v0 = values + (size_t)position * value_stride;
+        int i = 0;
+        for (; i + 64 <= d; i += 64) {
+            v16f a[4];
+            for (int j = 0; j < 4; j++) a[j] = load16(acc16 + i + 16 * j);
+            for (int p = 0; p < count; p++) {
+                const float *v = v0 + (size_t)p * value_stride + i;
+                if (rescales[p])
+                    for (int j = 0; j < 4; j++) a[j] = round_to_half16(a[j] * accumulator_scales[p]);
+                for (int j = 0; j < 4; j++) a[j] = round_to_half16(FMA_EXACT(load16(v + 16 * j), (v16f)value_scales[p], a[j]));
+            }
+            for (int j = 0; j < 4; j++) store16(acc16 + i + 16 * j, a[j]);
+        }
+        for (; i + 16 <= d; i += 16) {
+            v16f a = load16(acc16 + i);
+            for (int p = 0; p < count; p++) {
+                if (rescales[p]) a = round_to_half16(a * accumulator_scales[p]);
+                a = round_to_half16(FMA_EXACT(load16(v0 + (size_t)p * value_stride + i), (v16f)value_scales[p], a));
+            }
+            store16(acc16 + i, a);
+        }
+        for (; i < d; i++) {
+            for (int p = 0; p < count; p++) {
+                if (rescales[p]) acc16[i] = round_to_half(acc16[i] * accumulator_scales[p]);
+                acc16[i] = round_to_half(fmaf(v0[(size_t)p * value_stride + i], value_scales[p], acc16[i]));
+            }
+        }
+        position = end + 1;
     }
     const float inverse = S == 0.0f ? 0.0f : 1.0f / S;
     for (int i = 0; i < d; i++) out[i] = acc16[i] * inverse;
