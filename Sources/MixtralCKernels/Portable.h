@@ -773,6 +773,27 @@ MX_INLINE void score_block(const float *query, const float *key_block, int d, fl
     store16(scores, a0 + a1);
 }
 
+/// score_block for two queries at once: each key vector is loaded once, and the four
+/// independent chains keep both FMA units busy. Each query's sums are score_block's.
+MX_INLINE void score_block2(const float *q0, const float *q1, const float *key_block, int d, float *s0, float *s1) {
+    v16f a0 = 0, a1 = 0, b0 = 0, b1 = 0;
+    int i = 0;
+    for (; i + 2 <= d; i += 2) {
+        const v16f k0 = load16(key_block + (size_t)i * 16), k1 = load16(key_block + (size_t)(i + 1) * 16);
+        a0 = MADD((v16f)q0[i], k0, a0);
+        a1 = MADD((v16f)q0[i + 1], k1, a1);
+        b0 = MADD((v16f)q1[i], k0, b0);
+        b1 = MADD((v16f)q1[i + 1], k1, b1);
+    }
+    if (i < d) {
+        const v16f k0 = load16(key_block + (size_t)i * 16);
+        a0 = MADD((v16f)q0[i], k0, a0);
+        b0 = MADD((v16f)q1[i], k0, b0);
+    }
+    store16(s0, a0 + a1);
+    store16(s1, b0 + b1);
+}
+
 enum { ATTENTION_TILE = 64, KEY_BLOCK = 16 };
 
 // FlashAttention-style: keys in tiles of 64 with an online softmax (running max and sum,
@@ -804,7 +825,12 @@ void MX_FN(attention_block)(const float *q, int first_token, int tokens, int fir
         const int count = last + 1 - start < ATTENTION_TILE ? last + 1 - start : ATTENTION_TILE;
         for (int b = 0; b < (count + KEY_BLOCK - 1) / KEY_BLOCK; b++) {
             const float *key_block = keys + ((size_t)(start / KEY_BLOCK + b) * kv_heads + kv_head) * d * KEY_BLOCK;
-            for (int r = 0; r < rows; r++)
+            int r = 0;
+            for (; r + 2 <= rows; r += 2)
+                score_block2(queries + (size_t)r * d, queries + (size_t)(r + 1) * d, key_block, d,
+                             scores + (size_t)r * ATTENTION_TILE + b * KEY_BLOCK,
+                             scores + (size_t)(r + 1) * ATTENTION_TILE + b * KEY_BLOCK);
+            if (r < rows)
                 score_block(queries + (size_t)r * d, key_block, d, scores + (size_t)r * ATTENTION_TILE + b * KEY_BLOCK);
         }
         for (int r = 0; r < rows; r++) {
@@ -831,11 +857,21 @@ void MX_FN(attention_block)(const float *q, int first_token, int tokens, int fir
                 for (int i = 0; i < d; i++) output[i] *= correction;
             }
         }
-        // outputs[r] += Σ_j p[r][j] v[j], 16 dimensions at a time in a register.
+        // outputs[r] += Σ_j p[r][j] v[j] in registers, 64 dimensions at a time (four
+        // independent chains), then 16.
         for (int r = 0; r < rows; r++) {
             float *output = outputs + (size_t)r * d;
             const float *p = scores + (size_t)r * ATTENTION_TILE;
             int c = 0;
+            for (; c + 64 <= d; c += 64) {
+                v16f acc[4];
+                for (int i = 0; i < 4; i++) acc[i] = load16(output + c + 16 * i);
+                for (int j = 0; j < count; j++) {
+                    const float *v = values + (size_t)(start + j) * kv_stride + kv_offset + c;
+                    for (int i = 0; i < 4; i++) acc[i] = MADD((v16f)p[j], load16(v + 16 * i), acc[i]);
+                }
+                for (int i = 0; i < 4; i++) store16(output + c + 16 * i, acc[i]);
+            }
             for (; c + 16 <= d; c += 16) {
                 v16f acc = load16(output + c);
                 for (int j = 0; j < count; j++)

@@ -12,6 +12,34 @@ func int8Type(_ type: WeightType) -> Int32 {
     }
 }
 
+/// Which jobs read the same input: the gate and up products of a feed-forward, or of all
+/// experts that a token picked, share one, which is then quantised once.
+struct SharedInputs {
+    /// For every distinct input, the first job that reads it.
+    private(set) var firstJobs: [Int] = []
+    /// For every job, its input's index in `firstJobs`.
+    private(set) var indexOfJob: [Int] = []
+
+    init(_ jobs: [LinearJob]) {
+        struct Input: Hashable {
+            let x: UnsafePointer<Float>
+            let tokens: Int
+            let columns: Int
+        }
+        var index: [Input: Int] = [:]
+        for (j, job) in jobs.enumerated() {
+            let input = Input(x: job.x, tokens: job.tokens, columns: job.w.columns)
+            if let known = index[input] {
+                indexOfJob.append(known)
+            } else {
+                index[input] = firstJobs.count
+                indexOfJob.append(firstJobs.count)
+                firstJobs.append(j)
+            }
+        }
+    }
+}
+
 /// Activation rows quantised by the table's `q8_quantize`: llama.cpp's Q8_0 (q, d) and
 /// Q8_1 (s).
 struct QuantizedActivations {
@@ -40,8 +68,12 @@ struct QuantizedActivations {
 /// is read once and multiplied with every token. Decode runs at memory bandwidth this way.
 func linearInt8Rows(_ jobs: [LinearJob], pool: ComputePool) {
     let kernels = pool.kernels.functions
-    let activations = jobs.map { QuantizedActivations($0.x, tokens: $0.tokens, columns: $0.w.columns, kernels: kernels) }
-    defer { activations.forEach { $0.deallocate() } }
+    let inputs = SharedInputs(jobs)
+    let quantised = inputs.firstJobs.map { jobs[$0] }.map {
+        QuantizedActivations($0.x, tokens: $0.tokens, columns: $0.w.columns, kernels: kernels)
+    }
+    defer { quantised.forEach { $0.deallocate() } }
+    let activations = inputs.indexOfJob.map { quantised[$0] }
     // Groups of four rows; chunks shrink towards the end (see `guidedChunks`).
     let chunks = guidedChunks(jobs, threads: pool.threadCount, granularity: 4)
     pool.run(parts: chunks.count) { part in
@@ -55,7 +87,7 @@ func linearInt8Rows(_ jobs: [LinearJob], pool: ComputePool) {
 
 /// Multi-token products of Q8_0/Q4_0/Q4_1/Q4_K/Q5_K/Q6_K weights with activations quantised to
 /// 8 bits per block of 32, as llama.cpp's Q8_0 activations: activations are quantised once
-/// per job, weight panels (the table's `int8_panel_rows` rows) are unpacked once and
+/// per distinct input, weight panels (the table's `int8_panel_rows` rows) are unpacked once and
 /// multiplied with all tokens, `int8_token_tile` at a time.
 func linearInt8Activations(_ jobs: [LinearJob], pool: ComputePool) {
     let kernels = pool.kernels.functions
@@ -65,7 +97,8 @@ func linearInt8Activations(_ jobs: [LinearJob], pool: ComputePool) {
         let quants: UnsafeMutablePointer<UInt8>
         let scales: UnsafeMutablePointer<Float>
     }
-    let activations: [Activations] = jobs.map { job in
+    let inputs = SharedInputs(jobs)
+    let quantised: [Activations] = inputs.firstJobs.map { jobs[$0] }.map { job in
         let k = job.w.columns
         let padded = (job.tokens + tile - 1) / tile * tile
         let quants = allocateCacheAligned(UInt8.self, count: padded * k)
@@ -73,7 +106,8 @@ func linearInt8Activations(_ jobs: [LinearJob], pool: ComputePool) {
         kernels.int8_quantize_activations(job.x, Int32(job.tokens), Int32(padded), Int32(k), quants, scales)
         return Activations(quants: quants, scales: scales)
     }
-    defer { activations.forEach { $0.quants.deallocate(); $0.scales.deallocate() } }
+    defer { quantised.forEach { $0.quants.deallocate(); $0.scales.deallocate() } }
+    let activations = inputs.indexOfJob.map { quantised[$0] }
 
     var chunks: [(job: Int, firstRow: Int)] = []
     for (index, job) in jobs.enumerated() {
@@ -97,14 +131,15 @@ func linearInt8Activations(_ jobs: [LinearJob], pool: ComputePool) {
 /// Few-token products of Q4_K/Q5_K/Q6_K weights with activations quantised to llama.cpp's
 /// Q8_K (vec_dot_q*_K_q8_K), one token at a time, on the table's `q8k_matvec`.
 func linearKQuantRows(_ jobs: [LinearJob], pool: ComputePool) {
-    var activations: [[Q8KActivations]] = []
-    for job in jobs {
-        activations.append((0..<job.tokens).map { t in
+    let inputs = SharedInputs(jobs)
+    let quantised: [[Q8KActivations]] = inputs.firstJobs.map { jobs[$0] }.map { job in
+        (0..<job.tokens).map { t in
             var q = Q8KActivations()
             q.quantize(job.x + t * job.w.columns, count: job.w.columns)
             return q
-        })
+        }
     }
+    let activations = inputs.indexOfJob.map { quantised[$0] }
     let chunks = guidedChunks(jobs, threads: pool.threadCount, granularity: 4)
     pool.run(parts: chunks.count) { part in
         let (index, rows) = chunks[part]
