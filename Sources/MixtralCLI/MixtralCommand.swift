@@ -26,7 +26,7 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp(
         "exact: fp32 activations, the logits of transformers in fp32. fast: llama.cpp's arithmetic (activations rounded to bf16 for multi-token products with bf16 weights; 8-bit activations with integer dot products for GGML-quantised weights, an fp16 KV cache and llama.cpp's attention, as its CPU backend: Q8_0/Q4_1 GGUF files give llama.cpp's logits bit for bit in generation). auto (default): fast for quantised weights, exact otherwise.",
         valueName: "auto|exact|fast"))
-    var precision: String = "auto"
+    var precision: PrecisionChoice = .auto
 
     @Option(name: .long, help: ArgumentHelp(
         "Quantize the linear layers at load, like transformers' load_in_8bit/load_in_4bit: q8_0, q4_0, q4_k or nf4 (bitsandbytes' NF4). Embeddings, router and lm_head stay as stored.",
@@ -38,23 +38,18 @@ struct ModelOptions: ParsableArguments {
 
     func load() throws -> ModelBundle {
         if let threads, threads < 1 { throw CLIError("--threads must be at least 1") }
-        guard precision == "auto" || ActivationPrecision(rawValue: precision) != nil else {
-            throw CLIError("--precision must be auto, exact or fast, not '\(precision)'")
-        }
         let kernels = try KernelTable.checkedDefault()
         let start = Date()
         let path = try model ?? DefaultModel.path()
         let quantizeType = try quantize.map { try parseWeightType($0, allowed: QuantizingWeightStore.supportedTypes) }
         var lastReport = Date.distantPast
         let bundle = try ModelBundle.load(path: path, threads: threads, quantize: quantizeType,
-                                          residency: mmap ? .mapped : .automatic) { done, total in
+                                          residency: mmap ? .mapped : .automatic, precision: precision) { done, total in
             if done == total || Date().timeIntervalSince(lastReport) > 1 {
                 lastReport = Date()
                 log(String(format: "quantizing to %@: %d/%d matrices, %.1f s", quantizeType?.rawValue ?? "", done, total, Date().timeIntervalSince(start)))
             }
         }
-        bundle.model.precision = ActivationPrecision(rawValue: precision)
-            ?? (bundle.model.hasQuantizedMatrices ? .fast : .exact)
         let c = bundle.model.config
         log(String(format: "loaded %@ (%@, %d layers, hidden %d, %@) in %.2f s; %@ precision, kernels: %@", path,
                    c.architecture.rawValue, c.numLayers, c.hiddenSize,
@@ -63,6 +58,8 @@ struct ModelOptions: ParsableArguments {
         return bundle
     }
 }
+
+extension PrecisionChoice: ExpressibleByArgument {}
 
 /// The prompt, as text or as token ids.
 struct PromptOptions: ParsableArguments {

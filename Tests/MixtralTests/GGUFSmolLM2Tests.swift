@@ -59,8 +59,8 @@ struct GGUFSmolLM2Tests {
     func fastPrecisionGivesLlamaCppGreedyTokens(_ level: CPULevel) throws {
         let store = try GGUFWeightStore(path: ProcessInfo.processInfo.environment["GGUF_SMOLLM2"] ?? "")
         let model = try LanguageModel(config: store.config, store: store,
-                                      pool: ComputePool(threadCount: 2, kernels: KernelTable(level: level)))
-        model.precision = .fast
+                                      pool: ComputePool(threadCount: 2, kernels: KernelTable(level: level)),
+                                      precision: .fast)
         for ((prompt, _), expected) in zip(Self.cases, Self.llamaCppGreedy) {
             let cache = model.makeCache()
             var logits = try model.forward(prompt, cache: cache)

@@ -50,6 +50,20 @@ import MixtralKernels
         #expect(zip(logits, expected).map { abs($0 - $1) }.max()! <= 1e-4 * scale)
     }
 
+    /// `.auto` is resolved when the model is made: llama.cpp's arithmetic for quantised
+    /// matrices, transformers' for float ones; explicit choices stay.
+    @Test func precisionIsChosenOnceAtLoad() throws {
+        let folder = Fixtures.parity("mixtral-gqa")
+        let config = try ModelConfig.load(path: folder + "/config.json")
+        let pool = ComputePool(threadCount: 1)
+        let quantized = try QuantizingWeightStore(base: try SafeTensorsCheckpoint(folder: folder), type: .q8_0, pool: pool)
+        #expect(try LanguageModel(config: config, store: quantized, pool: pool, precision: .auto).precision == .fast)
+        #expect(try LanguageModel(config: config, store: quantized, pool: pool, precision: .exact).precision == .exact)
+        #expect(try LanguageModel(folder: folder, threads: 1, precision: .auto).precision == .exact)
+        #expect(try LanguageModel(folder: folder, threads: 1, precision: .fast).precision == .fast)
+        #expect(try LanguageModel(folder: folder, threads: 1).precision == .exact)
+    }
+
     /// NF4 at load gives the bytes NF4 quantisation gives (checked against bitsandbytes in
     /// NF4Tests); rows that are not whole blocks are refused with a typed error.
     @Test func nf4AtLoadAndPartialBlocks() throws {

@@ -2,7 +2,7 @@
 # The library as a versioned dependency: tags a clone of this repository's HEAD, builds a
 # tiny package that depends on it `from:` that version (SwiftPM refuses unsafe build flags
 # in such a dependency), and generates a few greedy tokens with it; they must equal
-# `mixtral generate --precision exact`'s.
+# `mixtral generate`'s (both choose the arithmetic the same way: `auto`).
 #
 # Usage: scripts/ci/dependent-package.sh [MODEL] [MIXTRAL]
 #   MODEL    default: the default model (scripts/get-default-model.sh)
@@ -52,7 +52,7 @@ echo "== building a package that depends on swift-mixtral from: $version" >&2
 (cd "$work/app" && swift build -c release --product app 2>&1 | grep -vE "^\[[0-9]+/[0-9]+\] (Compiling|Write|Emitting)" >&2)
 output="$("$work/app/.build/release/app" "$model")"
 echo "$output"
-expected="$("$mixtral" generate --model "$model" "Hello my name is" --max-new-tokens 8 --precision exact --json 2>/dev/null \
+expected="$("$mixtral" generate --model "$model" "Hello my name is" --max-new-tokens 8 --json 2>/dev/null \
     | python3 -c 'import json, sys; print(",".join(map(str, json.load(sys.stdin)["generated_ids"])))')"
 got="$(echo "$output" | head -n 1)"
 if [ "$got" != "$expected" ]; then

@@ -17,9 +17,10 @@ public struct ModelBundle: Sendable {
     /// GGUF file (weights, hyper-parameters and tokenizer in one file).
     /// `quantize` converts the linear layers at load (see QuantizingWeightStore);
     /// `progress(done, total)` follows it. `residency` says whether weight files are read
-    /// into (huge-page) memory or mapped.
+    /// into (huge-page) memory or mapped. `precision` is the command line's: by default
+    /// llama.cpp's arithmetic for quantised matrices, transformers' fp32 otherwise.
     public static func load(path: String, threads: Int? = nil, quantize: WeightType? = nil,
-                            residency: WeightResidency = .automatic,
+                            residency: WeightResidency = .automatic, precision: PrecisionChoice = .auto,
                             progress: @escaping (Int, Int) -> Void = { _, _ in }) throws -> ModelBundle {
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else {
@@ -32,14 +33,15 @@ public struct ModelBundle: Sendable {
             }
             let gguf = try GGUFWeightStore(path: path, residency: residency)
             let store: any WeightStore = try quantize.map { try QuantizingWeightStore(base: gguf, type: $0, pool: pool, progress: progress) } ?? gguf
-            let model = try LanguageModel(config: gguf.config, store: store, pool: pool)
+            let model = try LanguageModel(config: gguf.config, store: store, pool: pool, precision: precision)
             var defaults = GenerationOptions()
             defaults.eosTokenIDs = model.config.eosTokenIDs
             return ModelBundle(path: path, model: model, loadedTokenizer: try gguf.file.loadTokenizer(), defaults: defaults)
         }
         let checkpoint = try SafeTensorsCheckpoint(folder: path, residency: residency)
         let store: any WeightStore = try quantize.map { try QuantizingWeightStore(base: checkpoint, type: $0, pool: pool, progress: progress) } ?? checkpoint
-        let model = try LanguageModel(config: try ModelConfig.load(path: path + "/config.json"), store: store, pool: pool)
+        let model = try LanguageModel(config: try ModelConfig.load(path: path + "/config.json"), store: store, pool: pool,
+                                      precision: precision)
         let hasTokenizer = ["tokenizer.json", "tokenizer.model"].contains {
             FileManager.default.fileExists(atPath: path + "/" + $0)
         }

@@ -44,8 +44,7 @@ extension LanguageModel {
         // every precision, as one-token `forward` calls do; a step that has any runs its
         // matrix products exact throughout (the steps between them follow `precision`).
         // Quantised weights keep their 8-bit products: one-token calls use them too.
-        if !hasQuantizedMatrices && batch.contains(where: { $0.tokens.count == 1 }) { productPrecisionOverride = .exact }
-        defer { productPrecisionOverride = nil }
+        let products = !hasQuantizedMatrices && batch.contains(where: { $0.tokens.count == 1 }) ? .exact : precision
         let c = config
         let h = c.hiddenSize
         // Row layout: entry i owns rows spans[i].
@@ -71,7 +70,7 @@ extension LanguageModel {
             cosTable += cosRows
             sinTable += sinRows
         }
-        let scratch = Scratch(config: c, tokens: total)
+        let scratch = Scratch(config: c, tokens: total, products: products)
         for (index, layer) in weights.layers.enumerated() {
             batchedAttentionBlock(layer, x: x, scratch: scratch, batch: batch, spans: spans, firstPositions: firstPositions,
                                   layerIndex: index, rows: total, cos: cosTable, sin: sinTable)
@@ -92,7 +91,7 @@ extension LanguageModel {
         }
         var logits = [Float](repeating: 0, count: wanted.count * c.vocabSize)
         logits.withUnsafeMutableBufferPointer { out in
-            linear(normed.pointer, tokens: wanted.count, weights.lmHead, out.baseAddress!, precision: productPrecision, pool: pool)
+            linear(normed.pointer, tokens: wanted.count, weights.lmHead, out.baseAddress!, precision: products, pool: pool)
         }
         for (slot, entryIndex) in wanted.enumerated() {
             results[entryIndex] = Array(logits[(slot * c.vocabSize)..<((slot + 1) * c.vocabSize)])
@@ -117,7 +116,7 @@ extension LanguageModel {
             attend(s.q.pointer + span.lowerBound * qWidth, tokens: span.count, firstPosition: first, cache: entry.cache,
                    layer: layerIndex, s.attended.pointer + span.lowerBound * qWidth)
         }
-        linear(s.attended.pointer, tokens: t, layer.attention.o, s.projected.pointer, precision: productPrecision, pool: pool)
+        linear(s.attended.pointer, tokens: t, layer.attention.o, s.projected.pointer, precision: s.products, pool: pool)
         for i in 0..<(t * h) { x[i] += s.projected[i] }
     }
 }

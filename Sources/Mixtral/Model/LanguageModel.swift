@@ -27,44 +27,49 @@ public final class LanguageModel: @unchecked Sendable {
     public let config: ModelConfig
     public let weights: DecoderWeights
     public let pool: ComputePool
-    /// Exact fp32 activations (the default), or llama.cpp's faster arithmetic (see
-    /// `ActivationPrecision`).
-    public var precision: ActivationPrecision = .exact
-    /// The precision of matrix products when a batched step overrides it (one-token rows
-    /// keep fp32 activations there, see `forward(batch:)`); the other steps follow
-    /// `precision`.
-    var productPrecisionOverride: ActivationPrecision?
-    var productPrecision: ActivationPrecision { productPrecisionOverride ?? precision }
+    /// The arithmetic, fixed when the model is made: exact fp32 activations, or llama.cpp's
+    /// faster arithmetic (see `ActivationPrecision` and `PrecisionChoice`).
+    public let precision: ActivationPrecision
     /// Keeps the weight files mapped while the model lives.
     let store: any WeightStore
     let inverseFrequencies: [Float]
 
-    public init(config: ModelConfig, store: any WeightStore, pool: ComputePool) throws(CheckpointError) {
+    /// `precision` is resolved here, once: `.auto` becomes `.fast` for GGML-quantised
+    /// matrices and `.exact` otherwise.
+    public init(config: ModelConfig, store: any WeightStore, pool: ComputePool,
+                precision: PrecisionChoice = .exact) throws(CheckpointError) {
         self.config = config
         self.store = store
         self.pool = pool
         let reader = WeightReader(store: store)
+        let weights: DecoderWeights
         switch config.architecture {
         case .mixtral: weights = try MixtralArchitecture.load(config, reader)
         case .mistral, .llama: weights = try LlamaArchitecture.load(config, reader)
         }
+        self.weights = weights
+        self.precision = precision.resolved(quantizedMatrices: Self.hasQuantizedMatrices(weights))
         inverseFrequencies = Self.ropeInverseFrequencies(config)
     }
 
     /// Whether the decoder's matrices are stored in a GGML block format (a quantised GGUF
     /// file or `--quantize`), where `.fast` computes what llama.cpp computes.
-    public var hasQuantizedMatrices: Bool {
+    public var hasQuantizedMatrices: Bool { Self.hasQuantizedMatrices(weights) }
+
+    static func hasQuantizedMatrices(_ weights: DecoderWeights) -> Bool {
         guard let q = weights.layers.first?.attention.q.type else { return false }
         return ![.f32, .f16, .bf16].contains(q)
     }
 
     /// Loads a Hugging Face model folder (config.json + safetensors). The kernels are this
     /// CPU's (`KernelTable.default`) unless given.
-    public convenience init(folder: String, threads: Int? = nil, kernels: KernelTable = .default) throws(CheckpointError) {
+    public convenience init(folder: String, threads: Int? = nil, kernels: KernelTable = .default,
+                            precision: PrecisionChoice = .exact) throws(CheckpointError) {
         let config = try ModelConfig.load(path: folder + "/config.json")
         let store = try SafeTensorsCheckpoint(folder: folder)
         try self.init(config: config, store: store,
-                      pool: ComputePool(threadCount: threads ?? ComputePool.defaultThreadCount(), kernels: kernels))
+                      pool: ComputePool(threadCount: threads ?? ComputePool.defaultThreadCount(), kernels: kernels),
+                      precision: precision)
     }
 
     /// inv_freq[i] = 1 / theta^(2i/d), in fp32 as transformers' default RoPE, with the
@@ -139,7 +144,7 @@ public final class LanguageModel: @unchecked Sendable {
         for (row, id) in tokens.enumerated() {
             dequantizeRow(weights.embedTokens.type, weights.embedTokens.row(id), x.pointer + row * h, count: h)
         }
-        let scratch = Scratch(config: c, tokens: t)
+        let scratch = Scratch(config: c, tokens: t, products: precision)
         let (cosTable, sinTable) = ropeTables(positions: first..<(first + t))
         for (index, layer) in weights.layers.enumerated() {
             attentionBlock(layer, x: x, scratch: scratch, cache: cache, layerIndex: index,
@@ -156,17 +161,21 @@ public final class LanguageModel: @unchecked Sendable {
         }
         var logits = [Float](repeating: 0, count: rows * c.vocabSize)
         logits.withUnsafeMutableBufferPointer { out in
-            linear(normed.pointer, tokens: rows, weights.lmHead, out.baseAddress!, precision: productPrecision, pool: pool)
+            linear(normed.pointer, tokens: rows, weights.lmHead, out.baseAddress!, precision: scratch.products, pool: pool)
         }
         // Kernels read buffers through raw pointers: keep their owners alive until here.
         withExtendedLifetime((x, scratch, normed)) {}
         return logits
     }
 
-    /// Activations of one forward call.
+    /// Activations of one forward call, and how its matrix products take them.
     final class Scratch {
         let normed, q, k, v, attended, projected: FloatBuffer
-        init(config c: ModelConfig, tokens t: Int) {
+        /// `precision`, except in batched steps with float weights and one-token rows (see
+        /// `forward(batch:)`).
+        let products: ActivationPrecision
+        init(config c: ModelConfig, tokens t: Int, products: ActivationPrecision) {
+            self.products = products
             normed = FloatBuffer(capacity: t * c.hiddenSize)
             q = FloatBuffer(capacity: t * c.numHeads * c.headDim)
             k = FloatBuffer(capacity: t * c.numKeyValueHeads * c.headDim)
@@ -191,7 +200,7 @@ public final class LanguageModel: @unchecked Sendable {
         normalize(x, layer.inputNorm, into: s.normed, tokens: t)
         linear([LinearJob(s.normed.pointer, tokens: t, layer.attention.q, s.q.pointer),
                 LinearJob(s.normed.pointer, tokens: t, layer.attention.k, s.k.pointer),
-                LinearJob(s.normed.pointer, tokens: t, layer.attention.v, s.v.pointer)], precision: productPrecision, pool: pool)
+                LinearJob(s.normed.pointer, tokens: t, layer.attention.v, s.v.pointer)], precision: s.products, pool: pool)
         let half = c.headDim / 2
         cos.withUnsafeBufferPointer { cosTable in
             sin.withUnsafeBufferPointer { sinTable in
@@ -210,7 +219,7 @@ public final class LanguageModel: @unchecked Sendable {
         projectQueriesKeysValues(layer, x: x, scratch: s, tokens: t, cos: cos, sin: sin)
         storeKeysValues(s.k.pointer, s.v.pointer, count: t, first: firstPosition, cache: cache, layer: layerIndex)
         attend(s.q.pointer, tokens: t, firstPosition: firstPosition, cache: cache, layer: layerIndex, s.attended.pointer)
-        linear(s.attended.pointer, tokens: t, layer.attention.o, s.projected.pointer, precision: productPrecision, pool: pool)
+        linear(s.attended.pointer, tokens: t, layer.attention.o, s.projected.pointer, precision: s.products, pool: pool)
         for i in 0..<(t * h) { x[i] += s.projected[i] }
     }
 
@@ -220,11 +229,11 @@ public final class LanguageModel: @unchecked Sendable {
         switch layer.mlp {
         case .dense(let ffn):
             let out = FloatBuffer(capacity: t * h)
-            feedForward([FeedForwardCall(ffn: ffn, input: s.normed.pointer, tokens: t, output: out.pointer)])
+            feedForward([FeedForwardCall(ffn: ffn, input: s.normed.pointer, tokens: t, output: out.pointer)], products: s.products)
             for i in 0..<(t * h) { x[i] += out[i] }
             withExtendedLifetime(out) {}
         case .sparseMoE(let router, let experts):
-            sparseMoE(router: router, experts: experts, input: s.normed.pointer, tokens: t, residual: x)
+            sparseMoE(router: router, experts: experts, input: s.normed.pointer, tokens: t, residual: x, products: s.products)
         }
     }
 
@@ -239,7 +248,7 @@ public final class LanguageModel: @unchecked Sendable {
     /// down(silu(gate x) * up x) for several feed-forwards (the experts of a layer) at
     /// once: all gate and up products in one parallel operation, all down products in a
     /// second one.
-    func feedForward(_ calls: [FeedForwardCall]) {
+    func feedForward(_ calls: [FeedForwardCall], products: ActivationPrecision) {
         let hidden = calls.map { FloatBuffer(capacity: 2 * $0.tokens * $0.ffn.gate.rows) }
         var gateUp: [LinearJob] = []
         for (call, buffer) in zip(calls, hidden) {
@@ -247,14 +256,14 @@ public final class LanguageModel: @unchecked Sendable {
             gateUp.append(LinearJob(call.input, tokens: call.tokens, call.ffn.gate, buffer.pointer))
             gateUp.append(LinearJob(call.input, tokens: call.tokens, call.ffn.up, up))
         }
-        linear(gateUp, precision: productPrecision, pool: pool)
+        linear(gateUp, precision: products, pool: pool)
         var down: [LinearJob] = []
         for (call, buffer) in zip(calls, hidden) {
             let count = call.tokens * call.ffn.gate.rows
             swiGLU(buffer.pointer, buffer.pointer + count, count: count)
             down.append(LinearJob(buffer.pointer, tokens: call.tokens, call.ffn.down, call.output))
         }
-        linear(down, precision: productPrecision, pool: pool)
+        linear(down, precision: products, pool: pool)
         withExtendedLifetime(hidden) {}
     }
 
@@ -262,7 +271,7 @@ public final class LanguageModel: @unchecked Sendable {
     /// renormalise the k weights to sum 1, then each expert runs once on the tokens routed
     /// to it and its weighted output is added in expert order (as transformers' index_add_).
     func sparseMoE(router: WeightMatrix, experts: [DecoderWeights.FeedForward], input: UnsafePointer<Float>,
-                   tokens t: Int, residual x: FloatBuffer) {
+                   tokens t: Int, residual x: FloatBuffer, products: ActivationPrecision) {
         let h = config.hiddenSize
         let e = experts.count
         let k = config.numExpertsPerToken
@@ -291,7 +300,7 @@ public final class LanguageModel: @unchecked Sendable {
         feedForward(used.indices.map { slot in
             FeedForwardCall(ffn: experts[used[slot]], input: gathered[slot].pointer,
                             tokens: routed[used[slot]].count, output: outputs[slot].pointer)
-        })
+        }, products: products)
         let moeOut = FloatBuffer(capacity: t * h)
         moeOut.pointer.initialize(repeating: 0, count: t * h)
         for (slot, expert) in used.enumerated() {
