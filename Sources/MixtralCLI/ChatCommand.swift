@@ -38,15 +38,14 @@ struct ChatCommand: ParsableCommand {
             }
             messages.append(.user(text))
             let prompt = try encoder.encode(messages: messages)
-            var printer = StreamingPrinter(tokenizer: bundle.tokenizer)
             let cache = bundle.model.makeCache(maxPositions: sampling.ctx)
-            let result = try bundle.model.generate(prompt: prompt, options: options, cache: cache, onToken: { id in
-                printer.print([id])
+            let result = try bundle.model.generate(prompt: prompt, options: options, cache: cache,
+                                                   tokenizer: bundle.tokenizer) { token in
+                printFlush(token.text)
                 return true
-            })
-            printer.finish()
+            }
             print()
-            let answer = bundle.tokenizer?.decode(result.generatedIDs, skipSpecialTokens: true) ?? ""
+            let answer = result.text
             messages.append(.assistant(answer.trimmingCharacters(in: CharacterSet.whitespaces)))
             log(String(format: "(%d tokens, %.1f tokens/s)", result.generatedIDs.count, result.generatedTokensPerSecond))
             if !interactive { return }

@@ -25,20 +25,21 @@ struct GenerateCommand: ParsableCommand {
         let prompt = try promptOptions.tokens(bundle)
         let options = try sampling.options(bundle)
         let tokenizer = bundle.tokenizer
-        let decode = tokenizer.map { t in { (ids: [Int]) in t.decode(ids, skipSpecialTokens: true) } }
         let cache = bundle.model.makeCache(maxPositions: sampling.ctx)
         if prompt.count + options.maxNewTokens > cache.maxPositions {
             log("warning: prompt (\(prompt.count)) + max new tokens (\(options.maxNewTokens)) exceed the context (\(cache.maxPositions)); generation stops at the limit")
         }
-        var printer = StreamingPrinter(tokenizer: json ? nil : tokenizer)
-        printer.print(prompt)
-        var length = prompt.count
-        let result = try bundle.model.generate(prompt: prompt, options: options, cache: cache, decode: decode) { id in
-            printer.print([id])
-            length += 1
-            return length < cache.maxPositions
+        // The prompt's text, then each token's released text (the generated text's deltas
+        // continue the prompt's decode, see StopStringFilter).
+        if !json, let tokenizer {
+            var promptText = StreamingDetokenizer(tokenizer: tokenizer, skipSpecialTokens: true)
+            printFlush(promptText.append(contentsOf: prompt))
         }
-        let text = decode?(result.promptIDs + result.generatedIDs)
+        let result = try bundle.model.generate(prompt: prompt, options: options, cache: cache, tokenizer: tokenizer) { token in
+            if !json && !token.text.isEmpty { printFlush(token.text) }
+            return true
+        }
+        let text = tokenizer?.decode(result.promptIDs + result.generatedIDs, skipSpecialTokens: true)
         if json {
             let object: [String: Any] = [
                 "prompt_ids": result.promptIDs,
@@ -56,7 +57,6 @@ struct GenerateCommand: ParsableCommand {
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         } else if tokenizer != nil {
-            printer.finish()
             printFlush("\n")  // unbuffered, so the text ends before the statistics on stderr
         } else {
             print((result.promptIDs + result.generatedIDs).map(String.init).joined(separator: " "))

@@ -59,21 +59,3 @@ struct SamplingOptions: ParsableArguments {
         return options
     }
 }
-
-/// Runs generation and prints the text as it grows, through a streaming detokenizer over
-/// the whole sequence (so the printed text always equals decode(all ids)).
-struct StreamingPrinter {
-    var detokenizer: StreamingDetokenizer?
-
-    init(tokenizer: (any Tokenizer)?) {
-        detokenizer = tokenizer.map { StreamingDetokenizer(tokenizer: $0, skipSpecialTokens: true) }
-    }
-
-    mutating func print(_ ids: [Int]) {
-        if let delta = detokenizer?.append(contentsOf: ids), !delta.isEmpty { printFlush(delta) }
-    }
-
-    mutating func finish() {
-        if let delta = detokenizer?.finish(), !delta.isEmpty { printFlush(delta) }
-    }
-}

@@ -17,7 +17,8 @@ struct ChoiceState: Sendable {
             text += token.text
             tokens.append(token)
         case .finished(let reason):
-            finishReason = reason == .maxNewTokens ? "length" : "stop"
+            // OpenAI: "length" for the token limit and for a full context alike.
+            finishReason = reason == .maxNewTokens || reason == .contextFull ? "length" : "stop"
         case .failed(let message):
             failure = message
         }

@@ -35,15 +35,7 @@ public struct StreamingDetokenizer: Sendable {
     }
 
     private static func findAnchor(_ tokenizer: any Tokenizer) -> (id: Int, bytes: [UInt8])? {
-        switch tokenizer {
-        case is SentencePieceTokenizer:
-            break
-        case let hf as HFTokenizer where hf.decoder?.onlyStartIsSpecial ?? true:
-            break
-        default:
-            return nil
-        }
-        guard let ids = try? tokenizer.encode("a", addSpecialTokens: false), ids.count == 1, let id = ids.first,
+        guard tokenizer.decodingTreatsOnlyTheStartSpecially, let ids = try? tokenizer.encode("a", addSpecialTokens: false), ids.count == 1, let id = ids.first,
               !tokenizer.isSpecial(id), !tokenizer.isByteFallbackToken(id) else { return nil }
         let text = tokenizer.decode([id], skipSpecialTokens: true)
         guard !text.isEmpty, !text.unicodeScalars.contains("\u{FFFD}") else { return nil }
@@ -111,6 +103,15 @@ public struct StreamingDetokenizer: Sendable {
         }
         return String(decoding: delta, as: UTF8.self)
     }
+}
+
+extension SentencePieceTokenizer {
+    /// sentencepiece drops the first piece's leading "▁" only at the very start.
+    public var decodingTreatsOnlyTheStartSpecially: Bool { true }
+}
+
+extension HFTokenizer {
+    public var decodingTreatsOnlyTheStartSpecially: Bool { decoder?.onlyStartIsSpecial ?? true }
 }
 
 extension HFDecoder {

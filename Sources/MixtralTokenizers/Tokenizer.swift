@@ -19,10 +19,17 @@ public protocol Tokenizer: Sendable {
     /// Whether an id is a byte-fallback token (`<0xXX>`), whose text depends on the tokens next
     /// to it. The streaming detokenizer holds text back while the last token is one.
     func isByteFallbackToken(_ id: Int) -> Bool
+
+    /// Whether decoding treats only the start of the text specially (a leading space
+    /// dropped, a Strip at the start): then the text of ids after others is the text of
+    /// the same ids after any one token, less that token's text, and the streaming
+    /// detokenizer decodes each new id from a checkpoint instead of from the start.
+    var decodingTreatsOnlyTheStartSpecially: Bool { get }
 }
 
 extension Tokenizer {
     public func isByteFallbackToken(_ id: Int) -> Bool { false }
+    public var decodingTreatsOnlyTheStartSpecially: Bool { false }
 
     /// Throws `idOutOfRange` for the first id outside the vocabulary (`decode` skips such ids;
     /// callers that take ids from users, like a detokenize command, check them first).

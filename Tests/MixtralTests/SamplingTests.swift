@@ -3,6 +3,16 @@ import Testing
 @testable import Mixtral
 
 @Suite struct SamplingTests {
+    /// Renders ids as words between spaces: " 12 7 301 ".
+    struct WordTokenizer: Tokenizer {
+        var vocabularySize: Int { 1 << 20 }
+        var bosTokenID: Int? { nil }
+        var eosTokenIDs: [Int] { [] }
+        func encode(_ text: String, addSpecialTokens: Bool) throws -> [Int] { text.split(separator: " ").compactMap { Int($0) } }
+        func decode(_ ids: [Int], skipSpecialTokens: Bool) -> String { " " + ids.map(String.init).joined(separator: " ") + " " }
+        func isSpecial(_ id: Int) -> Bool { false }
+    }
+
     struct ProcessorCase: Decodable {
         let settings: [String: Double]
         let scores: [Float]
@@ -92,8 +102,7 @@ import Testing
         options.maxNewTokens = 64
         // Stop when the "text" (ids rendered as words) contains the 5th greedy token.
         options.stopStrings = [" \(reference.greedy_ids[4]) "]
-        let stopped = try model.generate(prompt: reference.prompt_ids, options: options,
-                                         decode: { ids in " " + ids.map(String.init).joined(separator: " ") + " " })
+        let stopped = try model.generate(prompt: reference.prompt_ids, options: options, tokenizer: WordTokenizer())
         #expect(stopped.stopReason == .stopString)
         #expect(stopped.generatedIDs == Array(reference.greedy_ids.prefix(5)))
         options.stopStrings = []

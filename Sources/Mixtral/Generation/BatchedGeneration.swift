@@ -17,22 +17,6 @@ public struct SequenceRequest: Sendable {
     }
 }
 
-/// Log-probabilities under the model's distribution (log-softmax of the raw logits).
-public struct TokenLogprobs: Sendable {
-    public var logprob: Float
-    /// The most likely tokens, most likely first.
-    public var top: [(id: Int, logprob: Float)]
-}
-
-public struct GeneratedToken: Sendable {
-    public var id: Int
-    /// Text that became final with this token: decode(prompt + generated) grows by it,
-    /// minus anything held back because it may start a stop string (and the stop string
-    /// itself, which is never sent).
-    public var text: String
-    public var logprobs: TokenLogprobs?
-}
-
 public enum SequenceEvent: Sendable {
     case token(GeneratedToken)
     case finished(StopReason)
@@ -332,21 +316,15 @@ public final class BatchScheduler: @unchecked Sendable {
     }
 }
 
-/// One sequence's state on the model thread.
+/// One sequence on the model thread: its generation state, cache and event stream.
 private final class ActiveSequence {
     let request: SequenceRequest
     let handle: SequenceHandle
     let continuation: AsyncStream<SequenceEvent>.Continuation
     let cache: KVCache
-    let processors: [any LogitsProcessor]
-    var sampler: MultinomialSampler
-    var greedy = GreedySampler()
-    var text: StopStringFilter
+    var state: SequenceState
     /// Prompt tokens already run.
     var prefilled = 0
-    /// Prompt and generated ids (repetition penalty sees both).
-    var ids: [Int]
-    var generated = 0
     var isFinished = false
 
     init(request: SequenceRequest, handle: SequenceHandle, continuation: AsyncStream<SequenceEvent>.Continuation,
@@ -355,150 +333,29 @@ private final class ActiveSequence {
         self.handle = handle
         self.continuation = continuation
         self.cache = cache
-        processors = request.options.processors(promptLength: request.prompt.count)
-        sampler = MultinomialSampler(seed: request.options.seed ?? UInt64.random(in: 0...UInt64.max))
-        text = StopStringFilter(tokenizer: tokenizer, prompt: request.prompt, stops: request.options.stopStrings)
-        ids = request.prompt
+        state = SequenceState(prompt: request.prompt, options: request.options, tokenizer: tokenizer,
+                              topLogprobs: request.topLogprobs)
     }
 
     var reservedPositions: Int { request.prompt.count + request.options.maxNewTokens }
     var isDecoding: Bool { prefilled == request.prompt.count }
-    var lastToken: Int { ids[ids.count - 1] }
+    var lastToken: Int { state.lastToken }
+    var ids: [Int] { state.ids }
 
     func nextPromptChunk(limit: Int) -> [Int] {
         let prompt = request.prompt
         return Array(prompt[prefilled..<min(prompt.count, prefilled + limit)])
     }
 
-    /// Chooses the next token from the logits of the last position, as `generate` does.
+    /// Chooses the next token from the logits of the last position (`SequenceState`).
     func accept(logits: [Float]) {
-        var scores = logits
-        let logprobs = request.topLogprobs.map { _ in logits }
-        for processor in processors { processor.process(&scores, previous: ids) }
-        let options = request.options
-        let next = options.doSample ? sampler.choose(from: scores) : greedy.choose(from: scores)
-        ids.append(next)
-        generated += 1
-        var reason: StopReason?
-        var delta = text.append(next)
-        if text.matchedStop {
-            reason = .stopString
-        } else if options.eosTokenIDs.contains(next) {
-            reason = .endOfSequence
-        } else if generated >= options.maxNewTokens || cache.count + 1 > cache.maxPositions {
-            reason = .maxNewTokens
-        }
-        if reason != nil { delta += text.finish() }
-        let tokenLogprobs = logprobs.map { Self.logprobs($0, chosen: next, top: request.topLogprobs ?? 0) }
-        continuation.yield(.token(GeneratedToken(id: next, text: delta, logprobs: tokenLogprobs)))
+        let (token, reason) = state.accept(logits: logits, roomForMore: cache.count < cache.maxPositions)
+        continuation.yield(.token(token))
         if let reason {
             isFinished = true
             continuation.yield(.finished(reason))
             continuation.finish()
         }
-    }
-
-    /// log_softmax of the raw logits at `chosen` and the `top` largest.
-    static func logprobs(_ logits: [Float], chosen: Int, top: Int) -> TokenLogprobs {
-        let maximum = logits.max() ?? 0
-        var sum = 0.0
-        for value in logits { sum += exp(Double(value - maximum)) }
-        let logNormalizer = Double(maximum) + log(sum)
-        func logprob(_ id: Int) -> Float { Float(Double(logits[id]) - logNormalizer) }
-        var best: [Int] = []
-        if top > 0 {
-            for id in logits.indices {
-                if best.count == top, let last = best.last, logits[id] <= logits[last] { continue }
-                let position = best.firstIndex { logits[id] > logits[$0] } ?? best.count
-                best.insert(id, at: position)
-                if best.count > top { best.removeLast() }
-            }
-        }
-        return TokenLogprobs(logprob: logprob(chosen), top: best.map { ($0, logprob($0)) })
-    }
-}
-
-/// Turns generated ids into text that is safe to send: decode(prompt + generated) minus the
-/// prompt's text, holding back a tail that may be the start of a stop string, and ending
-/// before the first stop string (which is not sent, as in OpenAI's API).
-struct StopStringFilter {
-    var detokenizer: StreamingDetokenizer?
-    let stops: [[UInt8]]
-    /// UTF-8 of the generated text released by the detokenizer.
-    var bytes: [UInt8] = []
-    /// How many of `bytes` were sent.
-    var sent = 0
-    private(set) var matchedStop = false
-
-    init(tokenizer: (any Tokenizer)?, prompt: [Int], stops: [String]) {
-        self.stops = stops.filter { !$0.isEmpty }.map { Array($0.utf8) }
-        if let tokenizer {
-            var detokenizer = StreamingDetokenizer(tokenizer: tokenizer, skipSpecialTokens: true)
-            // The prompt's own text is not part of the output.
-            _ = detokenizer.append(contentsOf: prompt)
-            self.detokenizer = detokenizer
-        }
-    }
-
-    mutating func append(_ id: Int) -> String {
-        guard var detokenizer else { return "" }
-        let delta = detokenizer.append(id)
-        self.detokenizer = detokenizer
-        return release(delta, final: false)
-    }
-
-    /// Everything still held back (the sequence ended).
-    mutating func finish() -> String {
-        guard var detokenizer, !matchedStop else { return "" }
-        let delta = detokenizer.finish()
-        self.detokenizer = detokenizer
-        return release(delta, final: true)
-    }
-
-    private mutating func release(_ delta: String, final: Bool) -> String {
-        guard !matchedStop else { return "" }
-        let searchFrom = max(0, sent - (stops.map(\.count).max() ?? 0))
-        bytes.append(contentsOf: delta.utf8)
-        var end = bytes.count
-        if let stopStart = firstStop(from: searchFrom) {
-            matchedStop = true
-            end = stopStart
-        } else if !final {
-            end -= heldBack()
-        }
-        guard end > sent else { return "" }
-        let text = String(decoding: bytes[sent..<end], as: UTF8.self)
-        sent = end
-        return text
-    }
-
-    /// Start of the earliest stop string at or after `from`.
-    private func firstStop(from: Int) -> Int? {
-        var earliest: Int?
-        for stop in stops where bytes.count >= stop.count {
-            var start = from
-            while start + stop.count <= bytes.count {
-                if bytes[start..<(start + stop.count)].elementsEqual(stop) {
-                    earliest = min(earliest ?? start, start)
-                    break
-                }
-                start += 1
-            }
-        }
-        return earliest
-    }
-
-    /// Length of the longest end of the text that is the start of a stop string.
-    private func heldBack() -> Int {
-        var longest = 0
-        for stop in stops {
-            for length in stride(from: min(stop.count - 1, bytes.count - sent), to: longest, by: -1)
-            where bytes[(bytes.count - length)...].elementsEqual(stop[..<length]) {
-                longest = length
-                break
-            }
-        }
-        return longest
     }
 }
 

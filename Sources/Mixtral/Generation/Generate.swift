@@ -1,13 +1,11 @@
 import Foundation
 
-/// Why generation ended.
-public enum StopReason: String, Sendable, Codable {
-    case endOfSequence = "eos", maxNewTokens = "length", stopString = "stop"
-}
-
 public struct GenerationResult: Sendable {
     public var promptIDs: [Int]
     public var generatedIDs: [Int]
+    /// The generated text as it was released (see `GeneratedToken.text`): up to a stop
+    /// string, without it. Empty without a tokenizer.
+    public var text: String
     public var stopReason: StopReason
     public var seed: UInt64
     /// Seconds of the prompt's batched forward pass (prefill).
@@ -26,43 +24,38 @@ public struct GenerationResult: Sendable {
 }
 
 extension LanguageModel {
-    /// transformers' `generate` for one sequence: the prompt in one batched pass, then one
-    /// token per step with the KV cache, until an EOS id (kept in the output),
-    /// `maxNewTokens`, or a stop string in `decode(generated ids)`.
-    /// `onToken` sees each new id as it is chosen; returning false stops generation.
+    /// transformers' `generate` for one sequence, on the calling thread: the prompt in one
+    /// batched pass, then one token per step with the KV cache, until an EOS id (kept in
+    /// the output), `maxNewTokens`, a stop string in the text (with a tokenizer), a full
+    /// cache, or `onToken` returning false (`.cancelled`). `onToken` sees each token with
+    /// its released text as it is chosen. The steps are `SequenceState`'s, as in the batch
+    /// scheduler and `ModelContainer`.
     public func generate(prompt: [Int], options: GenerationOptions, cache: KVCache? = nil,
-                         decode: (([Int]) -> String)? = nil,
-                         onToken: (Int) -> Bool = { _ in true }) throws(ModelError) -> GenerationResult {
+                         tokenizer: (any Tokenizer)? = nil,
+                         onToken: (GeneratedToken) -> Bool = { _ in true }) throws(ModelError) -> GenerationResult {
         let cache = cache ?? makeCache()
-        let seed = options.seed ?? UInt64.random(in: 0...UInt64.max)
-        var greedy = GreedySampler()
-        var sampler = MultinomialSampler(seed: seed)
-        let processors = options.processors(promptLength: prompt.count)
-        var sequence = prompt
-        var generated: [Int] = []
-        var reason = StopReason.maxNewTokens
+        var state = SequenceState(prompt: prompt, options: options, tokenizer: tokenizer)
+        var text = ""
+        var reason: StopReason? = options.maxNewTokens > 0 ? nil : .maxNewTokens
         let clock = ContinuousClock()
 
         let prefillStart = clock.now
         var scores = try forward(prompt, cache: cache)
         let promptSeconds = (clock.now - prefillStart).seconds
         let decodeStart = clock.now
-        while generated.count < options.maxNewTokens {
-            for processor in processors { processor.process(&scores, previous: sequence) }
-            let next = options.doSample ? sampler.choose(from: scores) : greedy.choose(from: scores)
-            generated.append(next)
-            sequence.append(next)
-            if !onToken(next) { reason = .stopString; break }
-            if options.eosTokenIDs.contains(next) { reason = .endOfSequence; break }
-            if let decode, !options.stopStrings.isEmpty {
-                let text = decode(generated)
-                if options.stopStrings.contains(where: { text.contains($0) }) { reason = .stopString; break }
+        while reason == nil {
+            let (token, stop) = state.accept(logits: scores, roomForMore: cache.count < cache.maxPositions)
+            text += token.text
+            if !onToken(token) {
+                reason = .cancelled
+                break
             }
-            if generated.count == options.maxNewTokens { break }
-            scores = try forward([next], cache: cache)
+            reason = stop
+            if reason == nil { scores = try forward([token.id], cache: cache) }
         }
-        return GenerationResult(promptIDs: prompt, generatedIDs: generated, stopReason: reason, seed: seed,
-                                promptSeconds: promptSeconds, decodeSeconds: (clock.now - decodeStart).seconds)
+        return GenerationResult(promptIDs: prompt, generatedIDs: Array(state.ids.dropFirst(prompt.count)), text: text,
+                                stopReason: reason ?? .maxNewTokens, seed: state.seed, promptSeconds: promptSeconds,
+                                decodeSeconds: (clock.now - decodeStart).seconds)
     }
 }
 
