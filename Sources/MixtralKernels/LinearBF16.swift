@@ -14,7 +14,7 @@ func linearBF16Activations(_ jobs: [LinearJob], pool: ComputePool) {
         let padded = (job.tokens + tile - 1) / tile * tile
         let buffer = allocateCacheAligned(UInt16.self, count: padded * k)
         buffer.initialize(repeating: 0, count: padded * k)
-        for i in 0..<(job.tokens * k) { buffer[i] = floatToBF16(job.x[i]) }
+        for i in 0..<(job.tokens * k) { buffer[i] = bfloat16Bits(job.x[i]) }
         return buffer
     }
     defer { rounded.forEach { $0.deallocate() } }
@@ -26,7 +26,7 @@ func linearBF16Activations(_ jobs: [LinearJob], pool: ComputePool) {
         for (job, bits) in zip(jobs, rounded) {
             let count = job.tokens * job.w.columns
             let values = allocateCacheAligned(Float.self, count: count)
-            for i in 0..<count { values[i] = bf16ToFloat(bits[i]) }
+            for i in 0..<count { values[i] = floatFromBFloat16Bits(bits[i]) }
             widened.append(values)
             fallback.append(LinearJob(values, tokens: job.tokens, job.w, job.y))
         }

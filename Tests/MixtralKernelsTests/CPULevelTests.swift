@@ -38,7 +38,7 @@ import MixtralCKernels
         switch type {
         case .f32: return values.withUnsafeBytes { Array($0) }
         case .f16: return values.map { Float16($0).bitPattern }.withUnsafeBytes { Array($0) }
-        case .bf16: return values.map(floatToBF16).withUnsafeBytes { Array($0) }
+        case .bf16: return values.map(bfloat16Bits).withUnsafeBytes { Array($0) }
         default:
             let rowBytes = type.byteCount(elements: columns)!
             var bytes = [UInt8](repeating: 0, count: rows * rowBytes)

@@ -29,11 +29,11 @@ import MixtralCKernels
         case .f32:
             return (values.withUnsafeBytes { Array($0) }, values)
         case .bf16:
-            let bits = values.map(floatToBF16)
-            return (bits.withUnsafeBytes { Array($0) }, bits.map(bf16ToFloat))
+            let bits = values.map(bfloat16Bits)
+            return (bits.withUnsafeBytes { Array($0) }, bits.map(floatFromBFloat16Bits))
         default:
             let bits = values.map { Float16($0).bitPattern }
-            return (bits.withUnsafeBytes { Array($0) }, bits.map(f16ToFloat))
+            return (bits.withUnsafeBytes { Array($0) }, bits.map(floatFromHalfBits))
         }
     }
 
@@ -68,7 +68,7 @@ import MixtralCKernels
         let pool = ComputePool(threadCount: 2, kernels: KernelTable(level: level))
         for (tokens, rows, columns) in [(2, 70, 1024), (4, 37, 96), (13, 33, 40), (30, 64, 96), (5, 8, 64)] {
             let x = (0..<(tokens * columns)).map { _ in random.float() }
-            let roundedX = x.map { bf16ToFloat(floatToBF16($0)) }
+            let roundedX = x.map { floatFromBFloat16Bits(bfloat16Bits($0)) }
             let (bytes, values) = weights(.bf16, count: rows * columns)
             var y = [Float](repeating: .nan, count: tokens * rows)
             bytes.withUnsafeBytes { w in
@@ -435,11 +435,11 @@ import MixtralCKernels
     }
 
     @Test func bf16RoundsToNearestEven() {
-        #expect(floatToBF16(1.0) == 0x3F80)
-        #expect(floatToBF16(Float(bitPattern: 0x3F80_8000)) == 0x3F80)  // tie -> even
-        #expect(floatToBF16(Float(bitPattern: 0x3F81_8000)) == 0x3F82)  // tie -> even
-        #expect(floatToBF16(Float(bitPattern: 0x3F80_8001)) == 0x3F81)
-        #expect(f16ToFloat(0x3C00) == 1 && f16ToFloat(0x0001) == 0x1p-24 && halfToFloatPortable(0x0001) == 0x1p-24)
+        #expect(bfloat16Bits(1.0) == 0x3F80)
+        #expect(bfloat16Bits(Float(bitPattern: 0x3F80_8000)) == 0x3F80)  // tie -> even
+        #expect(bfloat16Bits(Float(bitPattern: 0x3F81_8000)) == 0x3F82)  // tie -> even
+        #expect(bfloat16Bits(Float(bitPattern: 0x3F80_8001)) == 0x3F81)
+        #expect(floatFromHalfBits(0x3C00) == 1 && floatFromHalfBits(0x0001) == 0x1p-24)
         // The kernels' fp16 rounding (integer arithmetic, every CPU) against Float16's.
         var random = SeededRandom(seed: 5)
         var values: [Float] = [0, -0, 1, 65504, 65519.99, 65520, -65520, 0x1p-24, 0x1p-25, 0x1.8p-25, 0x1p-14, 0x1.ff8p-15,

@@ -60,22 +60,6 @@ public func quantizeRow(_ type: WeightType, _ src: UnsafePointer<Float>, _ dst: 
     }
 }
 
-/// Float -> IEEE binary16 bits, round to nearest even (as numpy's astype(float16)).
-@inline(__always)
-public func halfBits(_ x: Float) -> UInt16 {
-    Float16(x).bitPattern
-}
-
-/// Float -> bfloat16 bits, round to nearest even; NaNs are made quiet (as ggml and gguf-py).
-@inline(__always)
-public func bfloat16Bits(_ x: Float) -> UInt16 {
-    let bits = x.bitPattern
-    if bits & 0x7FFF_FFFF > 0x7F80_0000 {
-        return UInt16(bits >> 16) | 0x0040
-    }
-    return UInt16(truncatingIfNeeded: (UInt64(bits) + 0x7FFF + UInt64((bits >> 16) & 1)) >> 16)
-}
-
 @inline(__always)
 func storeUInt16(_ p: UnsafeMutableRawPointer, _ offset: Int, _ v: UInt16) {
     p.storeBytes(of: v.littleEndian, toByteOffset: offset, as: UInt16.self)
