@@ -11,7 +11,10 @@
 #   --avx2:  built for AVX2 + FMA + F16C only, no AVX-512 (as on most laptops and AMD Zen 1-3),
 #            binaries in DEST/build-avx2/bin; what `compare.py --cpu avx2` runs against
 # Environment: PYTHON (default python3) runs `pip download`; JOBS (default 2); TARGETS
-# (default: all the tools below).
+# (default: all the tools below); LLAMA_CPP_PYTHON (default 0.3.36): the llama-cpp-python
+# release whose llama.cpp is built. The llama.cpp-compatible arithmetic (`--precision
+# fast`: Sources/Mixtral/LlamaCpp, Sources/MixtralKernels/LlamaCpp, LlamaCppOps.c) and its
+# reference data follow that release's llama.cpp; change the pin only together with them.
 set -euo pipefail
 
 cpu=native
@@ -19,6 +22,7 @@ if [ "${1:-}" = "--avx2" ]; then cpu=avx2; shift; fi
 dest="${1:-/work/llama.cpp}"
 python="${PYTHON:-python3}"
 jobs="${JOBS:-2}"
+release="${LLAMA_CPP_PYTHON:-0.3.36}"
 
 if ! command -v cmake >/dev/null 2>&1; then
     echo "cmake is missing; installing it with apt-get" >&2
@@ -30,8 +34,8 @@ mkdir -p "$dest"
 if [ ! -f "$dest/src/CMakeLists.txt" ]; then
     download="$dest/download"
     mkdir -p "$download"
-    "$python" -m pip download --no-deps --no-binary :all: --dest "$download" llama-cpp-python
-    archive="$(ls "$download"/llama_cpp_python-*.tar.gz | head -n 1)"
+    "$python" -m pip download --no-deps --no-binary :all: --dest "$download" "llama-cpp-python==$release"
+    archive="$(ls "$download"/llama_cpp_python-"$release".tar.gz | head -n 1)"
     echo "unpacking $archive" >&2
     rm -rf "$dest/unpacked"
     mkdir -p "$dest/unpacked"

@@ -22,7 +22,7 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
 /// h = x + o_proj(attn(rmsnorm(x))); y = h + mlp(rmsnorm(h)); logits = lm_head(norm(y)).
 /// Weights are read in place in their stored type; activations and the KV cache are fp32
 /// (under `.fast` the cache holds fp16 values and the steps between products follow
-/// llama.cpp: LlamaCppArithmetic.swift).
+/// llama.cpp: LlamaCpp/LlamaCppArithmetic.swift).
 public final class LanguageModel: @unchecked Sendable {
     public let config: ModelConfig
     public let weights: DecoderWeights
