@@ -11,9 +11,9 @@ import Foundation
 /// region; regions are read repeatedly until a pass covers `minimumBytes`, so small models
 /// still give a pass long enough to time.
 ///
-/// On this shared machine the bandwidth moves between ~50 and ~82 GB/s in periods of tens
-/// of seconds, for all memory alike, so `mixtral bench` measures between repetitions and
-/// compares each repetition with the bandwidth of its own moment.
+/// On shared machines the bandwidth moves over tens of seconds, for all memory alike, so
+/// `mixtral bench` measures between repetitions and compares each repetition with the
+/// bandwidth of its own moment.
 public struct BandwidthProbe: @unchecked Sendable {
     /// Per thread, its share of every region.
     private let slices: [[UnsafeRawBufferPointer]]

@@ -43,9 +43,8 @@ let int8RowsMaxTokens = 4
 /// Q8_0 and Q4_1 products follow ggml's vec_dot bit for bit in the four-row kernel, and
 /// llama.cpp multiplies a prompt's tokens in that arithmetic too (tinyBLAS for Q8_0, which
 /// sums in the same order; vec_dot for Q4_1). Prompts up to this many tokens take the
-/// four-row kernel so that they give llama.cpp's logits (and at up to 16 tokens it is
-/// also the faster one: Q8_0 pp16 508 against 448 t/s with panels, SmolLM2 Q4_1 416
-/// against 362; at 32 tokens the panels win).
+/// four-row kernel so that they give llama.cpp's logits (up to 16 tokens it was also
+/// measured faster than panels; at 32 the panels win).
 let llamaCppRowsMaxTokens = 16
 
 /// Up to this many tokens, bf16 products stream four weight rows at a time for all tokens

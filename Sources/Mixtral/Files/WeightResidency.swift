@@ -13,8 +13,7 @@ public enum WeightResidency: Sendable {
     case mapped
     /// Read into anonymous memory that asks for 2 MB pages (transparent huge pages). Decode
     /// streams every weight once per token, and with 4 KB file pages the address
-    /// translations get in the way of the prefetcher: bf16 decode on the benchmark
-    /// checkpoint measured 148 t/s read into memory against 105–139 t/s mapped (BENCHMARKS.md).
+    /// translations get in the way of the prefetcher (BENCHMARKS.md, Memory).
     case memory
     /// `memory` when the file takes at most half of the memory available now (Linux), else
     /// `mapped`.
@@ -45,8 +44,8 @@ struct ResidentBytes {
     /// starts a 64-byte cache line, then makes them read-only. Call before any pointer into
     /// the bytes is handed out. Tensor data in GGUF files is aligned to 32 bytes (the file's
     /// data section starts 32 bytes into a line in llama.cpp's converter output), and each
-    /// 64-byte vector load of a weight row then spans two cache lines: bf16 decode read 60
-    /// GB/s that way against 74 aligned when the memory delivered 80 (BENCHMARKS.md).
+    /// 64-byte vector load of a weight row then spans two cache lines, which slows decode
+    /// near the memory's bandwidth.
     mutating func alignCacheLines(fileOffset: Int) {
         guard inMemory else { return }
         let shift = (64 - (Int(bitPattern: base) + fileOffset) % 64) % 64

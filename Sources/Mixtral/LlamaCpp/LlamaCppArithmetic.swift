@@ -77,8 +77,8 @@ extension LanguageModel {
     /// reproduces) only for fewer than 64 query rows and a KV view under 512 cells; its
     /// view is padded to 256, so that is up to 256 positions. Past that it splits the keys
     /// over threads (decode) or tiles the queries (prompts), and our vectorised kernel on
-    /// the same fp16 cache is used instead: at 4k positions the one-chunk kernel's scalar
-    /// exp per key cut Q8_0 decode from 107 to 79 tokens/s.
+    /// the same fp16 cache is used instead (the one-chunk kernel's scalar exp per key makes
+    /// long contexts slow).
     static let llamaCppOneChunkPositions = 256
 
     /// Causal attention of `tokens` query rows at firstPosition... over a layer's cache.
