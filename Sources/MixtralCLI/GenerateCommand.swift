@@ -26,7 +26,7 @@ struct GenerateCommand: ParsableCommand {
         let options = try sampling.options(bundle)
         let tokenizer = bundle.tokenizer
         let cache = bundle.model.makeCache(maxPositions: sampling.ctx)
-        if prompt.count + options.maxNewTokens > cache.maxPositions {
+        if options.maxNewTokens > cache.maxPositions - prompt.count {  // (no overflow for huge values)
             log("warning: prompt (\(prompt.count)) + max new tokens (\(options.maxNewTokens)) exceed the context (\(cache.maxPositions)); generation stops at the limit")
         }
         // The prompt's text, then each token's released text (the generated text's deltas

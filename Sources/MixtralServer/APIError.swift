@@ -74,6 +74,7 @@ extension APIError {
             self = .contextLength("This model's maximum context length is \(limit) tokens. However, you requested \(tokens) tokens (prompt + max_tokens). Please reduce the prompt or max_tokens.")
         case .exceedsMemoryBudget: self = .invalidRequest(error.description, param: "max_tokens", code: "context_length_exceeded")
         case .emptyPrompt: self = .invalidRequest(error.description, param: "prompt")
+        case .invalidOptions: self = .invalidRequest(error.description, param: nil)
         case .shuttingDown: self = .unavailable(error.description)
         }
     }

@@ -148,4 +148,19 @@ import Testing
         }
         #expect(again == expected)
     }
+
+    /// Token limits that cannot fit are refused with a typed error through the stream, not
+    /// an arithmetic trap.
+    @Test func hugeOrNegativeTokenLimitsAreRefused() async throws {
+        let container = try await ModelContainer.load(Fixtures.parity("mixtral-gqa"), threads: 1, contextLength: 64)
+        var options = GenerationOptions()
+        options.maxNewTokens = Int.max
+        await #expect(throws: SchedulerError.contextOverflow(tokens: Int.max, limit: 64)) {
+            for try await _ in container.generate(ids: [1, 2, 3], options: options) {}
+        }
+        options.maxNewTokens = -1
+        await #expect(throws: SchedulerError.invalidOptions("max_new_tokens must be >= 0, got -1")) {
+            for try await _ in container.generate(ids: [1, 2, 3], options: options) {}
+        }
+    }
 }

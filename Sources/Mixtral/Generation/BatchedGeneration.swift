@@ -29,6 +29,7 @@ public enum SchedulerError: Error, Equatable, CustomStringConvertible {
     case contextOverflow(tokens: Int, limit: Int)
     case exceedsMemoryBudget(positions: Int, budget: Int)
     case emptyPrompt
+    case invalidOptions(String)
     case shuttingDown
 
     public var description: String {
@@ -41,6 +42,8 @@ public enum SchedulerError: Error, Equatable, CustomStringConvertible {
             return "the request needs \(positions) KV-cache positions but the server's budget is \(budget)"
         case .emptyPrompt:
             return "the prompt is empty: at least one token is needed"
+        case .invalidOptions(let problem):
+            return "invalid generation options: \(problem)"
         case .shuttingDown:
             return "the server is shutting down"
         }
@@ -164,7 +167,10 @@ public final class BatchScheduler: @unchecked Sendable {
     /// context or the memory budget, or the scheduler is stopping.
     public func submit(_ request: SequenceRequest) throws(SchedulerError) -> SequenceHandle {
         guard !request.prompt.isEmpty else { throw .emptyPrompt }
-        let positions = request.prompt.count + request.options.maxNewTokens
+        if let problem = request.options.validationError() { throw .invalidOptions(problem) }
+        // Saturating: a huge max_new_tokens is refused, not an arithmetic trap.
+        let positions = request.prompt.count.addingReportingOverflow(request.options.maxNewTokens).overflow
+            ? Int.max : request.prompt.count + request.options.maxNewTokens
         guard positions <= configuration.contextLength else {
             throw .contextOverflow(tokens: positions, limit: configuration.contextLength)
         }
