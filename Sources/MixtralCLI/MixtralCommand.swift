@@ -37,7 +37,9 @@ struct ModelOptions: ParsableArguments {
     var mmap = false
 
     func load() throws -> ModelBundle {
-        if let threads, threads < 1 { throw CLIError("--threads must be at least 1") }
+        if let threads, threads < 1 || threads > 1024 {
+            throw CLIError("--threads must be between 1 and 1024 (this machine has \(ComputePool.defaultThreadCount()) cores), not \(threads)")
+        }
         let kernels = try KernelTable.checkedDefault()
         let start = Date()
         let path = try model ?? DefaultModel.path()

@@ -26,13 +26,15 @@ struct PerplexityCommand: ParsableCommand {
     var klReference: String?
 
     func run() throws {
+        guard ctx >= 4 else { throw CLIError("--ctx must be at least 4 (half of each chunk is context), not \(ctx)") }
+        if let chunks, chunks < 1 { throw CLIError("--chunks must be at least 1, not \(chunks)") }
         let bundle = try modelOptions.load()
         guard let tokenizer = bundle.tokenizer else { throw CLIError("\(bundle.path) has no tokenizer") }
         guard let data = FileManager.default.contents(atPath: file), let text = String(data: data, encoding: .utf8) else {
             throw CLIError("cannot read \(file) as UTF-8 text")
         }
         var tokens = try tokenizer.encode(text, addSpecialTokens: false)
-        if let chunks { tokens = Array(tokens.prefix(chunks * ctx)) }
+        if let chunks, !chunks.multipliedReportingOverflow(by: ctx).overflow { tokens = Array(tokens.prefix(chunks * ctx)) }
         let vocab = bundle.model.config.vocabSize
         let perChunk = ctx - 1 - ctx / 2
         var saved: [Float] = []

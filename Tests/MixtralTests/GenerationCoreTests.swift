@@ -163,4 +163,14 @@ import Testing
             for try await _ in container.generate(ids: [1, 2, 3], options: options) {}
         }
     }
+
+    /// A config may claim any context length: the cache caps what it can address, and a
+    /// forward pass runs instead of trapping on the size arithmetic.
+    @Test func hugeContextClaimsAreCapped() throws {
+        let model = try LanguageModel(folder: Fixtures.parity("mixtral-gqa"), threads: 1)
+        let cache = model.makeCache(maxPositions: Int.max)
+        #expect(cache.maxPositions > 0 && cache.maxPositions <= Int(Int32.max))
+        let logits = try model.forward([1, 2, 3], cache: cache)
+        #expect(logits.count == model.config.vocabSize && cache.count == 3)
+    }
 }

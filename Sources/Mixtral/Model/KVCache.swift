@@ -12,8 +12,10 @@ public final class KVCache: @unchecked Sendable {
     /// Positions stored so far.
     public private(set) var count = 0
 
+    /// `maxPositions` beyond what 32-bit kernel indices address (a config may claim any
+    /// `max_position_embeddings`) is cut to that; memory grows only with use.
     init(layers: Int, rowWidth: Int, maxPositions: Int) {
-        self.maxPositions = maxPositions
+        self.maxPositions = max(0, min(maxPositions, Int(Int32.max) / max(1, rowWidth) / KeyLayout.block * KeyLayout.block))
         self.rowWidth = rowWidth
         keys = (0..<layers).map { _ in FloatBuffer() }
         values = (0..<layers).map { _ in FloatBuffer() }
