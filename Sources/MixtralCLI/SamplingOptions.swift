@@ -22,7 +22,7 @@ struct SamplingOptions: ParsableArguments {
     var frequencyPenalty: Float?
     @Option(name: .long, help: "Random seed for sampling; the same seed gives the same text.")
     var seed: UInt64?
-    @Option(name: .long, help: "Stop when the generated text contains this string (repeatable).")
+    @Option(name: .long, help: "Stop when the generated text contains this string (repeatable); the text printed ends before it, as OpenAI's API does.")
     var stop: [String] = []
     @Flag(name: .long, help: "Sample even if the model's defaults are greedy.")
     var doSample = false
