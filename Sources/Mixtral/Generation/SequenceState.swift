@@ -80,9 +80,6 @@ struct SequenceState {
         return (GeneratedToken(id: next, text: delta, logprobs: logprobs), reason)
     }
 
-    /// Text still held back (a possible stop-string start) when the caller ends the sequence.
-    mutating func finish() -> String { text.finish() }
-
     /// log_softmax of the raw logits at `chosen` and the `top` largest.
     static func logprobs(_ logits: [Float], chosen: Int, top: Int) -> TokenLogprobs {
         let maximum = logits.max() ?? 0
