@@ -175,6 +175,36 @@ import Testing
         guard case .fileNotFound = noWeights as? CheckpointError else { Issue.record("got \(String(describing: noWeights))"); return }
     }
 
+    /// Values that would compute something else, or garbage, are refused by name:
+    /// another activation than SiLU, a zero or NaN epsilon, a non-positive RoPE base, and a
+    /// generation_config.json that is there but does not parse.
+    @Test func valuesThatWouldComputeGarbage() throws {
+        let edits: [(String, (inout [String: Any]) -> Void)] = [
+            ("hidden_act", { $0["hidden_act"] = "relu" }),
+            ("rms_norm_eps", { $0["rms_norm_eps"] = 0 }),
+            ("rope_theta", { config in
+                // transformers 5 nests it in rope_parameters, which wins over the top level.
+                config["rope_theta"] = -1
+                if var parameters = config["rope_parameters"] as? [String: Any] {
+                    parameters["rope_theta"] = -1
+                    config["rope_parameters"] = parameters
+                }
+            }),
+        ]
+        for (field, edit) in edits {
+            let error = try loadEdited("mixtral-gqa") { try editConfig($0, edit) }
+            guard case .invalidConfig(_, let reason) = error as? CheckpointError else {
+                Issue.record("\(field): got \(String(describing: error))"); continue
+            }
+            #expect(reason.contains(field), "\(reason)")
+        }
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try Data("{\"do_sample\": tru".utf8).write(to: URL(fileURLWithPath: folder + "/generation_config.json"))
+        let config = try ModelConfig.load(path: Fixtures.parity("mixtral-gqa") + "/config.json")
+        #expect(throws: CheckpointError.self) { try GenerationOptions.defaults(folder: folder, config: config) }
+    }
+
     @Test func unsupportedWeightDType() throws {
         let header = #"{"model.norm.weight": {"dtype": "I64", "shape": [2], "data_offsets": [0, 16]}}"#
         let path = try Self.write(Self.safetensors(header: header, dataBytes: 16))

@@ -105,6 +105,32 @@ struct GGUFLlamaTests {
         #expect(throws: GGUFError.self) { try GGUFLlamaHyperparameters(file: expected) }
     }
 
+    /// A NaN, zero or negative RoPE base or norm epsilon is refused by key (it would compute
+    /// garbage): the converted fixture with one float patched.
+    @Test(arguments: ["llama.rope.freq_base", "llama.attention.layer_norm_rms_epsilon"], [Float.nan, 0, -1])
+    func nonPositiveFloatsAreRefused(_ key: String, _ value: Float) throws {
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: GGUFFixtures.path("tiny-mixtral-hf.gguf"))))
+        // A metadata entry is the key (u64 length, bytes), its u32 type (6: float32), the value.
+        let name = Array(key.utf8)
+        let start = try #require((0...(bytes.count - name.count)).first { bytes[$0..<($0 + name.count)].elementsEqual(name) })
+        let type = start + name.count
+        #expect(bytes[type] == 6)
+        let bits = value.bitPattern
+        for i in 0..<4 { bytes[type + 4 + i] = UInt8(truncatingIfNeeded: bits >> (8 * UInt32(i))) }
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/patched.gguf"
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let file = try GGUFFile(path: path)
+        var refusedKey: String?
+        do {
+            _ = try GGUFLlamaHyperparameters(file: file)
+        } catch {
+            if case .invalidMetadata(_, let found, _) = error { refusedKey = found }
+        }
+        #expect(refusedKey == key)
+    }
+
     @Test(arguments: [2, 16, 128])
     func ropeRowMapIsAPermutationWithinEachHead(_ headDim: Int) {
         let rows = 3 * headDim

@@ -103,9 +103,15 @@ public struct GGUFLlamaHyperparameters: Sendable, Equatable {
                                    reason: "\(valueLength) differs from key_length \(headDim)")
         }
         ropeDimensionCount = try optionalPositive(prefix + "rope.dimension_count") ?? headDim
-        rmsNormEps = file.metadata[prefix + "attention.layer_norm_rms_epsilon"] == nil
-            ? 1e-5 : try file.float(prefix + "attention.layer_norm_rms_epsilon")
-        ropeTheta = file.metadata[prefix + "rope.freq_base"] == nil ? 10_000 : try file.float(prefix + "rope.freq_base")
+        /// A float key that must be finite and above zero (NaN or 0 would compute garbage).
+        func positiveFloat(_ key: String, default value: Float) throws(GGUFError) -> Float {
+            guard file.metadata[key] != nil else { return value }
+            let found = try file.float(key)
+            guard found.isFinite, found > 0 else { throw .invalidMetadata(path: file.path, key: key, reason: "\(found) is not a positive finite number") }
+            return found
+        }
+        rmsNormEps = try positiveFloat(prefix + "attention.layer_norm_rms_epsilon", default: 1e-5)
+        ropeTheta = try positiveFloat(prefix + "rope.freq_base", default: 10_000)
 
         let experts = file.metadata[prefix + "expert_count"] == nil ? 0 : try file.int(prefix + "expert_count")
         if experts > 1 {

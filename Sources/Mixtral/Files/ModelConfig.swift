@@ -75,6 +75,15 @@ extension ModelConfig {
         guard headDim % 2 == 0 else { throw .invalidConfig(file: file, reason: "head_dim \(headDim) must be even for RoPE") }
         // Absent fields take the defaults of transformers' MixtralConfig / MistralConfig / LlamaConfig.
         rmsNormEps = Float(try fields.optionalNumber("rms_norm_eps") ?? (architecture == .mixtral ? 1e-5 : 1e-6))
+        guard rmsNormEps.isFinite, rmsNormEps > 0 else {
+            throw .invalidConfig(file: file, reason: "rms_norm_eps \(rmsNormEps) is not a positive finite number")
+        }
+        // The MLP computes SiLU (transformers' "silu", also called "swish"); another
+        // activation would silently compute something else.
+        let activation = try fields.string("hidden_act") ?? "silu"
+        guard activation == "silu" || activation == "swish" else {
+            throw .invalidConfig(file: file, reason: "hidden_act '\(activation)' is not supported (only silu)")
+        }
         maxPositionEmbeddings = try fields.optionalPositiveInt("max_position_embeddings") ?? (architecture == .llama ? 2048 : 4096 * 32)
         switch architecture {
         case .llama: slidingWindow = nil  // Llama has no sliding window
@@ -110,6 +119,9 @@ extension ModelConfig {
             theta = nested
         }
         ropeTheta = Float(theta)
+        guard ropeTheta.isFinite, ropeTheta > 0 else {
+            throw .invalidConfig(file: file, reason: "rope_theta \(theta) is not a positive finite number")
+        }
         ropeScaling = try Self.ropeScaling(ropeParameters, file: file)
     }
 

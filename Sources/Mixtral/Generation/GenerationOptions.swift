@@ -1,3 +1,5 @@
+import Foundation
+
 /// What `generate` does, as transformers' GenerationConfig. Start from `defaults(for:)`
 /// (transformers' built-in defaults overlaid with the model's generation_config.json),
 /// then override what the user set.
@@ -61,7 +63,9 @@ extension GenerationOptions {
         var options = GenerationOptions()
         options.eosTokenIDs = config.eosTokenIDs
         let path = folder + "/generation_config.json"
-        guard let object = try? readJSONObject(path) else { return options }
+        // An absent file means transformers' defaults; one that is there must parse.
+        guard FileManager.default.fileExists(atPath: path) else { return options }
+        let object = try readJSONObject(path)
         let fields = JSONFields(object, file: path)
         let eos = try fields.intOrList("eos_token_id")
         if !eos.isEmpty { options.eosTokenIDs = eos }
