@@ -22,6 +22,22 @@ import Testing
         #expect(zip(a, expected).map { abs($0 - $1) }.max() ?? .infinity <= 1e-4 * scale)
     }
 
+    /// Logits are written atomically to regular files only: a symbolic link or a device
+    /// at the destination is refused and left as it was.
+    @Test func npyWriteRefusesLinksAndDevices() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let target = folder + "/target.npy", link = folder + "/link.npy"
+        try NPY.write([1, 2], shape: [2], to: target)
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: target)
+        #expect(throws: NPY.Error.self) { try NPY.write([3], shape: [1], to: link) }
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: link) == target)
+        #expect(try NPY.read(path: target).values == [1, 2])
+        #expect(throws: NPY.Error.self) { try NPY.write([3], shape: [1], to: "/dev/full") }
+        try NPY.write([4, 5, 6], shape: [3], to: target)  // a regular file is replaced
+        #expect(try NPY.read(path: target).values == [4, 5, 6])
+    }
+
     @Test func refusesToOverwriteAModel() throws {
         #expect(throws: CheckpointError.self) {
             try MistralConsolidatedConverter.convert(from: Fixtures.root + "/consolidated/mixtral-gqa", to: Fixtures.parity("mixtral-gqa"))
