@@ -205,6 +205,23 @@ import Testing
         #expect(throws: CheckpointError.self) { try GenerationOptions.defaults(folder: folder, config: config) }
     }
 
+    /// A FIFO as the model or as a weight file is refused at once instead of blocking in
+    /// open() until some writer comes.
+    @Test func fifosAreRefusedNotWaitedFor() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        #expect(mkfifo(folder + "/model.gguf", 0o600) == 0)
+        #expect(throws: CheckpointError.unreadable(file: folder + "/model.gguf", reason: "not a regular file or folder")) {
+            try ModelBundle.load(path: folder + "/model.gguf")
+        }
+        let error = try loadEdited("mixtral-gqa") { folder in
+            try FileManager.default.removeItem(atPath: folder + "/model.safetensors")
+            #expect(mkfifo(folder + "/model.safetensors", 0o600) == 0)
+        }
+        guard case .unreadable(_, let reason) = error as? CheckpointError else { Issue.record("got \(String(describing: error))"); return }
+        #expect(reason.contains("not a regular file"))
+    }
+
     @Test func unsupportedWeightDType() throws {
         let header = #"{"model.norm.weight": {"dtype": "I64", "shape": [2], "data_offsets": [0, 16]}}"#
         let path = try Self.write(Self.safetensors(header: header, dataBytes: 16))

@@ -19,7 +19,7 @@ final class GGUFMapping: @unchecked Sendable {
 
     init(path: String, residency: WeightResidency = .mapped) throws(GGUFError) {
         self.path = path
-        let fd = open(path, O_RDONLY)
+        let fd = open(path, O_RDONLY | O_NONBLOCK)  // a FIFO must not block: it is refused below
         guard fd >= 0 else {
             throw .cannotOpen(path: path, reason: GGUFMapping.errnoText())
         }

@@ -27,7 +27,7 @@ public final class MappedFile: @unchecked Sendable {
 
     public init(path: String, residency: WeightResidency = .mapped) throws(CheckpointError) {
         self.path = path
-        let fd = open(path, O_RDONLY)
+        let fd = open(path, O_RDONLY | O_NONBLOCK)  // a FIFO must not block: it is refused below
         guard fd >= 0 else {
             throw errno == ENOENT ? .fileNotFound(path) : .unreadable(file: path, reason: String(cString: strerror(errno)))
         }

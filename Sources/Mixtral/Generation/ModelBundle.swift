@@ -28,6 +28,8 @@ public struct ModelBundle: Sendable {
         }
         let pool = ComputePool(threadCount: threads ?? ComputePool.defaultThreadCount())
         guard isFolder.boolValue else {
+            // A FIFO or device would block or stream forever; only regular files are models.
+            guard isRegularFile(path) else { throw CheckpointError.unreadable(file: path, reason: "not a regular file or folder") }
             guard isGGUF(path) else {
                 throw CheckpointError.unreadable(file: path, reason: "expected a model folder (config.json, *.safetensors) or a GGUF file")
             }
@@ -56,8 +58,13 @@ public struct ModelBundle: Sendable {
         return try TokenizerLoader.loadWithConfiguration(path: path)
     }
 
-    /// Whether `path` is a file starting with GGUF's magic.
+    static func isRegularFile(_ path: String) -> Bool {
+        (try? FileManager.default.attributesOfItem(atPath: path)[.type] as? FileAttributeType) == .typeRegular
+    }
+
+    /// Whether `path` is a regular file starting with GGUF's magic.
     static func isGGUF(_ path: String) -> Bool {
+        guard isRegularFile(path) else { return false }
         guard let handle = FileHandle(forReadingAtPath: path) else { return false }
         defer { try? handle.close() }
         return (try? handle.read(upToCount: 4)) == Data("GGUF".utf8)
