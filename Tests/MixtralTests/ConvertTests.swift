@@ -38,6 +38,22 @@ import Testing
         #expect(try NPY.read(path: target).values == [4, 5, 6])
     }
 
+    /// A header whose shape claims more than the file holds (even past Int's range) is a
+    /// typed error.
+    @Test func npyHugeShapesAreMalformed() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        for shape in ["(9223372036854775807, 9223372036854775807)", "(4611686018427387904,)", "(-1, 2)"] {
+            var header = "{'descr': '<f4', 'fortran_order': False, 'shape': \(shape), }"
+            header += String(repeating: " ", count: (64 - (10 + header.utf8.count + 1) % 64) % 64) + "\n"
+            var bytes: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.utf8.count & 0xFF), UInt8(header.utf8.count >> 8)]
+            bytes += Array(header.utf8) + [0, 0, 128, 63]
+            let path = folder + "/huge.npy"
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            #expect(throws: NPY.Error.self) { try NPY.read(path: path) }
+        }
+    }
+
     @Test func refusesToOverwriteAModel() throws {
         #expect(throws: CheckpointError.self) {
             try MistralConsolidatedConverter.convert(from: Fixtures.root + "/consolidated/mixtral-gqa", to: Fixtures.parity("mixtral-gqa"))

@@ -128,8 +128,18 @@ public enum NPY {
         let shape = header[open.upperBound..<close].split(separator: ",").compactMap {
             Int($0.trimmingCharacters(in: .whitespaces))
         }
-        let count = shape.reduce(1, *)
+        // The element count, without overflow: a shape that claims more than the file holds
+        // is refused, not multiplied until it traps.
         let dataStart = headerStart + headerLength
+        let available = (bytes.count - dataStart) / 4
+        var count = 1
+        for dimension in shape {
+            let (product, overflow) = count.multipliedReportingOverflow(by: dimension)
+            guard dimension >= 0, !overflow, product <= available else {
+                throw .malformed(file: path, reason: "shape \(shape) needs more than the \(bytes.count - dataStart) data bytes the file holds")
+            }
+            count = product
+        }
         guard bytes.count - dataStart == count * 4 else {
             throw .malformed(file: path, reason: "expected \(count * 4) data bytes, found \(bytes.count - dataStart)")
         }
