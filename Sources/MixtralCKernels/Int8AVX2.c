@@ -210,19 +210,6 @@ AVX2 __m256i pick_word(int j) {
     return _mm256_broadcastsi128_si256(word_mask(j));
 }
 
-/// The eight 6-bit sub-block scales and mins of a Q4_K/Q5_K block of 256 as bytes
-/// (kQuantScaleAndMin): bytes 0-3 hold scales 0-3 and their top bits are the top bits of
-/// scales 4-7; bytes 4-7 the same for the mins; bytes 8-11 the low 4 bits of scales 4-7
-/// (low nibbles) and mins 4-7.
-AVX2 void k_scale_and_min_bytes(const uint8_t *packed, uint64_t *scales, uint64_t *mins) {
-    uint32_t w0, w1, w2;
-    memcpy(&w0, packed, 4);
-    memcpy(&w1, packed + 4, 4);
-    memcpy(&w2, packed + 8, 4);
-    *scales = (uint64_t)(w0 & 0x3F3F3F3F) | (uint64_t)((w2 & 0x0F0F0F0F) | ((w0 >> 2) & 0x30303030)) << 32;
-    *mins = (uint64_t)(w1 & 0x3F3F3F3F) | (uint64_t)(((w2 >> 4) & 0x0F0F0F0F) | ((w1 >> 2) & 0x30303030)) << 32;
-}
-
 AVX2 float dot_q6_K(const uint8_t *row, int blocks, const int8_t *q, const float *d, const int32_t *sums16) {
     const __m256i low4 = _mm256_set1_epi8(0x0F), low2 = _mm256_set1_epi8(0x03);
     __m256 acc_low = _mm256_setzero_ps(), acc_high = _mm256_setzero_ps();
@@ -286,7 +273,7 @@ AVX2 float dot_q45_K(const uint8_t *row, int blocks, int five_bits, const int8_t
             _mm_prefetch((const char *)block + PREFETCH_BYTES + offset, _MM_HINT_T1);
         const int8_t *x = q + 256 * (size_t)b;
         uint64_t scale_bytes, minimum_bytes;
-        k_scale_and_min_bytes(block + 4, &scale_bytes, &minimum_bytes);
+        mx_k_scale_and_min_bytes(block + 4, &scale_bytes, &minimum_bytes);
         // Σ m Σq_x in 32-bit lanes of 16-bit products (m <= 63, |Σq_x| <= 32 * 127).
         const __m128i minimum_pairs = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)minimum_bytes)),
                                                      _mm_loadu_si128((const __m128i *)(sums32 + 8 * (size_t)b)));
@@ -326,8 +313,7 @@ AVX2_FUNCTION void mx_q8k_matvec_avx2_intrinsics(const void *w, size_t row_bytes
                                                  const int8_t *q, const float *d, const int32_t *sums16, float *y) {
     const int blocks = k / 256;
     if (type == MX_Q8K_Q6_K) {
-        for (int r = 0; r < rows; r++)
-            y[r] = dot_q6_K((const uint8_t *)w + (size_t)r * row_bytes, blocks, q, d, sums16);
+        for (int r = 0; r < rows; r++) y[r] = dot_q6_K((const uint8_t *)w + (size_t)r * row_bytes, blocks, q, d, sums16);
         return;
     }
     // Q4_K/Q5_K: the activations' sums per 32 (|Σ| <= 32 * 127: 16 bits), once for all rows.
@@ -448,7 +434,7 @@ AVX2 void pack_k_block(const uint8_t *w, size_t row_bytes, int type, int rows, i
         }
         // w = (d sc) u - dmin m: both products exact in fp32, as unsigned_block's.
         uint64_t scale_bytes, minimum_bytes;
-        k_scale_and_min_bytes(block + 4, &scale_bytes, &minimum_bytes);
+        mx_k_scale_and_min_bytes(block + 4, &scale_bytes, &minimum_bytes);
         scales[r] = _mm256_mul_ps(_mm256_set1_ps(half_at(block)), unsigned_bytes_to_floats(scale_bytes));
         offsets[r] = _mm256_xor_ps(_mm256_mul_ps(_mm256_set1_ps(half_at(block + 2)), unsigned_bytes_to_floats(minimum_bytes)),
                                    _mm256_set1_ps(-0.0f));

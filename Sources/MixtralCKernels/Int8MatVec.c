@@ -187,17 +187,8 @@ TARGET float dot_q4_K(const uint8_t *row, int blocks, const int8_t *q, const flo
         for (int offset = 0; offset < 144; offset += 64)
             _mm_prefetch((const char *)block + PREFETCH_BYTES + offset, _MM_HINT_T1);
         const int8_t *x = q + 256 * (size_t)b;
-        // The eight 6-bit scales and mins (kQuantScaleAndMin), four at a time: bytes 0-3 hold
-        // scales 0-3 and their top bits are the top bits of scales 4-7; bytes 4-7 the same
-        // for the mins; bytes 8-11 the low 4 bits of scales 4-7 (low nibbles) and mins 4-7.
-        uint32_t w0, w1, w2;
-        memcpy(&w0, block + 4, 4);
-        memcpy(&w1, block + 8, 4);
-        memcpy(&w2, block + 12, 4);
-        const uint64_t scale_bytes = (uint64_t)(w0 & 0x3F3F3F3F)
-            | (uint64_t)((w2 & 0x0F0F0F0F) | ((w0 >> 2) & 0x30303030)) << 32;
-        const uint64_t minimum_bytes = (uint64_t)(w1 & 0x3F3F3F3F)
-            | (uint64_t)(((w2 >> 4) & 0x0F0F0F0F) | ((w1 >> 2) & 0x30303030)) << 32;
+        uint64_t scale_bytes, minimum_bytes;
+        mx_k_scale_and_min_bytes(block + 4, &scale_bytes, &minimum_bytes);
         const __m512i scales16 = _mm512_cvtepu8_epi16(_mm256_castsi128_si256(_mm_cvtsi64_si128((long long)scale_bytes)));
         const __m256i minimums = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)minimum_bytes));
         const __m256i minimum_products = _mm256_mullo_epi32(minimums, _mm256_loadu_si256((const __m256i *)(sums32 + 8 * (size_t)b)));

@@ -5,6 +5,47 @@
 // the portable set once per level; the hand-written files add AVX-512 and AVX2 kernels.
 
 #include "MixtralCKernels.h"
+#include <math.h>
+#include <string.h>
+
+/// The eight 6-bit sub-block scales and mins of a Q4_K/Q5_K block of 256 (the 12 bytes at
+/// `packed`) as bytes, for the AVX2 and AVX-512 decode and pack (kQuantScaleAndMin): bytes 0-3
+/// hold scales 0-3 and their top bits are the top bits of scales 4-7; bytes 4-7 the same
+/// for the mins; bytes 8-11 the low 4 bits of scales 4-7 (low nibbles) and mins 4-7.
+static inline void mx_k_scale_and_min_bytes(const uint8_t *packed, uint64_t *scales, uint64_t *mins) {
+    uint32_t w0, w1, w2;
+    memcpy(&w0, packed, 4);
+    memcpy(&w1, packed + 4, 4);
+    memcpy(&w2, packed + 8, 4);
+    *scales = (uint64_t)(w0 & 0x3F3F3F3F) | (uint64_t)((w2 & 0x0F0F0F0F) | ((w0 >> 2) & 0x30303030)) << 32;
+    *mins = (uint64_t)(w1 & 0x3F3F3F3F) | (uint64_t)(((w2 >> 4) & 0x0F0F0F0F) | ((w1 >> 2) & 0x30303030)) << 32;
+}
+
+/// The online-softmax steps of ggml_compute_forward_flash_attn_ext_f16_one_chunk for the
+/// `count` keys whose scores are scores[(first + p) % 16] (times `scale`): the running
+/// maximum M and sum S, and per key the factor of its value (vs) and of the accumulator
+/// before it (ms, applied where `rescales` says the maximum grew: ggml_vec_scale_f16).
+/// The portable and AVX-512 llama attention then apply them to the fp16 accumulator.
+static inline __attribute__((always_inline)) void mx_llama_softmax_steps(const float *scores, int first, int count,
+                                                                         float scale, float *M, float *S,
+                                                                         float *value_scales,
+                                                                         float *accumulator_scales, int *rescales) {
+    for (int p = 0; p < count; p++) {
+        const float s = scores[(first + p) % 16] * scale;
+        float vs = 1.0f, ms = 1.0f;
+        rescales[p] = s > *M;
+        if (s > *M) {
+            const float previous = *M;
+            *M = s;
+            ms = expf(previous - *M);
+        } else {
+            vs = expf(s - *M);
+        }
+        value_scales[p] = vs;
+        accumulator_scales[p] = ms;
+        *S = fmaf(*S, ms, vs);  // GCC contracts S*ms + vs
+    }
+}
 
 #define MX_DECLARE_PORTABLE_KERNELS(S) \
     float mx_dot_f32_##S(const float *a, const float *b, int n); \
