@@ -144,21 +144,7 @@ LLAMA_TARGET void mx_llama_attention_avx512_intrinsics(const float *q, const flo
         // registers (same operations, same position order; see Portable.h).
         float value_scales[16], accumulator_scales[16];
         int rescales[16];
-        for (int p = 0; p < count; p++) {
-            const float s = scores[(position + p) % 16] * scale;
-            float vs = 1.0f, ms = 1.0f;
-            rescales[p] = s > M;
-            if (s > M) {
-                const float previous = M;
-                M = s;
-                ms = expf(previous - M);
-            } else {
-                vs = expf(s - M);
-            }
-            value_scales[p] = vs;
-            accumulator_scales[p] = ms;
-            S = fmaf(S, ms, vs);  // GCC contracts S*ms + vs
-        }
+        mx_llama_softmax_steps(scores, position, count, scale, &M, &S, value_scales, accumulator_scales, rescales);
         const float *v0 = values + (size_t)position * value_stride;
         int i = 0;
         if (vectors) {

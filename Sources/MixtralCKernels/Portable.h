@@ -1063,21 +1063,7 @@ void MX_FN(llama_attention)(const float *q, const float *keys, int kv_heads, int
         // (ggml_vec_scale_f16) when the maximum grows and adds (ggml_vec_mad_f16).
         float value_scales[16], accumulator_scales[16];
         int rescales[16];
-        for (int p = 0; p < count; p++) {
-            const float s = scores[(position + p) % 16] * scale;
-            float vs = 1.0f, ms = 1.0f;
-            rescales[p] = s > M;
-            if (s > M) {
-                const float previous = M;
-                M = s;
-                ms = expf(previous - M);
-            } else {
-                vs = expf(s - M);
-            }
-            value_scales[p] = vs;
-            accumulator_scales[p] = ms;
-            S = fmaf(S, ms, vs);  // GCC contracts S*ms + vs
-        }
+        mx_llama_softmax_steps(scores, position, count, scale, &M, &S, value_scales, accumulator_scales, rescales);
         const float *v0 = values + (size_t)position * value_stride;
         int i = 0;
         for (; i + 64 <= d; i += 64) {
