@@ -11,6 +11,14 @@ struct GGUFBuilder {
     mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { bytes += $0 } }
     mutating func string(_ s: String) { u64(UInt64(s.utf8.count)); bytes += s.utf8 }
 
+    mutating func kv(_ key: String, string value: String) { string(key); u32(8); string(value) }
+    mutating func kv(_ key: String, u32 value: UInt32) { string(key); u32(4); u32(value) }
+    mutating func kv(_ key: String, f32 value: Float) { string(key); u32(6); u32(value.bitPattern) }
+    mutating func kv(_ key: String, strings values: [String]) {
+        string(key); u32(9); u32(8); u64(UInt64(values.count))
+        for value in values { string(value) }
+    }
+
     mutating func header(version: UInt32 = 3, tensors: UInt64, metadata: UInt64) {
         bytes += "GGUF".utf8
         u32(version); u64(tensors); u64(metadata)
@@ -320,5 +328,86 @@ struct SplitMix64 {
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
+    }
+}
+
+/// The hostile-input issue's GGUF reproducers: typed errors with short, escaped messages.
+extension GGUFErrorTests {
+    @Test func oversizedKeysAndNamesAreRefusedWithShortMessages() throws {
+        let longKey = String(repeating: "k", count: 70_000)
+        let keyError = try #require(try TemporaryGGUF.openError(oneTensorFile { kv in kv.kv(longKey, u32: 1); return 1 }))
+        guard case .invalidMetadata = keyError else { Issue.record("\(keyError)"); return }
+        #expect(keyError.description.count < 1_000)
+
+        var b = GGUFBuilder()
+        b.header(tensors: 1, metadata: 0)
+        b.tensorInfo(String(repeating: "n", count: 64), dimensions: [64], type: 0, offset: 0)
+        b.padData(alignment: 32, bytes: 256)
+        let nameError = try TemporaryGGUF.openError(b.bytes)
+        guard case .invalidTensorInfo? = nameError else { Issue.record("\(String(describing: nameError))"); return }
+    }
+
+    @Test func terminalEscapesFromTheFileAreEscapedInMessages() throws {
+        let error = try #require(try TemporaryGGUF.openError(oneTensorFile { kv in
+            kv.string("\u{1B}]0;owned\u{07}\u{1B}[2J"); kv.u32(99); return 1
+        }))
+        #expect(!error.description.contains("\u{1B}"))
+        #expect(error.description.contains("\\u{1b}"))
+    }
+
+    /// Llama metadata over the one-tensor file (blk.0 only).
+    private func llamaFile(_ extra: (inout GGUFBuilder) -> UInt64) -> [UInt8] {
+        oneTensorFile { kv in
+            kv.kv("general.architecture", string: "llama")
+            kv.kv("llama.embedding_length", u32: 64)
+            return 2 + extra(&kv)
+        }
+    }
+
+    private func hyperparameterError(_ bytes: [UInt8]) throws -> GGUFError? {
+        let path = try TemporaryGGUF.write(bytes)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        do {
+            _ = try GGUFLlamaHyperparameters(file: try GGUFFile(path: path))
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    @Test func aBlockCountBeyondTheTensorsIsRefused() throws {
+        for count: UInt32 in [2, 2_147_483_648, 4_294_967_295] {
+            let error = try hyperparameterError(llamaFile { kv in kv.kv("llama.block_count", u32: count); return 1 })
+            guard case .invalidMetadata(_, "llama.block_count", _)? = error else { Issue.record("\(count): \(String(describing: error))"); continue }
+        }
+    }
+
+    @Test func floatKeysStoredAsIntegersAreTypeErrors() throws {
+        let error = try hyperparameterError(llamaFile { kv in
+            kv.kv("llama.block_count", u32: 1)
+            kv.kv("llama.attention.head_count", u32: 1)
+            kv.kv("llama.attention.layer_norm_rms_epsilon", u32: 1)
+            return 3
+        })
+        guard case .typeMismatch(_, "llama.attention.layer_norm_rms_epsilon", _, _)? = error else {
+            Issue.record("\(String(describing: error))"); return
+        }
+    }
+
+    @Test func tokenizerKeysOfTheWrongTypeAreErrorsNotDefaults() throws {
+        let path = try TemporaryGGUF.write(oneTensorFile { kv in
+            kv.kv("tokenizer.ggml.model", string: "llama")
+            kv.kv("tokenizer.ggml.tokens", strings: ["<unk>", "<s>", "</s>", "a"])
+            kv.kv("tokenizer.ggml.add_bos_token", string: "yes")
+            return 3
+        })
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let file = try GGUFFile(path: path)
+        #expect {
+            _ = try file.loadTokenizer()
+        } throws: { error in
+            guard case .typeMismatch(_, "tokenizer.ggml.add_bos_token", _, _)? = error as? GGUFError else { return false }
+            return true
+        }
     }
 }

@@ -1,3 +1,5 @@
+import MixtralTokenizers
+
 /// Everything that can be wrong with a model folder or weight file. Messages name the
 /// file and, where there is one, the tensor.
 public enum CheckpointError: Error, CustomStringConvertible, Equatable {
@@ -11,26 +13,31 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     case invalidConfig(file: String, reason: String)
     case unsupportedArchitecture(file: String, modelType: String)
 
+    /// File-derived text (names, reasons quoting values) is escaped and cut to length: see
+    /// `messageText`.
+    private func name(_ text: String) -> String { messageText(text) }
+    private func text(_ text: String) -> String { messageText(text, limit: 1000) }
+
     public var description: String {
         switch self {
         case .fileNotFound(let path):
-            return "file not found: \(path)"
+            return "file not found: \(text(path))"
         case .unreadable(let file, let reason):
-            return "cannot read \(file): \(reason)"
+            return "cannot read \(text(file)): \(text(reason))"
         case .malformedHeader(let file, let reason):
-            return "malformed header in \(file): \(reason)"
+            return "malformed header in \(text(file)): \(text(reason))"
         case .malformedTensor(let file, let tensor, let reason):
-            return "malformed tensor '\(tensor)' in \(file): \(reason)"
+            return "malformed tensor '\(name(tensor))' in \(text(file)): \(text(reason))"
         case .missingTensor(let file, let tensor):
-            return "tensor '\(tensor)' is missing from \(file)"
+            return "tensor '\(name(tensor))' is missing from \(text(file))"
         case .shapeMismatch(let file, let tensor, let expected, let found):
-            return "tensor '\(tensor)' in \(file) has shape \(found), but the config implies \(expected)"
+            return "tensor '\(name(tensor))' in \(text(file)) has shape \(found), but the config implies \(expected)"
         case .unsupportedDType(let file, let tensor, let dtype):
-            return "tensor '\(tensor)' in \(file) has unsupported dtype \(dtype)"
+            return "tensor '\(name(tensor))' in \(text(file)) has unsupported dtype \(name(dtype))"
         case .invalidConfig(let file, let reason):
-            return "invalid config \(file): \(reason)"
+            return "invalid config \(text(file)): \(text(reason))"
         case .unsupportedArchitecture(let file, let modelType):
-            return "unsupported architecture '\(modelType)' in \(file) (supported: mixtral, mistral, llama)"
+            return "unsupported architecture '\(name(modelType))' in \(text(file)) (supported: mixtral, mistral, llama)"
         }
     }
 }

@@ -233,9 +233,22 @@ public final class GGUFFile: @unchecked Sendable {
         try typed(key, "an integer") { $0.intValue }
     }
 
-    /// A FLOAT32 or FLOAT64 value (or an integer) as Float.
+    /// A FLOAT32 or FLOAT64 value as Float. An integer is a type mismatch, as in llama.cpp's
+    /// gguf_get_val_f32: a float key stored as an integer is a broken file.
     public func float(_ key: String) throws(GGUFError) -> Float {
-        try typed(key, "a number") { $0.floatValue }
+        try typed(key, "FLOAT32 or FLOAT64") { value in
+            switch value {
+            case let .float32(v): return v
+            case let .float64(v): return Float(v)
+            default: return nil
+            }
+        }
+    }
+
+    /// The value under `key` read as `read` reads it (`string`, `int`, ...), or nil when the
+    /// key is absent; a value of another type is an error, not nil.
+    public func optional<T>(_ key: String, _ read: (String) throws(GGUFError) -> T) throws(GGUFError) -> T? {
+        metadata[key] == nil ? nil : try read(key)
     }
 
     public func bool(_ key: String) throws(GGUFError) -> Bool {

@@ -1,4 +1,5 @@
 import MixtralKernels
+import MixtralTokenizers
 
 /// Why a GGUF file could not be read, or a tensor or metadata value not used.
 /// Every case names the file, and the key or tensor where there is one.
@@ -38,47 +39,52 @@ public enum GGUFError: Error, Equatable, CustomStringConvertible, Sendable {
     /// A metadata value of another type than requested.
     case typeMismatch(path: String, key: String, expected: String, found: String)
 
+    /// File-derived text (names, reasons quoting values) is escaped and cut to length: see
+    /// `messageText`.
+    private func name(_ text: String) -> String { messageText(text) }
+    private func text(_ text: String) -> String { messageText(text, limit: 1000) }
+
     public var description: String {
         switch self {
         case let .cannotOpen(path, reason):
-            return "\(path): cannot open GGUF file: \(reason)"
+            return "\(text(path)): cannot open GGUF file: \(text(reason))"
         case let .writeFailed(path, reason):
-            return "\(path): cannot write GGUF file: \(reason)"
+            return "\(text(path)): cannot write GGUF file: \(text(reason))"
         case let .badMagic(path):
-            return "\(path): not a GGUF file (it does not start with \"GGUF\")"
+            return "\(text(path)): not a GGUF file (it does not start with \"GGUF\")"
         case let .unsupportedVersion(path, version):
             if version.byteSwapped == 2 || version.byteSwapped == 3 {
-                return "\(path): big-endian GGUF files are not supported"
+                return "\(text(path)): big-endian GGUF files are not supported"
             }
-            return "\(path): unsupported GGUF version \(version) (supported: 2, 3)"
+            return "\(text(path)): unsupported GGUF version \(version) (supported: 2, 3)"
         case let .truncated(path, what):
-            return "\(path): file is truncated: it ends inside \(what)"
+            return "\(text(path)): file is truncated: it ends inside \(name(what))"
         case let .invalidMetadata(path, key, reason):
-            return "\(path): metadata '\(key)': \(reason)"
+            return "\(text(path)): metadata '\(name(key))': \(text(reason))"
         case let .duplicateKey(path, key):
-            return "\(path): metadata key '\(key)' appears more than once"
+            return "\(text(path)): metadata key '\(name(key))' appears more than once"
         case let .invalidTensorInfo(path, tensor, reason):
-            return "\(path): tensor '\(tensor)': \(reason)"
+            return "\(text(path)): tensor '\(name(tensor))': \(text(reason))"
         case let .duplicateTensor(path, tensor):
-            return "\(path): tensor '\(tensor)' appears more than once"
+            return "\(text(path)): tensor '\(name(tensor))' appears more than once"
         case let .unknownTensorType(path, tensor, typeID):
-            return "\(path): tensor '\(tensor)' has unknown ggml type id \(typeID)"
+            return "\(text(path)): tensor '\(name(tensor))' has unknown ggml type id \(typeID)"
         case let .unsupportedTensorType(path, tensor, type):
-            return "\(path): tensor '\(tensor)' has type \(type), which is not supported "
+            return "\(text(path)): tensor '\(name(tensor))' has type \(name(type)), which is not supported "
                 + "(supported: \(WeightTypeList.supported))"
         case let .misalignedTensor(path, tensor, offset, alignment):
-            return "\(path): tensor '\(tensor)' data offset \(offset) is not a multiple of the alignment \(alignment)"
+            return "\(text(path)): tensor '\(name(tensor))' data offset \(offset) is not a multiple of the alignment \(alignment)"
         case let .tensorDataOutOfBounds(path, tensor, offset, byteCount, available):
-            return "\(path): tensor '\(tensor)' data (\(byteCount) bytes at offset \(offset)) "
+            return "\(text(path)): tensor '\(name(tensor))' data (\(byteCount) bytes at offset \(offset)) "
                 + "extends past the end of the file (data section holds \(available) bytes)"
         case let .tensorNotFound(path, tensor):
-            return "\(path): no tensor named '\(tensor)'"
+            return "\(text(path)): no tensor named '\(name(tensor))'"
         case let .unexpectedShape(path, tensor, dimensions, expected):
-            return "\(path): tensor '\(tensor)' has dimensions \(dimensions) (innermost first); expected \(expected)"
+            return "\(text(path)): tensor '\(name(tensor))' has dimensions \(dimensions) (innermost first); expected \(expected)"
         case let .missingKey(path, key):
-            return "\(path): no metadata key '\(key)'"
+            return "\(text(path)): no metadata key '\(name(key))'"
         case let .typeMismatch(path, key, expected, found):
-            return "\(path): metadata '\(key)' is \(found), expected \(expected)"
+            return "\(text(path)): metadata '\(name(key))' is \(name(found)), expected \(expected)"
         }
     }
 }

@@ -79,6 +79,16 @@ public struct GGUFLlamaHyperparameters: Sendable, Equatable {
         let prefix = "llama."
         hiddenSize = try positive(prefix + "embedding_length")
         numLayers = try positive(prefix + "block_count")
+        // Every block has tensors named blk.<i>.*; a count beyond them is corrupt, and would
+        // otherwise size per-layer allocations.
+        let blocksWithTensors = Set(file.tensorNames.compactMap { name -> Int? in
+            guard name.hasPrefix("blk.") else { return nil }
+            return Int(name.dropFirst(4).prefix { $0 != "." })
+        })
+        guard numLayers <= blocksWithTensors.count, (0..<numLayers).allSatisfy(blocksWithTensors.contains) else {
+            throw .invalidMetadata(path: file.path, key: prefix + "block_count",
+                                   reason: "\(numLayers) blocks declared, but the file has tensors (blk.<i>.*) for \(blocksWithTensors.count)")
+        }
         contextLength = try optionalPositive(prefix + "context_length") ?? 2048
         guard let heads = try uniformPositive(prefix + "attention.head_count") else {
             throw .missingKey(path: file.path, key: prefix + "attention.head_count")
@@ -139,8 +149,8 @@ public struct GGUFLlamaHyperparameters: Sendable, Equatable {
             vocabSize = try file.tensorInfo("token_embd.weight").dimensions.last ?? 0
         }
         tieWordEmbeddings = !file.contains("output.weight")
-        ropeScalingType = file.metadata[prefix + "rope.scaling.type"]?.stringValue
-        ropeScalingFactor = file.metadata[prefix + "rope.scaling.factor"]?.floatValue
+        ropeScalingType = try file.optional(prefix + "rope.scaling.type", file.string)
+        ropeScalingFactor = try file.optional(prefix + "rope.scaling.factor", file.float)
     }
 }
 

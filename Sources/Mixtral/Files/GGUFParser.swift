@@ -62,6 +62,10 @@ struct GGUFParser {
         metadataKeys.reserveCapacity(Int(metadataCount))
         for index in 0..<Int(metadataCount) {
             let key = try readString("the key of metadata entry \(index)")
+            // The GGUF specification caps keys at 65535 bytes.
+            guard key.utf8.count <= 65535 else {
+                throw .invalidMetadata(path: path, key: key, reason: "the key is \(key.utf8.count) bytes long (the format allows 65535)")
+            }
             let context = "metadata '\(key)'"
             let typeID = try readUInt32(context)
             guard let type = GGUFValueType(rawValue: typeID) else {
@@ -85,6 +89,10 @@ struct GGUFParser {
         var names = Set<String>()
         for index in 0..<Int(tensorCount) {
             let name = try readString("the name of tensor \(index)")
+            // llama.cpp refuses names of GGML_MAX_NAME (64) bytes or more; so do we.
+            guard name.utf8.count < 64 else {
+                throw .invalidTensorInfo(path: path, tensor: name, reason: "the name is \(name.utf8.count) bytes long (at most 63 are allowed)")
+            }
             guard names.insert(name).inserted else { throw .duplicateTensor(path: path, tensor: name) }
             let context = "the description of tensor '\(name)'"
             let dimensionCount = try readUInt32(context)

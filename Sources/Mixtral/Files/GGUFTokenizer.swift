@@ -4,30 +4,31 @@ extension GGUFFile {
     /// The tokenizer stored in the file's metadata (tokenizer.ggml.*), with its chat
     /// template (tokenizer.chat_template) and special tokens.
     public func loadTokenizer() throws -> LoadedTokenizer {
-        func value(_ key: String) -> GGUFValue? { metadata[key] }
-        guard let model = value("tokenizer.ggml.model")?.stringValue else {
+        // A key of the wrong type is an error (as in llama.cpp's gguf_get_val_*), never
+        // read as absent.
+        guard let model = try optional("tokenizer.ggml.model", string) else {
             throw TokenizerError.malformed(file: path, reason: "no tokenizer.ggml.model in the metadata")
         }
-        guard let tokens = value("tokenizer.ggml.tokens")?.stringArray else {
+        guard let tokens = try optional("tokenizer.ggml.tokens", stringArray) else {
             throw TokenizerError.malformed(file: path, reason: "no tokenizer.ggml.tokens in the metadata")
         }
-        let bos = value("tokenizer.ggml.bos_token_id")?.intValue
-        let eos = value("tokenizer.ggml.eos_token_id")?.intValue
+        let bos = try optional("tokenizer.ggml.bos_token_id", int)
+        let eos = try optional("tokenizer.ggml.eos_token_id", int)
+        let addBOS = try optional("tokenizer.ggml.add_bos_token", bool)
+        let addEOS = try optional("tokenizer.ggml.add_eos_token", bool)
         let tokenizer = try TokenizerLoader.fromGGUF(
-            model: model, pre: value("tokenizer.ggml.pre")?.stringValue, tokens: tokens,
-            scores: value("tokenizer.ggml.scores")?.floatArray,
-            tokenTypes: value("tokenizer.ggml.token_type")?.intArray.map { $0.map { Int32(truncatingIfNeeded: $0) } },
-            merges: value("tokenizer.ggml.merges")?.stringArray,
-            bosID: bos, eosID: eos, unkID: value("tokenizer.ggml.unknown_token_id")?.intValue,
-            addBOS: value("tokenizer.ggml.add_bos_token")?.boolValue,
-            addEOS: value("tokenizer.ggml.add_eos_token")?.boolValue,
-            addSpacePrefix: value("tokenizer.ggml.add_space_prefix")?.boolValue)
+            model: model, pre: try optional("tokenizer.ggml.pre", string), tokens: tokens,
+            scores: try optional("tokenizer.ggml.scores", floatArray),
+            tokenTypes: try optional("tokenizer.ggml.token_type", intArray).map { $0.map { Int32(truncatingIfNeeded: $0) } },
+            merges: try optional("tokenizer.ggml.merges", stringArray),
+            bosID: bos, eosID: eos, unkID: try optional("tokenizer.ggml.unknown_token_id", int),
+            addBOS: addBOS, addEOS: addEOS,
+            addSpacePrefix: try optional("tokenizer.ggml.add_space_prefix", bool))
         let name = { (id: Int?) in id.flatMap { $0 >= 0 && $0 < tokens.count ? tokens[$0] : nil } }
         let configuration = TokenizerConfiguration(
-            addBOSToken: value("tokenizer.ggml.add_bos_token")?.boolValue,
-            addEOSToken: value("tokenizer.ggml.add_eos_token")?.boolValue,
+            addBOSToken: addBOS, addEOSToken: addEOS,
             bosToken: name(bos), eosToken: name(eos),
-            chatTemplate: value("tokenizer.chat_template")?.stringValue)
+            chatTemplate: try optional("tokenizer.chat_template", string))
         return LoadedTokenizer(tokenizer: tokenizer, configuration: configuration, file: path)
     }
 }
