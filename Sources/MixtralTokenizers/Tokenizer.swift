@@ -50,14 +50,22 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
     case idOutOfRange(id: Int, vocabularySize: Int)
     /// Inputs of 1 GiB or more are refused (positions are 32-bit inside the BPE loops).
     case inputTooLong(bytes: Int)
+    /// A regular expression of the tokenizer backtracked past its step budget on this input
+    /// (tokenizers stops at Oniguruma's retry limit the same way).
+    case patternTooComplex(pattern: String, inputLength: Int)
 
     public var description: String {
         switch self {
-        case .fileNotFound(let path): return "tokenizer file not found: \(path)"
-        case .malformed(let file, let reason): return "malformed tokenizer file \(file): \(reason)"
-        case .unsupported(let file, let feature): return "unsupported tokenizer feature in \(file): \(feature)"
+        case .fileNotFound(let path): return "tokenizer file not found: \(messageText(path, limit: 1000))"
+        case .malformed(let file, let reason):
+            return "malformed tokenizer file \(messageText(file, limit: 1000)): \(messageText(reason, limit: 1000))"
+        case .unsupported(let file, let feature):
+            return "unsupported tokenizer feature in \(messageText(file, limit: 1000)): \(messageText(feature, limit: 1000))"
         case .idOutOfRange(let id, let size): return "token id \(id) is out of range for a vocabulary of \(size)"
         case .inputTooLong(let bytes): return "input of \(bytes) bytes is too long to tokenize at once (limit: 1 GiB)"
+        case .patternTooComplex(let pattern, let length):
+            return "the tokenizer's regular expression \(messageText(pattern.debugDescription)) needs too many steps "
+                + "on an input of \(length) bytes (catastrophic backtracking)"
         }
     }
 }

@@ -79,3 +79,46 @@ extension RobustnessTests {
         #expect(try tokenizer.encode("\u{03}\u{16}w", addSpecialTokens: false) == [193, 103])
     }
 }
+
+/// Hostile tokenizer.json files (the hostile-input issue's reproducers): typed errors in
+/// bounded time, never an abort or a hang.
+extension RobustnessTests {
+    @Test func vocabularyIdsFarBeyondTheEntriesAreRefused() throws {
+        for id in ["2147483648", "4294967296", "9007199254740992"] {
+            let json = try JSONValue.parse(#"{"model": {"type": "BPE", "vocab": {"a": 0, "b": \#(id)}, "merges": []}}"#)
+            #expect(throws: TokenizerError.self) { try HFTokenizer(json: json) }
+        }
+    }
+
+    /// (a+)+$ and (.*a){25} backtrack exponentially on a run of "a" that ends otherwise;
+    /// tokenizers stops at Oniguruma's retry limit, this engine at its step budget.
+    @Test(arguments: [#"(a+)+$"#, #"(.*a){25}"#])
+    func catastrophicPatternsStopWithAnError(pattern: String) throws {
+        let escaped = pattern.replacingOccurrences(of: "\\", with: "\\\\")
+        let splitting = try HFTokenizer(json: JSONValue.parse(#"""
+            {"model": {"type": "BPE", "vocab": {"a": 0, "!": 1}, "merges": []},
+             "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "\#(escaped)"}, "behavior": "Isolated", "invert": false}}
+            """#))
+        let replacing = try HFTokenizer(json: JSONValue.parse(#"""
+            {"model": {"type": "BPE", "vocab": {"a": 0, "!": 1, "x": 2}, "merges": []},
+             "normalizer": {"type": "Replace", "pattern": {"Regex": "\#(escaped)"}, "content": "x"}}
+            """#))
+        let hostile = String(repeating: "a", count: 70) + "!"
+        for tokenizer in [splitting, replacing] {
+            #expect(try tokenizer.encode("aa!", addSpecialTokens: false).allSatisfy { $0 <= 2 })
+            #expect {
+                _ = try tokenizer.encode(hostile, addSpecialTokens: false)
+            } throws: { error in
+                guard case .patternTooComplex(pattern, _)? = error as? TokenizerError else { return false }
+                return true
+            }
+        }
+    }
+
+    @Test func fileTextInMessagesIsEscapedAndCut() {
+        #expect(messageText("a\u{1B}[31mb\n") == "a\\u{1b}[31mb\\u{a}")
+        let long = messageText(String(repeating: "x", count: 100_000))
+        #expect(long.count < 200)
+        #expect(long.hasSuffix("(100000 bytes in all)"))
+    }
+}

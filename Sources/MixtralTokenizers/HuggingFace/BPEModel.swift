@@ -22,12 +22,16 @@ struct BPEModel: Sendable {
     init(vocabulary entries: [(String, Int)], merges mergePairs: [(String, String)], unknownToken: String?,
          fuseUnknown: Bool, byteFallback: Bool, ignoreMerges: Bool,
          continuingSubwordPrefix: String?, endOfWordSuffix: String?, file: String) throws {
+        // Ids index a dense table (and are 32-bit in the BPE loops): an id far beyond the
+        // number of entries is a corrupt file, not a reason to allocate gigabytes.
+        let idLimit = max(2 * entries.count, 1 << 20)
+        for (token, id) in entries where id < 0 || id >= idLimit {
+            throw TokenizerError.malformed(
+                file: file, reason: "vocab id \(id) of \(messageText(token.debugDescription)) is outside 0..<\(idLimit) (\(entries.count) entries)")
+        }
         let maxID = entries.map(\.1).max() ?? -1
         var tokens = [String?](repeating: nil, count: maxID + 1)
-        for (token, id) in entries {
-            guard id >= 0 else { throw TokenizerError.malformed(file: file, reason: "negative id \(id) for \(token.debugDescription)") }
-            tokens[id] = token
-        }
+        for (token, id) in entries { tokens[id] = token }
         self.tokens = tokens
         vocabulary = ByteStringTable(entries.map { (key: Array($0.0.utf8), value: Int32($0.1)) })
         let prefixLength = continuingSubwordPrefix?.count ?? 0

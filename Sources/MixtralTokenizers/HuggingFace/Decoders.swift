@@ -53,7 +53,9 @@ indirect enum HFDecoder: Sendable {
         case .sequence(let items):
             return items.reduce(tokens) { $1.decodeChain($0) }
         case .replace(let pattern, let content):
-            return tokens.map { pattern.replacingMatches(in: $0, with: content) }
+            // Decoding cannot fail; a token on which the pattern exceeds its step budget
+            // (a hostile file) is left as it is.
+            return tokens.map { (try? pattern.replacingMatches(in: $0, with: content)) ?? $0 }
         case .byteFallback:
             var out: [String] = []
             var pending: [UInt8] = []

@@ -116,7 +116,8 @@ public struct HFTokenizer: Tokenizer {
         // normalizes their content when it registers them).
         let normalizedTokens = added.filter(\.normalized).map { token -> AddedToken in
             var token = token
-            token.content = normalizer?.normalize(token.content) ?? token.content
+            // Added tokens are short; a pattern that fails on one leaves it as written.
+            token.content = (try? normalizer?.normalize(token.content)) ?? token.content
             return token
         }
         normalizedMatcher = AddedTokenMatcher(normalizedTokens)
@@ -197,13 +198,13 @@ public struct HFTokenizer: Tokenizer {
             case .token(let id):
                 ids.append(id)
             case .text(let raw, let startsAtOrigin):
-                let normalized = normalizer?.normalize(raw) ?? raw
+                let normalized = try normalizer?.normalize(raw) ?? raw
                 for inner in normalizedMatcher.split(normalized, startsAtOrigin: startsAtOrigin) {
                     switch inner {
                     case .token(let id):
                         ids.append(id)
                     case .text(let piece, let startsAtOrigin):
-                        let words = preTokenizer?.preTokenize([PreTokenizedPiece(text: piece, startsAtOrigin: startsAtOrigin)])
+                        let words = try preTokenizer?.preTokenize([PreTokenizedPiece(text: piece, startsAtOrigin: startsAtOrigin)])
                             ?? [PreTokenizedPiece(text: piece, startsAtOrigin: startsAtOrigin)]
                         for word in words { model.tokenize(word.text, into: &ids) }
                     }

@@ -33,14 +33,14 @@ indirect enum HFNormalizer: Sendable {
         }
     }
 
-    func normalize(_ text: String) -> String {
+    func normalize(_ text: String) throws -> String {
         switch self {
         case .sequence(let items):
-            return items.reduce(text) { $1.normalize($0) }
+            return try items.reduce(text) { try $1.normalize($0) }
         case .prepend(let prefix):
             return text.isEmpty ? text : prefix + text
         case .replace(let pattern, let content):
-            return pattern.replacingMatches(in: text, with: content)
+            return try pattern.replacingMatches(in: text, with: content)
         case .nfc: return text.precomposedStringWithCanonicalMapping
         case .nfd: return text.decomposedStringWithCanonicalMapping
         case .nfkc: return text.precomposedStringWithCompatibilityMapping

@@ -73,10 +73,10 @@ indirect enum HFPreTokenizer: Sendable {
         }
     }
 
-    func preTokenize(_ pieces: [PreTokenizedPiece]) -> [PreTokenizedPiece] {
+    func preTokenize(_ pieces: [PreTokenizedPiece]) throws -> [PreTokenizedPiece] {
         switch self {
         case .sequence(let items):
-            return items.reduce(pieces) { $1.preTokenize($0) }
+            return try items.reduce(pieces) { try $1.preTokenize($0) }
         case .metaspace(let replacement, let scheme, let split):
             return pieces.flatMap { piece -> [PreTokenizedPiece] in
                 var text = piece.text.replacingLiteral(" ", with: replacement)
@@ -89,21 +89,21 @@ indirect enum HFPreTokenizer: Sendable {
                 if prepend { text = replacement + text }
                 let updated = PreTokenizedPiece(text: text, startsAtOrigin: piece.startsAtOrigin)
                 guard split else { return [updated] }
-                return Self.split(updated, matches: TextPattern(literal: replacement).matches(in: text),
+                return Self.split(updated, matches: TextPattern.literalMatches(of: Array(replacement.utf8), in: text),
                                   behavior: .mergedWithNext)
             }
         case .byteLevel(let addPrefixSpace, let useRegex):
-            return pieces.flatMap { piece -> [PreTokenizedPiece] in
+            return try pieces.flatMap { piece -> [PreTokenizedPiece] in
                 var piece = piece
                 if addPrefixSpace && !piece.text.hasPrefixBytes(" ") { piece.text = " " + piece.text }
                 let parts = useRegex
-                    ? Self.split(piece, matches: ByteLevel.gpt2Regex.matches(in: piece.text), behavior: .isolated)
+                    ? Self.split(piece, matches: try ByteLevel.gpt2Regex.matches(in: piece.text), behavior: .isolated)
                     : [piece]
                 return parts.map { PreTokenizedPiece(text: ByteLevel.encode($0.text), startsAtOrigin: $0.startsAtOrigin) }
             }
         case .split(let pattern, let behavior, let invert):
-            return pieces.flatMap { piece in
-                var matches = pattern.matches(in: piece.text)
+            return try pieces.flatMap { piece in
+                var matches = try pattern.matches(in: piece.text)
                 if invert { matches = Self.complement(matches, length: piece.text.utf8.count) }
                 return Self.split(piece, matches: matches, behavior: behavior)
             }
@@ -118,8 +118,8 @@ indirect enum HFPreTokenizer: Sendable {
                            behavior: .removed)
             }
         case .whitespace(let pattern):
-            return pieces.flatMap { piece in
-                Self.split(piece, matches: Self.complement(pattern.matches(in: piece.text), length: piece.text.utf8.count),
+            return try pieces.flatMap { piece in
+                Self.split(piece, matches: Self.complement(try pattern.matches(in: piece.text), length: piece.text.utf8.count),
                            behavior: .removed)
             }
         }
@@ -229,7 +229,7 @@ extension String {
 
     /// Byte-wise literal replacement.
     func replacingLiteral(_ target: String, with replacement: String) -> String {
-        TextPattern(literal: target).replacingMatches(in: self, with: replacement)
+        TextPattern.replacing(TextPattern.literalMatches(of: Array(target.utf8), in: self), in: self, with: replacement)
     }
 }
 

@@ -68,26 +68,30 @@ struct TextPattern: @unchecked Sendable {
     }
 
     /// The non-overlapping matches, left to right, as UTF-8 byte ranges of `text`.
-    func matches(in text: String) -> [Range<Int>] {
+    func matches(in text: String) throws(TokenizerError) -> [Range<Int>] {
         switch kind {
         case .literal(let needle):
-            guard !needle.isEmpty else { return [] }
-            var result: [Range<Int>] = []
-            let haystack = Array(text.utf8)
-            var i = 0
-            while i + needle.count <= haystack.count {
-                if haystack[i] == needle[0] && haystack[i..<(i + needle.count)].elementsEqual(needle) {
-                    result.append(i..<(i + needle.count))
-                    i += needle.count
-                } else {
-                    i += 1
-                }
-            }
-            return result
+            return Self.literalMatches(of: needle, in: text)
         case .regex(let regex):
-            let utf16Ranges = regex.matches(in: text, options: [], range: NSRange(location: 0, length: text.utf16.count))
-                .map(\.range)
-                .filter { $0.length > 0 }
+            // ICU reports progress every few thousand backtracking steps. A pattern such as
+            // (a+)+$ takes exponential time on some inputs; like tokenizers, whose Oniguruma
+            // stops at a retry limit, the match gives up with an error past a budget that
+            // grows with the input.
+            var utf16Ranges: [NSRange] = []
+            var progressReports = 0
+            let budget = 2_000 + text.utf16.count / 10  // about 1,000 steps per character
+            regex.enumerateMatches(in: text, options: [.reportProgress],
+                                   range: NSRange(location: 0, length: text.utf16.count)) { result, _, stop in
+                if let result {
+                    if result.range.length > 0 { utf16Ranges.append(result.range) }
+                    return
+                }
+                progressReports += 1
+                if progressReports > budget { stop.pointee = true }
+            }
+            guard progressReports <= budget else {
+                throw TokenizerError.patternTooComplex(pattern: source, inputLength: text.utf8.count)
+            }
             guard !utf16Ranges.isEmpty else { return [] }
             // Convert UTF-16 offsets to UTF-8 offsets in one pass.
             var result: [Range<Int>] = []
@@ -111,9 +115,29 @@ struct TextPattern: @unchecked Sendable {
         }
     }
 
+    /// The non-overlapping occurrences of `needle`, left to right, as UTF-8 byte ranges.
+    static func literalMatches(of needle: [UInt8], in text: String) -> [Range<Int>] {
+        guard !needle.isEmpty else { return [] }
+        var result: [Range<Int>] = []
+        let haystack = Array(text.utf8)
+        var i = 0
+        while i + needle.count <= haystack.count {
+            if haystack[i] == needle[0] && haystack[i..<(i + needle.count)].elementsEqual(needle) {
+                result.append(i..<(i + needle.count))
+                i += needle.count
+            } else {
+                i += 1
+            }
+        }
+        return result
+    }
+
     /// Replaces every match by `replacement` (literally, no template syntax).
-    func replacingMatches(in text: String, with replacement: String) -> String {
-        let ranges = matches(in: text)
+    func replacingMatches(in text: String, with replacement: String) throws(TokenizerError) -> String {
+        Self.replacing(try matches(in: text), in: text, with: replacement)
+    }
+
+    static func replacing(_ ranges: [Range<Int>], in text: String, with replacement: String) -> String {
         if ranges.isEmpty { return text }
         let bytes = Array(text.utf8)
         var out: [UInt8] = []
