@@ -97,3 +97,34 @@ import Testing
         #expect(try ChatTemplate("{{ nothing ~ 'x' }}|{{ nothing|length }}|{{ nothing is defined }}").render(messages: []) == "x|0|False")
     }
 }
+
+/// Hostile templates (the hostile-input issue's reproducers): each ends in a
+/// ChatTemplateError within JinjaLimits, not a stack overflow, an abort or a hang.
+@Suite struct HostileChatTemplateTests {
+    static let templates: [String] = [
+        "{{ " + Array(repeating: "1", count: 100_000).joined(separator: " + ") + " }}",
+        "{{ " + String(repeating: "(", count: 10_000) + "1" + String(repeating: ")", count: 10_000) + " }}",
+        "{{ " + String(repeating: "not ", count: 10_000) + "x }}",
+        String(repeating: "{% if true %}", count: 1_000) + "x" + String(repeating: "{% endif %}", count: 1_000),
+        "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}",
+        "{% macro f(n) %}{% if n > 0 %}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(100000) }}",
+        "{% set s = namespace(v='ab') %}{% for i in range(40) %}{% set s.v = s.v ~ s.v %}{% endfor %}{{ s.v | length }}",
+        "{% set s = namespace(v='ab') %}{% for i in range(40) %}{% set s.v = s.v + s.v %}{% endfor %}{{ s.v | length }}",
+        "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+        "{{ messages | tojson(indent=10**9) }}",
+    ]
+
+    @Test(arguments: templates.indices)
+    func endsInATypedError(index: Int) {
+        #expect(throws: ChatTemplateError.self) {
+            try ChatTemplate(Self.templates[index]).render(messages: [ChatMessage(role: "user", content: "hi")])
+        }
+    }
+
+    @Test func ordinaryTemplatesStayWithinTheLimits() throws {
+        let loop = try ChatTemplate("{% for i in range(1000) %}{{ i % 10 }}{% endfor %}").render(messages: [])
+        #expect(loop.count == 1000)
+        let sum = try ChatTemplate("{{ " + Array(repeating: "1", count: 200).joined(separator: " + ") + " }}").render(messages: [])
+        #expect(sum == "200")
+    }
+}

@@ -18,14 +18,21 @@ enum JinjaBuiltins {
             }
         case "in": return .bool(try contains(right, left))
         case "not in": return .bool(!(try contains(right, left)))
-        case "~": return .string(left.asString + right.asString)
+        case "~":
+            let (a, b) = (left.asString, right.asString)
+            try checkSize(a.utf8.count + b.utf8.count, times: 1)
+            return .string(a + b)
         default: break
         }
         if case .undefined(let hint) = left { throw ChatTemplateError.undefined(hint) }
         if case .undefined(let hint) = right { throw ChatTemplateError.undefined(hint) }
         switch (op, left, right) {
-        case ("+", .string(let a), .string(let b)): return .string(a + b)
-        case ("+", .list(let a), .list(let b)): return .list(a + b)
+        case ("+", .string(let a), .string(let b)):
+            try checkSize(a.utf8.count + b.utf8.count, times: 1)
+            return .string(a + b)
+        case ("+", .list(let a), .list(let b)):
+            try checkSize(a.count + b.count, times: 1)
+            return .list(a + b)
         case ("*", .string(let s), .int(let n)), ("*", .int(let n), .string(let s)):
             try checkSize(s.utf8.count, times: n)
             return .string(String(repeating: s, count: max(0, n)))
@@ -77,10 +84,14 @@ enum JinjaBuiltins {
     }
 
     /// Renders are for prompts: refuse values that would need more than 64 MiB.
+    /// Strings and lists a template builds stay under `JinjaLimits.maxValueSize` (a string
+    /// doubled 40 times would otherwise ask for a terabyte).
     static func checkSize(_ size: Int, times count: Int) throws {
         guard count > 0, size > 0 else { return }
         let (total, overflow) = size.multipliedReportingOverflow(by: count)
-        if overflow || total > 64 << 20 { throw ChatTemplateError.runtime("result of repetition is too large") }
+        if overflow || total > JinjaLimits.maxValueSize {
+            throw ChatTemplateError.runtime("a value of more than \(JinjaLimits.maxValueSize) bytes or items is too large for a chat template")
+        }
     }
 
     /// A Double as Int when it fits (Python's int() truncates toward zero).

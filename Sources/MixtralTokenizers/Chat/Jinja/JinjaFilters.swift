@@ -57,7 +57,13 @@ extension JinjaBuiltins {
                 keySeparator = pair[1].asString
             }
             var indentWidth: Int? = nil
-            if let indent, case .int(let n) = indent { indentWidth = n }
+            if let indent, case .int(let n) = indent {
+                // Each nested line repeats the indent: a huge one would never finish.
+                guard n <= JinjaLimits.maxIndent else {
+                    throw ChatTemplateError.runtime("tojson indent \(n) is larger than \(JinjaLimits.maxIndent)")
+                }
+                indentWidth = n
+            }
             if indentWidth != nil && keywords.first(where: { $0.0 == "separators" }) == nil { itemSeparator = "," }
             return .string(try value.toJSON().serialized(ensureASCII: ensureASCII, itemSeparator: itemSeparator,
                                                          keySeparator: keySeparator, indent: indentWidth, sortKeys: sortKeys))

@@ -43,6 +43,7 @@ indirect enum JinjaNode {
 struct JinjaParser {
     private var pieces: [JinjaLexer.Piece]
     private var index = 0
+    private var depth = 0
 
     static func parse(_ source: String) throws -> [JinjaNode] {
         var parser = JinjaParser(pieces: try JinjaLexer.splitTemplate(source))
@@ -61,6 +62,11 @@ struct JinjaParser {
 
     /// Parses nodes until one of the block tags in `terminators` (returned) or the end of input.
     private mutating func parseBody(until terminators: Set<String>) throws -> ([JinjaNode], EndTag?) {
+        depth += 1
+        defer { depth -= 1 }
+        guard depth <= JinjaLimits.maxDepth else {
+            throw ChatTemplateError.syntax("blocks nest more than \(JinjaLimits.maxDepth) deep", line: pieces[min(index, pieces.count - 1)].line)
+        }
         var nodes: [JinjaNode] = []
         while index < pieces.count {
             let piece = pieces[index]
@@ -204,7 +210,27 @@ private struct ExpressionStream {
         self.line = line
     }
 
+    /// Recursion depth and operators so far (see JinjaLimits).
+    private var depth = 0
+    private var operators = 0
+
     var current: JinjaLexer.Token { tokens[position] }
+
+    /// Counts one more operator, filter, call or subscript.
+    mutating func countOperator() throws {
+        operators += 1
+        guard operators <= JinjaLimits.maxOperators else {
+            throw syntax("an expression with more than \(JinjaLimits.maxOperators) operators")
+        }
+    }
+
+    /// Runs a parse step one level deeper.
+    mutating func nested<T>(_ step: (inout ExpressionStream) throws -> T) throws -> T {
+        depth += 1
+        defer { depth -= 1 }
+        guard depth <= JinjaLimits.maxDepth else { throw syntax("expressions nest more than \(JinjaLimits.maxDepth) deep") }
+        return try step(&self)
+    }
     var isAtEnd: Bool { current.kind == .end }
 
     func syntax(_ message: String) -> ChatTemplateError { .syntax(message, line: line) }
@@ -241,6 +267,10 @@ private struct ExpressionStream {
     }
 
     mutating func parseExpression(allowConditional: Bool = true) throws -> JinjaExpression {
+        try nested { try $0.parseConditional(allowConditional: allowConditional) }
+    }
+
+    private mutating func parseConditional(allowConditional: Bool) throws -> JinjaExpression {
         let expression = try parseOr()
         guard allowConditional, takeKeyword("if") else { return expression }
         let condition = try parseOr()
@@ -251,18 +281,18 @@ private struct ExpressionStream {
 
     mutating func parseOr() throws -> JinjaExpression {
         var left = try parseAnd()
-        while takeKeyword("or") { left = .or(left, try parseAnd()) }
+        while takeKeyword("or") { try countOperator(); left = .or(left, try parseAnd()) }
         return left
     }
 
     mutating func parseAnd() throws -> JinjaExpression {
         var left = try parseNot()
-        while takeKeyword("and") { left = .and(left, try parseNot()) }
+        while takeKeyword("and") { try countOperator(); left = .and(left, try parseNot()) }
         return left
     }
 
     mutating func parseNot() throws -> JinjaExpression {
-        if takeKeyword("not") { return .not(try parseNot()) }
+        if takeKeyword("not") { try countOperator(); return .not(try nested { try $0.parseNot() }) }
         return try parseCompare()
     }
 
@@ -283,6 +313,7 @@ private struct ExpressionStream {
             } else {
                 break
             }
+            try countOperator()
             let right = try parseMath1()
             comparisons.append(.binary(op, left, right))
             left = right
@@ -297,6 +328,7 @@ private struct ExpressionStream {
         while current.kind == .op, current.text == "+" || current.text == "-" {
             let op = current.text
             position += 1
+            try countOperator()
             left = .binary(op, left, try parseConcat())
         }
         return left
@@ -304,7 +336,7 @@ private struct ExpressionStream {
 
     mutating func parseConcat() throws -> JinjaExpression {
         var left = try parseMath2()
-        while takeOp("~") { left = .binary("~", left, try parseMath2()) }
+        while takeOp("~") { try countOperator(); left = .binary("~", left, try parseMath2()) }
         return left
     }
 
@@ -313,6 +345,7 @@ private struct ExpressionStream {
         while current.kind == .op, ["*", "/", "//", "%"].contains(current.text) {
             let op = current.text
             position += 1
+            try countOperator()
             left = .binary(op, left, try parsePow())
         }
         return left
@@ -320,16 +353,18 @@ private struct ExpressionStream {
 
     mutating func parsePow() throws -> JinjaExpression {
         var left = try parseUnary(withFilter: true)
-        while takeOp("**") { left = .binary("**", left, try parseUnary(withFilter: true)) }
+        while takeOp("**") { try countOperator(); left = .binary("**", left, try parseUnary(withFilter: true)) }
         return left
     }
 
     mutating func parseUnary(withFilter: Bool) throws -> JinjaExpression {
         var node: JinjaExpression
         if takeOp("-") {
-            node = .negate(try parseUnary(withFilter: false))
+            try countOperator()
+            node = .negate(try nested { try $0.parseUnary(withFilter: false) })
         } else if takeOp("+") {
-            node = try parseUnary(withFilter: false)
+            try countOperator()
+            node = try nested { try $0.parseUnary(withFilter: false) }
         } else {
             node = try parsePrimary()
         }
@@ -435,6 +470,7 @@ private struct ExpressionStream {
             } else {
                 return node
             }
+            try countOperator()
         }
     }
 
@@ -487,6 +523,7 @@ private struct ExpressionStream {
             } else {
                 return node
             }
+            try countOperator()
         }
     }
 

@@ -5,7 +5,16 @@ import Foundation
 /// loopcontrols extension, `raise_exception`, `strftime_now` and transformers' `tojson`.
 struct JinjaRenderer {
     private var scopes: [[String: JinjaValue]]
-    private var output = ""
+    private var output = "" {
+        didSet {
+            if output.utf8.count > JinjaLimits.maxValueSize { outputOverflowed = true }
+        }
+    }
+    private var outputOverflowed = false
+    /// Expressions being evaluated, nested (macro calls and recursion included).
+    private var depth = 0
+    /// Loop iterations so far.
+    private var iterations = 0
 
     private enum LoopControl: Error { case breakLoop, continueLoop }
 
@@ -40,6 +49,9 @@ struct JinjaRenderer {
 
     private mutating func execute(_ nodes: [JinjaNode]) throws {
         for node in nodes {
+            if outputOverflowed {
+                throw ChatTemplateError.runtime("the rendered text is larger than \(JinjaLimits.maxValueSize) bytes")
+            }
             switch node {
             case .text(let text):
                 output += text
@@ -110,6 +122,10 @@ struct JinjaRenderer {
             return
         }
         for (index, item) in items.enumerated() {
+            iterations += 1
+            guard iterations <= JinjaLimits.maxIterations else {
+                throw ChatTemplateError.runtime("the template runs more than \(JinjaLimits.maxIterations) loop iterations")
+            }
             try bindTargets(targets, item)
             let loop: [(key: String, value: JinjaValue)] = [
                 ("index", .int(index + 1)), ("index0", .int(index)),
@@ -145,6 +161,15 @@ struct JinjaRenderer {
     // MARK: Expressions
 
     private mutating func evaluate(_ expression: JinjaExpression) throws -> JinjaValue {
+        depth += 1
+        defer { depth -= 1 }
+        guard depth <= JinjaLimits.maxEvaluationDepth else {
+            throw ChatTemplateError.runtime("expressions or macro calls nest more than \(JinjaLimits.maxEvaluationDepth) deep")
+        }
+        return try evaluateNode(expression)
+    }
+
+    private mutating func evaluateNode(_ expression: JinjaExpression) throws -> JinjaValue {
         switch expression {
         case .literal(let value):
             return value

@@ -227,3 +227,22 @@ final class JinjaMacro {
         self.body = body
     }
 }
+
+/// Bounds on what a chat template may do. Templates come with model files, so a hostile
+/// one must end in an error, not a stack overflow, an allocation failure or a hang. Real
+/// chat templates stay far inside these.
+enum JinjaLimits {
+    /// Nesting of blocks and of parenthesised or unary expressions in the source.
+    static let maxDepth = 100
+    /// Operators, filters, calls and subscripts in one expression.
+    static let maxOperators = 1_000
+    /// Expressions evaluated inside one another while rendering (a chain of N operators is
+    /// N deep; a macro call adds its body's depth), so the stack stays small.
+    static let maxEvaluationDepth = 400
+    /// Loop iterations in one rendering.
+    static let maxIterations = 1_000_000
+    /// Bytes of a string, items of a list, and bytes of the rendered output.
+    static let maxValueSize = 64 << 20
+    /// tojson's indent.
+    static let maxIndent = 1_000
+}
