@@ -71,7 +71,8 @@ final class CompletionService: Sendable {
     func completions(_ request: Request, context: ServerContext) async throws -> Response {
         let fields = try RequestFields(body: try await readBody(request))
         try checkModel(fields, required: true)
-        let parameters = try GenerationParameters(fields, defaults: defaults, limits: limits, chat: false)
+        let parameters = try GenerationParameters(fields, defaults: defaults, limits: limits,
+                                                  vocabularySize: prompts.vocabularySize, chat: false)
         let promptList = try prompts.completionPrompts(fields)
         // OpenAI's default for completions is 16 tokens (cut to the context when it is fuller).
         let handles = try submit(promptList, parameters) { prompt in
@@ -83,7 +84,8 @@ final class CompletionService: Sendable {
     func chatCompletions(_ request: Request, context: ServerContext) async throws -> Response {
         let fields = try RequestFields(body: try await readBody(request))
         try checkModel(fields, required: true)
-        let parameters = try GenerationParameters(fields, defaults: defaults, limits: limits, chat: true)
+        let parameters = try GenerationParameters(fields, defaults: defaults, limits: limits,
+                                                  vocabularySize: prompts.vocabularySize, chat: true)
         let prompt = try prompts.chatPrompt(fields)
         // A chat answer may fill the context unless limited.
         let handles = try submit([prompt], parameters) { prompt in

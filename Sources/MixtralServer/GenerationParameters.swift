@@ -1,4 +1,5 @@
 import Mixtral
+import MixtralTokenizers
 
 /// The generation fields shared by /v1/completions and /v1/chat/completions, validated.
 struct GenerationParameters: Sendable {
@@ -15,8 +16,10 @@ struct GenerationParameters: Sendable {
 
     /// Reads the fields over the model's defaults (generation_config.json, as the CLI does):
     /// an absent `temperature` keeps the model's default decoding, 0 is greedy.
-    init(_ fields: RequestFields, defaults: GenerationOptions, limits: ServerLimits, chat: Bool) throws(APIError) {
+    init(_ fields: RequestFields, defaults: GenerationOptions, limits: ServerLimits, vocabularySize: Int,
+         chat: Bool) throws(APIError) {
         var options = defaults
+        options.logitBias = try Self.logitBias(fields, vocabularySize: vocabularySize)
         options.stopStrings = try fields.stopStrings("stop", limit: limits.maxStopStrings)
         if let temperature = try fields.number("temperature", in: 0...2) {
             if temperature == 0 {
@@ -72,6 +75,48 @@ struct GenerationParameters: Sendable {
         returnTokenIDs = try fields.bool("return_token_ids") ?? false
         if try fields.bool("echo") == true { throw .invalidValue("echo", "'echo' is not supported") }
         if try fields.string("suffix") != nil { throw .invalidValue("suffix", "'suffix' is not supported") }
+        try Self.refuseUnsupported(fields, choices: choices)
+    }
+
+    /// `logit_bias`: {"token id": bias in [-100, 100]}, ids in the vocabulary (OpenAI's rules).
+    private static func logitBias(_ fields: RequestFields, vocabularySize: Int) throws(APIError) -> [Int: Float] {
+        guard let object = try fields.object("logit_bias") else { return [:] }
+        guard object.members.count <= 1024 else {
+            throw .invalidValue("logit_bias", "'logit_bias' has \(object.members.count) entries; at most 1024 are allowed")
+        }
+        var bias: [Int: Float] = [:]
+        for (key, value) in object.members {
+            guard let id = Int(key), id >= 0, id < vocabularySize else {
+                throw .invalidValue("logit_bias", "'logit_bias' key '\(messageText(key))' is not a token id of this model's vocabulary of \(vocabularySize)")
+            }
+            guard let number = value.doubleValue, number >= -100, number <= 100 else {
+                throw .invalidValue("logit_bias", "'logit_bias' values must be numbers between -100 and 100 (token \(id))")
+            }
+            bias[id] = Float(number)
+        }
+        return bias
+    }
+
+    /// Fields this server cannot honour are errors, not silently dropped: answers shaped by
+    /// a schema or a forced tool call would otherwise come back unshaped.
+    private static func refuseUnsupported(_ fields: RequestFields, choices: Int) throws(APIError) {
+        if let bestOf = try fields.int("best_of"), bestOf != 1, bestOf != choices {
+            throw .invalidValue("best_of", "'best_of' other than 1 (or equal to 'n') is not supported")
+        }
+        if let format = try fields.object("response_format") {
+            let type = try format.string("type")
+            guard type == nil || type == "text" else {
+                throw .invalidValue("response_format", "'response_format' of type '\(messageText(type ?? ""))' is not supported yet; only 'text' is")
+            }
+        }
+        if let choice = fields["tool_choice"] {
+            guard let mode = choice.stringValue, mode == "auto" || mode == "none" else {
+                throw .invalidValue("tool_choice", "'tool_choice' other than 'auto' or 'none' is not supported yet")
+            }
+        }
+        if let parallel = fields["parallel_tool_calls"], parallel.boolValue == nil {
+            throw .wrongType("parallel_tool_calls", expected: "a boolean")
+        }
     }
 }
 

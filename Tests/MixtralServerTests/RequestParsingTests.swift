@@ -6,7 +6,7 @@ import Testing
 @Suite struct RequestParsingTests {
     func parameters(_ json: String, chat: Bool = false) throws(APIError) -> GenerationParameters {
         try GenerationParameters(RequestFields(body: Array(json.utf8)), defaults: GenerationOptions(),
-                                 limits: ServerLimits(), chat: chat)
+                                 limits: ServerLimits(), vocabularySize: 1000, chat: chat)
     }
 
     func error(_ json: String, chat: Bool = false) -> APIError? {
@@ -45,6 +45,31 @@ import Testing
             #expect(error(body)?.status == .badRequest, "\(body)")
         }
         #expect(error("{\"top_logprobs\": 2}", chat: true)?.param == "top_logprobs")
+    }
+
+    /// logit_bias works; fields that would shape the answer and cannot be honoured are a 400
+    /// naming them, not silently dropped.
+    @Test func logitBiasAndUnsupportedFields() throws {
+        let biased = try parameters(#"{"logit_bias": {"5": 100, "7": -100.0, "999": 0.5}}"#)
+        #expect(biased.options.logitBias == [5: 100, 7: -100, 999: 0.5])
+        var scores: [Float] = [0, 0, 0, 0, 0, 0, 0, 0]
+        LogitBias(biased.options.logitBias).process(&scores, previous: [])
+        #expect(scores[5] == 100 && scores[7] == -100 && scores[0] == 0)
+        let refused = [(#"{"logit_bias": {"1000": 1}}"#, "logit_bias"), (#"{"logit_bias": {"-1": 1}}"#, "logit_bias"),
+                       (#"{"logit_bias": {"a": 1}}"#, "logit_bias"), (#"{"logit_bias": {"1": 101}}"#, "logit_bias"),
+                       (#"{"logit_bias": {"1": "x"}}"#, "logit_bias"), (#"{"logit_bias": [1]}"#, "logit_bias"),
+                       (#"{"best_of": 3}"#, "best_of"),
+                       (#"{"response_format": {"type": "json_object"}}"#, "response_format"),
+                       (#"{"response_format": {"type": "json_schema", "json_schema": {}}}"#, "response_format"),
+                       (#"{"tool_choice": "required"}"#, "tool_choice"),
+                       (#"{"tool_choice": {"type": "function", "function": {"name": "f"}}}"#, "tool_choice")]
+        for (body, field) in refused {
+            let failure = error(body, chat: true)
+            #expect(failure?.status == .badRequest && failure?.param == field, "\(body): \(String(describing: failure))")
+        }
+        for body in [#"{"best_of": 1}"#, #"{"response_format": {"type": "text"}}"#, #"{"tool_choice": "auto"}"#] {
+            #expect(error(body, chat: true) == nil, "\(body)")
+        }
     }
 
     @Test func fieldsReachTheOptions() throws {

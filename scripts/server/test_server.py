@@ -324,6 +324,20 @@ def run_main_tests(suite, server):
         assert len(content) == 4 and all(len(item.top_logprobs) == 2 for item in content)
         assert all(abs(item.logprob - item.top_logprobs[0].logprob) < 1e-6 for item in content)
 
+    def logit_bias():
+        # A bias of 100 on one id makes greedy decoding pick it at every step; -100 on the
+        # unbiased run's first token keeps it out.
+        plain = client.completions.create(model=name, prompt="Hello world", max_tokens=4, temperature=0,
+                                          extra_body={"return_token_ids": True})
+        first = extra(plain.choices[0], "token_ids")[0]
+        forced = client.completions.create(model=name, prompt="Hello world", max_tokens=4, temperature=0,
+                                           logit_bias={"42": 100}, extra_body={"return_token_ids": True})
+        assert extra(forced.choices[0], "token_ids") == [42] * 4, extra(forced.choices[0], "token_ids")
+        banned = client.chat.completions.create(model=name, messages=[{"role": "user", "content": "Hi"}], max_tokens=4,
+                                                temperature=0, logit_bias={str(first): -100},
+                                                extra_body={"return_token_ids": True})
+        assert first not in extra(banned.choices[0], "token_ids")
+
     def disconnect_mid_stream():
         before = metric(server, "mixtral_cancelled_sequences_total")
         stream = client.completions.create(model=name, prompt="Hello world", max_tokens=400, temperature=0, stream=True,
@@ -372,6 +386,12 @@ def run_main_tests(suite, server):
         expect(openai.BadRequestError, lambda: client.chat.completions.create(model=name, messages="hi", max_tokens=5))
         expect(openai.BadRequestError, lambda: client.chat.completions.create(model=name, messages=[{"content": "x"}]))
         expect(openai.NotFoundError, lambda: client.completions.create(model="gpt-4", prompt="x", max_tokens=5))
+        # Fields that would shape the answer and are not implemented are refused, not ignored.
+        expect(openai.BadRequestError, lambda: client.chat.completions.create(
+            model=name, messages=[{"role": "user", "content": "x"}], max_tokens=5, response_format={"type": "json_object"}))
+        expect(openai.BadRequestError, lambda: client.completions.create(model=name, prompt="x", max_tokens=5, best_of=3))
+        expect(openai.BadRequestError, lambda: client.completions.create(model=name, prompt="x", max_tokens=5,
+                                                                         logit_bias={"99999999": 5}))
         error = expect(openai.BadRequestError,
                        lambda: client.completions.create(model=name, prompt="hello " * 600, max_tokens=5))
         assert error.code == "context_length_exceeded", error.code
@@ -404,7 +424,7 @@ def run_main_tests(suite, server):
 
     for test in [models, completion_matches_cli, stream_matches_cli, chat_matches_cli, concurrent_streams,
                  long_prompt_in_chunks_beside_streams, prefix_reuse, stop_strings,
-                 seeded_sampling_matches_cli, logprobs, disconnect_mid_stream, bad_requests, tokenize_roundtrip, metrics]:
+                 seeded_sampling_matches_cli, logprobs, logit_bias, disconnect_mid_stream, bad_requests, tokenize_roundtrip, metrics]:
         suite.run(test.__name__, test)
 
 

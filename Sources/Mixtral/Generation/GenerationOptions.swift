@@ -21,15 +21,18 @@ public struct GenerationOptions: Sendable, Equatable {
     public var eosTokenIDs: [Int] = []
     /// Generation stops once the generated text contains one of these.
     public var stopStrings: [String] = []
+    /// Added to the scores of these ids before anything else (OpenAI's `logit_bias`).
+    public var logitBias: [Int: Float] = [:]
 
     public init() {}
 
-    /// The processors for a prompt of `promptLength` ids, in transformers' order: repetition
-    /// penalty (also under greedy), then presence/frequency penalties (applied with the
-    /// repetition penalty, before temperature, as vLLM does), then when sampling
-    /// temperature, top-k, top-p, min-p.
+    /// The processors for a prompt of `promptLength` ids, in transformers' order: the logit
+    /// bias first (on the raw logits, as vLLM), repetition penalty (also under greedy), then
+    /// presence/frequency penalties (applied with the repetition penalty, before
+    /// temperature, as vLLM does), then when sampling temperature, top-k, top-p, min-p.
     public func processors(promptLength: Int) -> [any LogitsProcessor] {
         var list: [any LogitsProcessor] = []
+        if !logitBias.isEmpty { list.append(LogitBias(logitBias)) }
         if repetitionPenalty != 1 { list.append(RepetitionPenalty(repetitionPenalty)) }
         if presencePenalty != 0 || frequencyPenalty != 0 {
             list.append(PresenceFrequencyPenalty(presence: presencePenalty, frequency: frequencyPenalty, promptLength: promptLength))
@@ -52,6 +55,9 @@ public struct GenerationOptions: Sendable, Equatable {
         if !(repetitionPenalty > 0 && repetitionPenalty.isFinite) { return "repetition_penalty must be > 0, got \(repetitionPenalty)" }
         if !(presencePenalty >= -2 && presencePenalty <= 2) { return "presence_penalty must be in [-2, 2], got \(presencePenalty)" }
         if !(frequencyPenalty >= -2 && frequencyPenalty <= 2) { return "frequency_penalty must be in [-2, 2], got \(frequencyPenalty)" }
+        if let (id, value) = logitBias.first(where: { $0.key < 0 || !($0.value >= -100 && $0.value <= 100) }) {
+            return "logit_bias must map token ids >= 0 to values in [-100, 100], got \(id): \(value)"
+        }
         return nil
     }
 }

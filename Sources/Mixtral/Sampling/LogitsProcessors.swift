@@ -6,6 +6,18 @@ public protocol LogitsProcessor: Sendable {
     func process(_ scores: inout [Float], previous: [Int])
 }
 
+/// OpenAI's `logit_bias`: a value added to the scores of the listed ids before every other
+/// processor, as vLLM applies it to the raw logits. Ids outside the scores are skipped
+/// (callers check them against the vocabulary).
+public struct LogitBias: LogitsProcessor {
+    public let bias: [Int: Float]
+    public init(_ bias: [Int: Float]) { self.bias = bias }
+
+    public func process(_ scores: inout [Float], previous: [Int]) {
+        for (id, value) in bias where id >= 0 && id < scores.count { scores[id] += value }
+    }
+}
+
 /// transformers' RepetitionPenaltyLogitsProcessor: each id already present (prompt
 /// included) has its score divided by the penalty when positive, multiplied when negative.
 public struct RepetitionPenalty: LogitsProcessor {
