@@ -30,7 +30,7 @@ struct PerplexityCommand: ParsableCommand {
         if let chunks, chunks < 1 { throw CLIError("--chunks must be at least 1, not \(chunks)") }
         let bundle = try modelOptions.load()
         guard let tokenizer = bundle.tokenizer else { throw CLIError("\(bundle.path) has no tokenizer") }
-        guard let data = FileManager.default.contents(atPath: file), let text = String(data: data, encoding: .utf8) else {
+        guard let data = try readRegularFile(file), let text = String(data: data, encoding: .utf8) else {
             throw CLIError("cannot read \(file) as UTF-8 text")
         }
         var tokens = try tokenizer.encode(text, addSpecialTokens: false)

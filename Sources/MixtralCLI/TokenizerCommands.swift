@@ -31,7 +31,7 @@ struct TokenizeCommand: ParsableCommand {
         case (let text?, nil):
             input = text
         case (nil, let file?):
-            guard let data = FileManager.default.contents(atPath: file) else { throw CLIError("cannot read \(file)") }
+            guard let data = try readRegularFile(file) else { throw CLIError("no such file: \(file)") }
             guard let decoded = String(data: data, encoding: .utf8) else { throw CLIError("\(file) is not valid UTF-8") }
             input = decoded
         default:

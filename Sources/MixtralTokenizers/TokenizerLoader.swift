@@ -31,7 +31,7 @@ public struct TokenizerConfiguration: Sendable, Equatable {
     public static func load(folder: String) throws -> TokenizerConfiguration {
         var configuration = TokenizerConfiguration()
         let configPath = folder + "/tokenizer_config.json"
-        if let data = FileManager.default.contents(atPath: configPath) {
+        if let data = try readTokenizerFile(configPath) {
             let json: JSONValue
             do { json = try JSONValue.parse([UInt8](data)) } catch {
                 throw TokenizerError.malformed(file: configPath, reason: "invalid JSON: \(error)")
@@ -46,9 +46,9 @@ public struct TokenizerConfiguration: Sendable, Equatable {
                 configuration.absorbChatTemplate(template)
             }
         }
-        if let data = FileManager.default.contents(atPath: folder + "/chat_template.jinja") {
+        if let data = try readTokenizerFile(folder + "/chat_template.jinja") {
             configuration.chatTemplate = String(decoding: data, as: UTF8.self)
-        } else if let data = FileManager.default.contents(atPath: folder + "/chat_template.json"),
+        } else if let data = try readTokenizerFile(folder + "/chat_template.json"),
                   let json = try? JSONValue.parse([UInt8](data)), let template = json["chat_template"] {
             configuration.absorbChatTemplate(template)
         }

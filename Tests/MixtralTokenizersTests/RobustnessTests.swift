@@ -122,3 +122,24 @@ extension RobustnessTests {
         #expect(long.hasSuffix("(100000 bytes in all)"))
     }
 }
+
+extension RobustnessTests {
+    /// Tokenizer, config and template files are read only when they are regular files: a
+    /// FIFO would block the open for ever, a device would never end.
+    @Test func onlyRegularFilesAreRead() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("regular-file-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let fifo = folder + "/tokenizer.json"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        #expect(throws: RegularFileError.notARegularFile(path: fifo)) { try readRegularFile(fifo) }
+        #expect(throws: RegularFileError.notARegularFile(path: folder)) { try readRegularFile(folder) }
+        #expect(throws: TokenizerError.self) { try TokenizerLoader.load(path: folder) }
+        #expect(try readRegularFile(folder + "/absent.json") == nil)
+        FileManager.default.createFile(atPath: folder + "/small.json", contents: Data("{}".utf8))
+        #expect(try readRegularFile(folder + "/small.json") == Data("{}".utf8))
+        #expect(throws: RegularFileError.tooLarge(path: folder + "/small.json", bytes: 2, limit: 1)) {
+            try readRegularFile(folder + "/small.json", limit: 1)
+        }
+    }
+}

@@ -69,7 +69,7 @@ public enum GGUFConversion {
     /// pieces, scores and piece types (the same numbering), special ids.
     static func sentencePieceVocabulary(folder: String, config: ModelConfig) throws -> [(key: String, value: GGUFValue)] {
         let path = folder + "/tokenizer.model"
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard let data = try readRegularFile(path) else {
             throw CheckpointError.fileNotFound(path + " (a GGUF file needs the SentencePiece vocabulary)")
         }
         let model = try SentencePieceModel(data: data, file: path)

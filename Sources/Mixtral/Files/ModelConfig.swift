@@ -229,8 +229,9 @@ struct JSONFields {
 
 /// Reads a JSON file that must hold an object.
 func readJSONObject(_ path: String) throws(CheckpointError) -> [String: JSONValue] {
-    guard FileManager.default.fileExists(atPath: path) else { throw .fileNotFound(path) }
-    guard let data = FileManager.default.contents(atPath: path) else { throw .unreadable(file: path, reason: "cannot read") }
+    let contents: Data?
+    do { contents = try readRegularFile(path) } catch { throw .unreadable(file: path, reason: error.description) }
+    guard let data = contents else { throw .fileNotFound(path) }
     guard let object = JSONValue.parse(data)?.dictionary else { throw .invalidConfig(file: path, reason: "not a JSON object") }
     return object
 }

@@ -26,7 +26,7 @@ public struct HFTokenizer: Tokenizer {
 
     /// Loads tokenizer.json.
     public init(contentsOf path: String) throws {
-        guard let data = FileManager.default.contents(atPath: path) else { throw TokenizerError.fileNotFound(path) }
+        guard let data = try readTokenizerFile(path) else { throw TokenizerError.fileNotFound(path) }
         let json: JSONValue
         do {
             json = try JSONValue.parse([UInt8](data))

@@ -108,7 +108,7 @@ public struct SentencePieceTokenizer: Tokenizer {
 
     /// Loads a tokenizer.model file.
     public init(contentsOf path: String) throws {
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard let data = try readTokenizerFile(path) else {
             throw TokenizerError.fileNotFound(path)
         }
         try self.init(model: SentencePieceModel(data: data, file: path), file: path)
