@@ -90,6 +90,18 @@ extension RobustnessTests {
         }
     }
 
+    /// A pattern that matches nowhere in a long text is cheap (one try per position) and must
+    /// not count as backtracking: the added-token alternation of Mistral's tokenizers, say.
+    @Test func longTextsWithoutMatchesStayWithinTheBudget() throws {
+        let alternation = (0..<20).map { #"\\[DOC_\#($0)\\]"# }.joined(separator: "|")
+        let tokenizer = try HFTokenizer(json: JSONValue.parse(#"""
+            {"model": {"type": "BPE", "vocab": {"a": 0, "!": 1}, "merges": []},
+             "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "\#(alternation)"}, "behavior": "Isolated", "invert": false}}
+            """#))
+        let text = String(repeating: "a!", count: 50_000)
+        #expect(try tokenizer.encode(text, addSpecialTokens: false).count == 100_000)
+    }
+
     /// (a+)+$ and (.*a){25} backtrack exponentially on a run of "a" that ends otherwise;
     /// tokenizers stops at Oniguruma's retry limit, this engine at its step budget.
     @Test(arguments: [#"(a+)+$"#, #"(.*a){25}"#])

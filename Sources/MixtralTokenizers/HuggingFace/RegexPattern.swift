@@ -73,13 +73,15 @@ struct TextPattern: @unchecked Sendable {
         case .literal(let needle):
             return Self.literalMatches(of: needle, in: text)
         case .regex(let regex):
-            // ICU reports progress every few thousand backtracking steps. A pattern such as
+            // ICU reports progress once per start position it tries (at most one per UTF-16
+            // unit and match) and once per 10,000 backtracking steps. A pattern such as
             // (a+)+$ takes exponential time on some inputs; like tokenizers, whose Oniguruma
-            // stops at a retry limit, the match gives up with an error past a budget that
-            // grows with the input.
+            // stops at a retry limit, the match gives up with an error past a step budget
+            // that grows with the input: about 1,000 steps per character.
             var utf16Ranges: [NSRange] = []
             var progressReports = 0
-            let budget = 2_000 + text.utf16.count / 10  // about 1,000 steps per character
+            let length = text.utf16.count
+            let budget = (length + 1) + 2_000 + length / 10
             regex.enumerateMatches(in: text, options: [.reportProgress],
                                    range: NSRange(location: 0, length: text.utf16.count)) { result, _, stop in
                 if let result {
