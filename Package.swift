@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "Mixtral", targets: ["Mixtral"]),
         .library(name: "MixtralTokenizers", targets: ["MixtralTokenizers"]),
         .executable(name: "mixtral", targets: ["MixtralCLI"]),
+        .executable(name: "mixtral-fuzz", targets: ["MixtralFuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -58,6 +59,9 @@ let package = Package(
             dependencies: ["Mixtral", "MixtralServer", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")]
         ),
+        // Fuzz targets for every parser of untrusted input (scripts/fuzz/run.sh); in a normal
+        // build, a tool that replays their corpora.
+        .executableTarget(name: "MixtralFuzz", dependencies: ["Mixtral", "MixtralServer"]),
         .testTarget(name: "MixtralTests", dependencies: ["Mixtral"], exclude: ["Fixtures"]),
         .testTarget(name: "MixtralTokenizersTests", dependencies: ["MixtralTokenizers"], exclude: ["Fixtures"]),
         .testTarget(name: "MixtralServerTests", dependencies: ["MixtralServer"]),

@@ -134,3 +134,17 @@ public struct ServerLimits: Sendable {
 
     public init() {}
 }
+
+/// Decodes and validates a /v1/completions (`chat` false) or /v1/chat/completions request
+/// body as the server does before queuing it: nil when it would be accepted, else the
+/// message of the 400 it gets. For fuzzing and tools that check requests offline.
+public func requestValidationError(body: [UInt8], chat: Bool, vocabularySize: Int) -> String? {
+    do {
+        let fields = try RequestFields(body: body)
+        _ = try GenerationParameters(fields, defaults: GenerationOptions(), limits: ServerLimits(),
+                                     vocabularySize: vocabularySize, chat: chat)
+        return nil
+    } catch {
+        return error.message
+    }
+}
