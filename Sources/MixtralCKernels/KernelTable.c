@@ -19,6 +19,7 @@
         t.f32_panel_multiply = mx_f32_panel_multiply_##S; \
         t.bf16_gemm_panel = NULL; \
         t.q8_quantize = mx_q8_quantize_##S; \
+        t.q8k_quantize = mx_q8k_quantize_##S; \
         t.q8_matmul = mx_q8_matmul_##S; \
         t.q8k_matvec = mx_q8k_matvec_##S; \
         t.int8_panel_rows = 16; \

@@ -63,6 +63,7 @@ static inline __attribute__((always_inline)) void mx_llama_softmax_steps(const f
     void mx_f32_panel_multiply_##S(const float *panel, int k, const float *x, int tokens, float *y, size_t y_stride, \
                                    int rows); \
     void mx_q8_quantize_##S(const float *x, int k, int8_t *q, float *d, float *s); \
+    void mx_q8k_quantize_##S(const float *x, int k, int8_t *q, float *d, int32_t *sums16); \
     void mx_q8_matmul_##S(const void *w, size_t row_bytes, int type, int rows, int k, const int8_t *q, \
                           const float *d, const float *s, int tokens, float *y, size_t y_row_stride); \
     void mx_q8k_matvec_##S(const void *w, size_t row_bytes, int type, int rows, int k, const int8_t *q, \

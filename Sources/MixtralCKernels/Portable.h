@@ -434,6 +434,45 @@ void MX_FN(q8_quantize)(const float *x, int k, int8_t *q, float *d, float *s) {
     }
 }
 
+void MX_FN(q8k_quantize)(const float *x, int k, int8_t *q, float *d, int32_t *sums16) {
+    for (int b = 0; b < k / 256; b++) {
+        const float *v = x + 256 * b;
+        int8_t *qb = q + 256 * b;
+        float amax = 0, extreme = 0;
+        for (int j = 0; j < 256; j++) {
+            const float a = fabsf(v[j]);
+            if (a > amax) {
+                amax = a;
+                extreme = v[j];
+            }
+        }
+        int32_t *sums = sums16 + 16 * b;
+        if (!(amax > 0) || isinf(amax)) {
+            d[b] = 0;
+            memset(qb, 0, 256);
+            for (int g = 0; g < 16; g++) sums[g] = 0;
+            continue;
+        }
+        const float iscale = -127.0f / extreme;
+        for (int j = 0; j < 256; j++) {
+            // nearest_int: round through the float's mantissa (ties to even). Two statements,
+            // so that the product is rounded before the addition (no fused multiply-add).
+            const float product = iscale * v[j];
+            const float shifted = product + 12582912.0f;
+            int32_t bits;
+            memcpy(&bits, &shifted, 4);
+            const int level = (bits & 0x007FFFFF) - 0x00400000;
+            qb[j] = (int8_t)(level > 127 ? 127 : level < -127 ? -127 : level);
+        }
+        for (int g = 0; g < 16; g++) {
+            int32_t sum = 0;
+            for (int j = 0; j < 16; j++) sum += qb[16 * g + j];
+            sums[g] = sum;
+        }
+        d[b] = 1.0f / iscale;
+    }
+}
+
 /// Weight j (0..31) of a Q8_0/Q4_0/Q4_1 block, as the signed or unsigned integer the
 /// 8-bit products use (Q4_0: nibble - 8; Q4_1: nibble).
 MX_INLINE int block_weight(const uint8_t *block, int type, int j) {

@@ -135,7 +135,7 @@ func linearKQuantRows(_ jobs: [LinearJob], pool: ComputePool) {
     let quantised: [[Q8KActivations]] = inputs.firstJobs.map { jobs[$0] }.map { job in
         (0..<job.tokens).map { t in
             var q = Q8KActivations()
-            q.quantize(job.x + t * job.w.columns, count: job.w.columns)
+            q.quantize(job.x + t * job.w.columns, count: job.w.columns, kernels: pool.kernels)
             return q
         }
     }

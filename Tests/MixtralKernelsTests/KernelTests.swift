@@ -196,6 +196,35 @@ import MixtralCKernels
         }
     }
 
+    /// Q8_K activations at every level, byte for byte against a transcription of llama.cpp's
+    /// quantize_row_q8_K_ref (ggml-quants.c): ties, zeros, a block of zeros, a lone extreme.
+    @Test(arguments: KernelTable.availableLevels)
+    mutating func q8KActivationsEqualLlamaCppReference(_ level: CPULevel) {
+        var x = (0..<(4 * 256)).map { _ in random.float() * 5 }
+        for i in 256..<512 { x[i] = 0 }                      // a block of zeros: d = 0, q = 0
+        x[600] = -9; x[601] = 4.5; x[602] = -4.5             // the extreme is negative; ties at ±63.5
+        for i in 768..<1024 { x[i] = Float(i % 7) - 3 }      // many exact ties
+        x[1000] = 3
+        func nearest(_ v: Float) -> Int32 {
+            let shifted = v + 12_582_912
+            return Int32(shifted.bitPattern & 0x007F_FFFF) - 0x0040_0000
+        }
+        var expectedQ = [Int8](repeating: 0, count: x.count), expectedD = [Float](repeating: 0, count: 4)
+        for b in 0..<4 {
+            var amax: Float = 0, extreme: Float = 0
+            for j in 0..<256 where abs(x[256 * b + j]) > amax { amax = abs(x[256 * b + j]); extreme = x[256 * b + j] }
+            guard amax > 0 else { continue }
+            let iscale = -127 / extreme
+            for j in 0..<256 { expectedQ[256 * b + j] = Int8(min(127, nearest(iscale * x[256 * b + j]))) }
+            expectedD[b] = 1 / iscale
+        }
+        var activations = Q8KActivations()
+        x.withUnsafeBufferPointer { activations.quantize($0.baseAddress!, count: x.count, kernels: KernelTable(level: level)) }
+        #expect(activations.quants == expectedQ, "\(level)")
+        #expect(activations.scales.map(\.bitPattern) == expectedD.map(\.bitPattern), "\(level)")
+        #expect(activations.sums16 == (0..<64).map { g in expectedQ[16 * g ..< 16 * (g + 1)].reduce(0) { $0 + Int32($1) } })
+    }
+
     /// silu(x) * up with the kernels' vector exp against libm's expf, at every level.
     @Test(arguments: KernelTable.availableLevels)
     func siluMatchesLibm(_ level: CPULevel) {

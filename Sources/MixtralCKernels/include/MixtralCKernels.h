@@ -133,6 +133,12 @@ typedef struct mx_kernels {
     void (*MX_NONNULL q8_matmul)(const void *MX_NONNULL w, size_t row_bytes, int type, int rows, int k,
                                  const int8_t *MX_NONNULL q, const float *MX_NONNULL d, const float *MX_NONNULL s,
                                  int tokens, float *MX_NONNULL y, size_t y_row_stride);
+    /// x [k] (k a multiple of 256) as llama.cpp's block_q8_K (quantize_row_q8_K_ref): per
+    /// 256, d = m / -127 for the element m of largest magnitude, q = min(127, round(x * -127 / m)),
+    /// and the sums of each 16 quants (sums16 [k/16]). A block of zeros (or with a maximum that
+    /// is not finite) gives d = 0 and q = 0.
+    void (*MX_NONNULL q8k_quantize)(const float *MX_NONNULL x, int k, int8_t *MX_NONNULL q, float *MX_NONNULL d,
+                                    int32_t *MX_NONNULL sums16);
     /// y[r] for `rows` rows of a Q4_K, Q5_K or Q6_K matrix (MX_Q8K_*) and one activation row
     /// in llama.cpp's Q8_K form (q [k], d [k/256], sums16 [k/16]), as vec_dot_q*_K_q8_K.
     void (*MX_NONNULL q8k_matvec)(const void *MX_NONNULL w, size_t row_bytes, int type, int rows, int k,

@@ -22,9 +22,10 @@ public struct Q8KActivations: Sendable {
 
     public init() {}
 
-    /// Quantises `count` activations (a multiple of 256; otherwise the result is empty):
-    /// d = m / -127 for the element m of largest magnitude, q = min(127, round(x * -127 / m)).
-    public mutating func quantize(_ x: UnsafePointer<Float>, count: Int) {
+    /// Quantises `count` activations (a multiple of 256; otherwise the result is empty) on the
+    /// kernel table's `q8k_quantize`: d = m / -127 for the element m of largest magnitude,
+    /// q = min(127, round(x * -127 / m)).
+    public mutating func quantize(_ x: UnsafePointer<Float>, count: Int, kernels: KernelTable = .default) {
         guard count >= 0, count % 256 == 0 else {
             self.count = 0
             scales.removeAll()
@@ -33,35 +34,19 @@ public struct Q8KActivations: Sendable {
             return
         }
         self.count = count
-        let blocks = count / 256
         // Reuse the storage from the previous call when the size is the same.
-        if scales.count == blocks {
-            for i in scales.indices { scales[i] = 0 }
-            for i in quants.indices { quants[i] = 0 }
-            for i in sums16.indices { sums16[i] = 0 }
-        } else {
-            scales = [Float](repeating: 0, count: blocks)
+        if scales.count != count / 256 {
+            scales = [Float](repeating: 0, count: count / 256)
             quants = [Int8](repeating: 0, count: count)
             sums16 = [Int32](repeating: 0, count: count / 16)
         }
-        for b in 0..<blocks {
-            let xb = x + 256 * b
-            var amax: Float = 0, extreme: Float = 0
-            for i in 0..<256 where abs(xb[i]) > amax {
-                amax = abs(xb[i])
-                extreme = xb[i]
-            }
-            guard amax > 0, amax.isFinite else { continue }  // zeros (or not finite): d = 0, q = 0
-            let iscale = -127 / extreme
-            scales[b] = 1 / iscale
-            for i in 0..<256 {
-                let q = Swift.max(-127, Swift.min(127, nearestInt(iscale * xb[i])))
-                quants[256 * b + i] = Int8(q)
-            }
-            for g in 0..<16 {
-                var sum: Int32 = 0
-                for i in 0..<16 { sum += Int32(quants[256 * b + 16 * g + i]) }
-                sums16[16 * b + g] = sum
+        guard count > 0 else { return }
+        quants.withUnsafeMutableBufferPointer { q in
+            scales.withUnsafeMutableBufferPointer { d in
+                sums16.withUnsafeMutableBufferPointer { sums in
+                    guard let q = q.baseAddress, let d = d.baseAddress, let sums = sums.baseAddress else { return }
+                    kernels.functions.q8k_quantize(x, Int32(count), q, d, sums)
+                }
             }
         }
     }
@@ -72,8 +57,7 @@ public struct Q8KActivations: Sendable {
 /// and Q6_K weights; other types (or a length mismatch) give NaN rows.
 public func matvec(_ w: WeightMatrix, _ x: Q8KActivations, _ y: UnsafeMutablePointer<Float>, rows: Range<Int>,
                    kernels: KernelTable = .default) {
-    let types: [WeightType: Int32] = [.q4_K: Int32(MX_Q8K_Q4_K), .q5_K: Int32(MX_Q8K_Q5_K), .q6_K: Int32(MX_Q8K_Q6_K)]
-    guard x.count == w.columns, w.columns % 256 == 0, let type = types[w.type], !rows.isEmpty else {
+    guard x.count == w.columns, w.columns % 256 == 0, let type = q8kKernelType(w.type), !rows.isEmpty else {
         for r in rows { y[r] = .nan }
         return
     }
@@ -88,5 +72,15 @@ public func matvec(_ w: WeightMatrix, _ x: Q8KActivations, _ y: UnsafeMutablePoi
                                              q, d, s, y + rows.lowerBound)
             }
         }
+    }
+}
+
+/// The kernel table's code for a K-quant weight type (a switch: this runs for every product).
+private func q8kKernelType(_ type: WeightType) -> Int32? {
+    switch type {
+    case .q4_K: return Int32(MX_Q8K_Q4_K)
+    case .q5_K: return Int32(MX_Q8K_Q5_K)
+    case .q6_K: return Int32(MX_Q8K_Q6_K)
+    default: return nil
     }
 }
