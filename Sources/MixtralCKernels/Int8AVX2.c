@@ -550,8 +550,14 @@ AVX2 void tile_q8_0(const uint8_t *panel, int blocks, int k, const int8_t *x, co
     }
 }
 
+/// Σ q of block b of token t, from the activations' sums per 16 ([token][2 * blocks]).
+AVX2 int quant_sum32(const int32_t *sums16, int blocks, int t, int b) {
+    const int32_t *s = sums16 + (size_t)t * 2 * blocks + 2 * b;
+    return s[0] + s[1];
+}
+
 AVX2 void tile_q4_0(const uint8_t *panel, int blocks, int k, const int8_t *x, const float *dx,
-                    const int32_t *eight_sums, float acc[TILE][16]) {
+                    const int32_t *sums16, float acc[TILE][16]) {
     const __m256i ones = _mm256_set1_epi16(1);
     for (int b = 0; b < blocks; b++) {
         const uint8_t *block = panel + (size_t)b * PANEL_BLOCK_BYTES;
@@ -570,7 +576,7 @@ AVX2 void tile_q4_0(const uint8_t *panel, int blocks, int k, const int8_t *x, co
         const __m256 scales0 = _mm256_loadu_ps((const float *)(block + SCALES));
         const __m256 scales1 = _mm256_loadu_ps((const float *)(block + SCALES) + 8);
         for (int t = 0; t < TILE; t++) {
-            const __m256i eight = _mm256_set1_epi32(eight_sums[(size_t)t * blocks + b]);
+            const __m256i eight = _mm256_set1_epi32(8 * quant_sum32(sums16, blocks, t, b));
             const __m256i i0 = _mm256_sub_epi32(_mm256_madd_epi16(sums[t][0], ones), eight);
             const __m256i i1 = _mm256_sub_epi32(_mm256_madd_epi16(sums[t][1], ones), eight);
             const __m256 ds = _mm256_set1_ps(dx[(size_t)t * blocks + b]);
@@ -611,7 +617,7 @@ AVX2 void two_token_sums(const uint8_t *block, const int8_t *x, int k, int b, in
 /// u <= 31 stay within 16 bits over four groups. Two tokens per pass, so the
 /// 16-bit and 32-bit sums stay in registers.
 AVX2 void tile_unsigned(const uint8_t *panel, int blocks, int k, const int8_t *x, const float *dx,
-                        const int32_t *quant_sums, float acc[TILE][16]) {
+                        const int32_t *sums16, float acc[TILE][16]) {
     for (int b = 0; b < blocks; b++) {
         const uint8_t *block = panel + (size_t)b * UNSIGNED_BLOCK_BYTES;
         const float *scales = (const float *)(block + 16 * 32), *offsets = scales + 16;
@@ -620,7 +626,7 @@ AVX2 void tile_unsigned(const uint8_t *panel, int blocks, int k, const int8_t *x
             two_token_sums(block, x, k, b, t0, 0, GROUPS, 4, sums);
             for (int t = 0; t < 2; t++) {
                 const __m256 ds = _mm256_set1_ps(dx[(size_t)(t0 + t) * blocks + b]);
-                const __m256 quant_sum = _mm256_set1_ps((float)quant_sums[(size_t)(t0 + t) * blocks + b]);
+                const __m256 quant_sum = _mm256_set1_ps((float)quant_sum32(sums16, blocks, t0 + t, b));
                 for (int v = 0; v < 2; v++) {
                     __m256 a = _mm256_loadu_ps(acc[t0 + t] + 8 * v);
                     a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[t][v]), _mm256_mul_ps(_mm256_loadu_ps(scales + 8 * v), ds), a);
@@ -637,7 +643,7 @@ AVX2 void tile_unsigned(const uint8_t *panel, int blocks, int k, const int8_t *x
 /// each weight vector is loaded once per tile. The integer sums, and so the bits, are
 /// tile_unsigned's.
 AVX2 void tile_unsigned4(const uint8_t *panel, int blocks, int k, const int8_t *x, const float *dx,
-                         const int32_t *quant_sums, float acc[TILE][16]) {
+                         const int32_t *sums16, float acc[TILE][16]) {
     const __m256i ones = _mm256_set1_epi16(1);
     for (int b = 0; b < blocks; b++) {
         const uint8_t *block = panel + (size_t)b * UNSIGNED_BLOCK_BYTES;
@@ -656,7 +662,7 @@ AVX2 void tile_unsigned4(const uint8_t *panel, int blocks, int k, const int8_t *
         }
         for (int t = 0; t < TILE; t++) {
             const __m256 ds = _mm256_set1_ps(dx[(size_t)t * blocks + b]);
-            const __m256 quant_sum = _mm256_set1_ps((float)quant_sums[(size_t)t * blocks + b]);
+            const __m256 quant_sum = _mm256_set1_ps((float)quant_sum32(sums16, blocks, t, b));
             for (int v = 0; v < 2; v++) {
                 __m256 a = _mm256_loadu_ps(acc[t] + 8 * v);
                 a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(pairs[t][v], ones)),
@@ -671,7 +677,7 @@ AVX2 void tile_unsigned4(const uint8_t *panel, int blocks, int k, const int8_t *
 /// Q6_K (u - 32, a scale per 16 weights): pair sums of u <= 63 stay within 16 bits over two
 /// groups; each half block adds fma(Σ u q - 32 Σ q, s d_x). Two tokens per pass.
 AVX2 void tile_q6_K(const uint8_t *panel, int blocks, int k, const int8_t *x, const float *dx,
-                    const int32_t *half_sums, float acc[TILE][16]) {
+                    const int32_t *sums16, float acc[TILE][16]) {
     for (int b = 0; b < blocks; b++) {
         const uint8_t *block = panel + (size_t)b * UNSIGNED_BLOCK_BYTES;
         const float *scales = (const float *)(block + 16 * 32);
@@ -682,7 +688,7 @@ AVX2 void tile_q6_K(const uint8_t *panel, int blocks, int k, const int8_t *x, co
                 two_token_sums(block, x, k, b, t0, 4 * half, 4 * half + 4, 2, sums);
                 for (int t = 0; t < 2; t++) {
                     const __m256 ds = _mm256_set1_ps(dx[(size_t)(t0 + t) * blocks + b]);
-                    const __m256i offset = _mm256_set1_epi32(32 * half_sums[((size_t)(t0 + t) * blocks + b) * 2 + half]);
+                    const __m256i offset = _mm256_set1_epi32(32 * sums16[((size_t)(t0 + t) * blocks + b) * 2 + half]);
                     for (int v = 0; v < 2; v++) {
                         const __m256 a = _mm256_loadu_ps(acc[t0 + t] + 8 * v);
                         _mm256_storeu_ps(acc[t0 + t] + 8 * v,
@@ -695,77 +701,25 @@ AVX2 void tile_q6_K(const uint8_t *panel, int blocks, int k, const int8_t *x, co
     }
 }
 
-/// scale * Σ x over each 32 bytes of x (blocks of them), four blocks per step.
-AVX2 void sums_per_32(const int8_t *x, int blocks, int scale, int32_t *out) {
-    const __m256i one = _mm256_set1_epi8(1);
-    int b = 0;
-    for (; b + 4 <= blocks; b += 4) {
-        __m256i v[4];
-        for (int i = 0; i < 4; i++) v[i] = dot_unsigned(one, _mm256_loadu_si256((const __m256i *)(x + 32 * (b + i))));
-        // Per 128-bit lane: the four blocks' partial sums of bytes 0-15 (low) and 16-31 (high).
-        const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
-        const __m128i sums = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-        _mm_storeu_si128((__m128i *)(out + b), _mm_mullo_epi32(sums, _mm_set1_epi32(scale)));
-    }
-    for (; b < blocks; b++) out[b] = scale * hsum_i32(dot_unsigned(one, _mm256_loadu_si256((const __m256i *)(x + 32 * b))));
-}
-
-/// Σ x over each 16 bytes of x (chunks of them, an even number), eight chunks per step.
-AVX2 void sums_per_16(const int8_t *x, int chunks, int32_t *out) {
-    const __m256i one = _mm256_set1_epi8(1);
-    int c = 0;
-    for (; c + 8 <= chunks; c += 8) {
-        __m256i v[4];
-        for (int i = 0; i < 4; i++) v[i] = dot_unsigned(one, _mm256_loadu_si256((const __m256i *)(x + 16 * c + 32 * i)));
-        // Low lane: chunks c, c+2, c+4, c+6; high lane: c+1, c+3, c+5, c+7.
-        const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
-        const __m128i even = _mm256_castsi256_si128(h), odd = _mm256_extracti128_si256(h, 1);
-        _mm_storeu_si128((__m128i *)(out + c), _mm_unpacklo_epi32(even, odd));
-        _mm_storeu_si128((__m128i *)(out + c + 4), _mm_unpackhi_epi32(even, odd));
-    }
-    for (; c < chunks; c++) {
-        const __m128i sums = _mm_madd_epi16(_mm_maddubs_epi16(_mm_set1_epi8(1), _mm_loadu_si128((const __m128i *)(x + 16 * c))),
-                                            _mm_set1_epi16(1));
-        const __m128i pairs = _mm_add_epi32(sums, _mm_shuffle_epi32(sums, 0x4E));
-        out[c] = _mm_cvtsi128_si32(_mm_add_epi32(pairs, _mm_shuffle_epi32(pairs, 0xB1)));
-    }
-}
-
 AVX2_FUNCTION void mx_int8_gemm_panel_avx2_intrinsics(const void *panel, int type, int rows, int k, const uint8_t *xq,
-                                                      const float *dx, int tokens, int padded_tokens, float *y,
-                                                      size_t y_row_stride) {
+                                                      const float *dx, const int32_t *sums16, int tokens,
+                                                      int padded_tokens, float *y, size_t y_row_stride) {
     const int blocks = k / 32;
     const int8_t *x = (const int8_t *)xq;
-    // Per block of each token of a tile: Q4_0 8 Σ q_x, unsigned types Σ q_x, Q6_K Σ q_x of
-    // each half block.
-    int32_t stack_sums[TILE * 512];
-    int32_t *block_sums = stack_sums;
-    if (type != MX_INT8_Q8_0 && blocks > 256) {
-        block_sums = (int32_t *)malloc(sizeof(int32_t) * TILE * 2 * (size_t)blocks);
-        if (!block_sums) {
-            for (int t = 0; t < tokens; t++) for (int r = 0; r < rows; r++) y[(size_t)t * y_row_stride + r] = NAN;
-            return;
-        }
-    }
     for (int t0 = 0; t0 < padded_tokens; t0 += TILE) {
         float acc[TILE][16];
         memset(acc, 0, sizeof acc);
         const int8_t *xt = x + (size_t)t0 * k;
-        if (type == MX_INT8_Q6_K) {
-            for (int t = 0; t < TILE; t++) sums_per_16(xt + (size_t)t * k, 2 * blocks, block_sums + (size_t)t * blocks * 2);
-        } else if (type != MX_INT8_Q8_0) {
-            const int scale = type == MX_INT8_Q4_0 ? 8 : 1;
-            for (int t = 0; t < TILE; t++) sums_per_32(xt + (size_t)t * k, blocks, scale, block_sums + (size_t)t * blocks);
-        }
-        if (type == MX_INT8_Q8_0) tile_q8_0((const uint8_t *)panel, blocks, k, xt, dx + (size_t)t0 * blocks, acc);
-        else if (type == MX_INT8_Q4_0) tile_q4_0((const uint8_t *)panel, blocks, k, xt, dx + (size_t)t0 * blocks, block_sums, acc);
-        else if (type == MX_INT8_Q6_K) tile_q6_K((const uint8_t *)panel, blocks, k, xt, dx + (size_t)t0 * blocks, block_sums, acc);
-        else if (type == MX_INT8_Q5_K) tile_unsigned((const uint8_t *)panel, blocks, k, xt, dx + (size_t)t0 * blocks, block_sums, acc);
-        else tile_unsigned4((const uint8_t *)panel, blocks, k, xt, dx + (size_t)t0 * blocks, block_sums, acc);
+        const float *dt = dx + (size_t)t0 * blocks;
+        const int32_t *st = sums16 + (size_t)t0 * 2 * blocks;
+        if (type == MX_INT8_Q8_0) tile_q8_0((const uint8_t *)panel, blocks, k, xt, dt, acc);
+        else if (type == MX_INT8_Q4_0) tile_q4_0((const uint8_t *)panel, blocks, k, xt, dt, st, acc);
+        else if (type == MX_INT8_Q6_K) tile_q6_K((const uint8_t *)panel, blocks, k, xt, dt, st, acc);
+        else if (type == MX_INT8_Q5_K) tile_unsigned((const uint8_t *)panel, blocks, k, xt, dt, st, acc);
+        else tile_unsigned4((const uint8_t *)panel, blocks, k, xt, dt, st, acc);
         for (int t = 0; t < TILE && t0 + t < tokens; t++)
             memcpy(y + (size_t)(t0 + t) * y_row_stride, acc[t], (size_t)rows * sizeof(float));
     }
-    if (block_sums != stack_sums) free(block_sums);
 }
 
 #endif

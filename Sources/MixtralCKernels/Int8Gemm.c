@@ -22,18 +22,25 @@ size_t mx_int8_panel_bytes_avx512vnni(int k) { return (size_t)(k / 32) * panel_b
 // Activations as q + 128 (vpdpbusd's unsigned operand); padding rows 128 (a zero
 // activation) with scale 0.
 void mx_int8_quantize_activations_avx512vnni(const float *x, int tokens, int padded_tokens, int k, uint8_t *xq,
-                                             float *dx) {
+                                             float *dx, int32_t *sums16) {
     int8_t q[32];
     float unused;
     for (int t = 0; t < padded_tokens; t++) {
         for (int b = 0; b < k / 32; b++) {
             uint8_t *out = xq + (size_t)t * k + 32 * b;
+            int32_t *sums = sums16 + (size_t)t * (k / 16) + 2 * b;
             if (t >= tokens) {
                 memset(out, 128, 32);
                 dx[(size_t)t * (k / 32) + b] = 0;
+                sums[0] = sums[1] = 0;
                 continue;
             }
             mx_q8_quantize_avx512_intrinsics(x + (size_t)t * k + 32 * b, 32, q, dx + (size_t)t * (k / 32) + b, &unused);
+            sums[0] = sums[1] = 0;
+            for (int j = 0; j < 16; j++) {
+                sums[0] += q[j];
+                sums[1] += q[16 + j];
+            }
             for (int j = 0; j < 32; j++) out[j] = (uint8_t)(q[j] + 128);
         }
     }
@@ -147,7 +154,8 @@ static void tile_16x8(const uint8_t *panel, int k, const uint8_t *xu, const floa
 // vpdpbusd takes them as its unsigned operand and the activations (q + 128, turned back
 // into q) as the signed one; per block fma(Σ u q, s d_x), then fma(o d_x, Σ q).
 __attribute__((target("avx512f,avx512bw,avx512vnni")))
-static void tile_unsigned_16x8(const uint8_t *panel, int k, const uint8_t *xu, const float *dx, float out[8][16]) {
+static void tile_unsigned_16x8(const uint8_t *panel, int k, const uint8_t *xu, const float *dx, const int32_t *sums16,
+                               float out[8][16]) {
     const int blocks = k / 32;
     __m512 acc[8];
     for (int t = 0; t < 8; t++) acc[t] = _mm512_setzero_ps();
@@ -166,14 +174,10 @@ static void tile_unsigned_16x8(const uint8_t *panel, int k, const uint8_t *xu, c
         }
         const __m512 scales = _mm512_loadu_ps(block + GROUPS * 64), offsets = _mm512_loadu_ps(block + GROUPS * 64 + 64);
         for (int t = 0; t < 8; t++) {
-            // Σ q = Σ (q + 128) - 32 * 128.
-            const __m256i bytes = _mm256_loadu_si256((const __m256i *)(xu + (size_t)t * k + 32 * b));
-            const __m256i partial = _mm256_sad_epu8(bytes, _mm256_setzero_si256());
-            const int64_t biased = _mm256_extract_epi64(partial, 0) + _mm256_extract_epi64(partial, 1)
-                                 + _mm256_extract_epi64(partial, 2) + _mm256_extract_epi64(partial, 3);
+            const int32_t *s16 = sums16 + (size_t)t * (k / 16) + 2 * b;
             const __m512 ds = _mm512_set1_ps(dx[(size_t)t * blocks + b]);
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(iacc[t]), _mm512_mul_ps(scales, ds), acc[t]);
-            acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(offsets, ds), _mm512_set1_ps((float)(biased - 32 * 128)), acc[t]);
+            acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(offsets, ds), _mm512_set1_ps((float)(s16[0] + s16[1])), acc[t]);
         }
     }
     for (int t = 0; t < 8; t++) _mm512_storeu_ps(out[t], acc[t]);
@@ -181,7 +185,8 @@ static void tile_unsigned_16x8(const uint8_t *panel, int k, const uint8_t *xu, c
 
 // Q6_K (u - 32, a scale per 16 weights): each half block adds fma(Σ u q - 32 Σ q, s d_x).
 __attribute__((target("avx512f,avx512bw,avx512vnni")))
-static void tile_q6_K_16x8(const uint8_t *panel, int k, const uint8_t *xu, const float *dx, float out[8][16]) {
+static void tile_q6_K_16x8(const uint8_t *panel, int k, const uint8_t *xu, const float *dx, const int32_t *sums16,
+                           float out[8][16]) {
     const int blocks = k / 32;
     __m512 acc[8];
     for (int t = 0; t < 8; t++) acc[t] = _mm512_setzero_ps();
@@ -201,10 +206,7 @@ static void tile_q6_K_16x8(const uint8_t *panel, int k, const uint8_t *xu, const
             }
             const __m512 scales = _mm512_loadu_ps(block + GROUPS * 64 + 64 * half);
             for (int t = 0; t < 8; t++) {
-                // Σ q of the half = Σ (q + 128) - 16 * 128.
-                const __m128i bytes = _mm_loadu_si128((const __m128i *)(xu + (size_t)t * k + 32 * b + 16 * half));
-                const __m128i partial = _mm_sad_epu8(bytes, _mm_setzero_si128());
-                const int quant_sum = (int)(_mm_extract_epi64(partial, 0) + _mm_extract_epi64(partial, 1)) - 16 * 128;
+                const int quant_sum = sums16[(size_t)t * (k / 16) + 2 * b + half];
                 const __m512 ds = _mm512_set1_ps(dx[(size_t)t * blocks + b]);
                 const __m512i sums = _mm512_sub_epi32(iacc[t], _mm512_set1_epi32(32 * quant_sum));
                 acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_mul_ps(scales, ds), acc[t]);
@@ -216,14 +218,18 @@ static void tile_q6_K_16x8(const uint8_t *panel, int k, const uint8_t *xu, const
 
 __attribute__((target("avx512f,avx512bw,avx512vnni")))
 void mx_int8_gemm_panel_avx512vnni(const void *panel, int type, int rows, int k, const uint8_t *xu, const float *dx,
-                                   int tokens, int padded_tokens, float *y, size_t y_row_stride) {
+                                   const int32_t *sums16, int tokens, int padded_tokens, float *y, size_t y_row_stride) {
     // Q8_0/Q4_0: the panel's corrections hold what the type needs.
     const int is_signed = type == MX_INT8_Q8_0 || type == MX_INT8_Q4_0;
     float out[8][16];
     for (int t0 = 0; t0 < padded_tokens; t0 += 8) {
         if (is_signed) tile_16x8((const uint8_t *)panel, k, xu + (size_t)t0 * k, dx + (size_t)t0 * (k / 32), out);
-        else if (type == MX_INT8_Q6_K) tile_q6_K_16x8((const uint8_t *)panel, k, xu + (size_t)t0 * k, dx + (size_t)t0 * (k / 32), out);
-        else tile_unsigned_16x8((const uint8_t *)panel, k, xu + (size_t)t0 * k, dx + (size_t)t0 * (k / 32), out);
+        else if (type == MX_INT8_Q6_K)
+            tile_q6_K_16x8((const uint8_t *)panel, k, xu + (size_t)t0 * k, dx + (size_t)t0 * (k / 32),
+                           sums16 + (size_t)t0 * (k / 16), out);
+        else
+            tile_unsigned_16x8((const uint8_t *)panel, k, xu + (size_t)t0 * k, dx + (size_t)t0 * (k / 32),
+                               sums16 + (size_t)t0 * (k / 16), out);
         for (int t = 0; t < 8 && t0 + t < tokens; t++) {
             memcpy(y + (size_t)(t0 + t) * y_row_stride, out[t], (size_t)rows * sizeof(float));
         }

@@ -72,9 +72,9 @@ static inline __attribute__((always_inline)) void mx_llama_softmax_steps(const f
     void mx_int8_pack_unsigned_groups_##S(const void *w, size_t row_bytes, int type, int rows, int k, void *panel); \
     void mx_int8_pack_panel_##S(const void *w, size_t row_bytes, int type, int rows, int k, void *panel); \
     void mx_int8_quantize_activations_##S(const float *x, int tokens, int padded_tokens, int k, uint8_t *xq, \
-                                          float *dx); \
-    void mx_int8_gemm_panel_##S(const void *panel, int type, int rows, int k, const uint8_t *xq, const float *dx, int tokens, \
-                                int padded_tokens, float *y, size_t y_row_stride); \
+                                          float *dx, int32_t *sums16); \
+    void mx_int8_gemm_panel_##S(const void *panel, int type, int rows, int k, const uint8_t *xq, const float *dx, \
+                                const int32_t *sums16, int tokens, int padded_tokens, float *y, size_t y_row_stride); \
     void mx_attention_block_##S(const float *q, int first_token, int tokens, int first_position, int kv_head, \
                                 const float *keys, const float *values, int heads, int kv_heads, int d, int window, \
                                 float *out, float *scratch); \
@@ -108,9 +108,9 @@ void mx_q8k_matvec_avx512_intrinsics(const void *w, size_t row_bytes, int type, 
 size_t mx_int8_panel_bytes_avx512vnni(int k);
 void mx_int8_pack_panel_avx512vnni(const void *w, size_t row_bytes, int type, int rows, int k, void *panel);
 void mx_int8_quantize_activations_avx512vnni(const float *x, int tokens, int padded_tokens, int k, uint8_t *xq,
-                                             float *dx);
-void mx_int8_gemm_panel_avx512vnni(const void *panel, int type, int rows, int k, const uint8_t *xq, const float *dx, int tokens,
-                                   int padded_tokens, float *y, size_t y_row_stride);
+                                             float *dx, int32_t *sums16);
+void mx_int8_gemm_panel_avx512vnni(const void *panel, int type, int rows, int k, const uint8_t *xq, const float *dx,
+                                   const int32_t *sums16, int tokens, int padded_tokens, float *y, size_t y_row_stride);
 void mx_llama_swiglu_avx512_intrinsics(float *gate, const float *up, int n);
 void mx_llama_softmax_avx512_intrinsics(float *x, int n);
 void mx_llama_attention_avx512_intrinsics(const float *q, const float *keys, int kv_heads, int kv_head, int d,
@@ -125,7 +125,7 @@ void mx_q8k_matvec_avx2_intrinsics(const void *w, size_t row_bytes, int type, in
 size_t mx_int8_panel_bytes_avx2_intrinsics(int k);
 void mx_int8_pack_panel_avx2_intrinsics(const void *w, size_t row_bytes, int type, int rows, int k, void *panel);
 void mx_int8_gemm_panel_avx2_intrinsics(const void *panel, int type, int rows, int k, const uint8_t *xq, const float *dx,
-                                        int tokens, int padded_tokens, float *y, size_t y_row_stride);
+                                        const int32_t *sums16, int tokens, int padded_tokens, float *y, size_t y_row_stride);
 void mx_int8_pack_unsigned_avx2(const void *w, size_t row_bytes, int type, int rows, int k, void *panel);
 enum { MX_AVX2_INT8_PANEL_ROWS = 16, MX_AVX2_INT8_TOKEN_TILE = 4 };
 #endif

@@ -700,23 +700,30 @@ void MX_FN(int8_pack_panel)(const void *w, size_t row_bytes, int type, int rows,
     }
 }
 
-void MX_FN(int8_quantize_activations)(const float *x, int tokens, int padded_tokens, int k, uint8_t *xq, float *dx) {
+void MX_FN(int8_quantize_activations)(const float *x, int tokens, int padded_tokens, int k, uint8_t *xq, float *dx,
+                                      int32_t *sums16) {
     float unused[1];
     for (int t = 0; t < padded_tokens; t++) {
         for (int b = 0; b < k / 32; b++) {
+            int8_t *q = (int8_t *)xq + (size_t)t * k + 32 * b;
+            int32_t *sums = sums16 + (size_t)t * (k / 16) + 2 * b;
             if (t < tokens) {
-                MX_FN(q8_quantize)(x + (size_t)t * k + 32 * b, 32, (int8_t *)xq + (size_t)t * k + 32 * b,
-                                   dx + (size_t)t * (k / 32) + b, unused);
+                MX_FN(q8_quantize)(x + (size_t)t * k + 32 * b, 32, q, dx + (size_t)t * (k / 32) + b, unused);
             } else {
-                memset(xq + (size_t)t * k + 32 * b, 0, 32);
+                memset(q, 0, 32);
                 dx[(size_t)t * (k / 32) + b] = 0;
+            }
+            sums[0] = sums[1] = 0;
+            for (int j = 0; j < 16; j++) {
+                sums[0] += q[j];
+                sums[1] += q[16 + j];
             }
         }
     }
 }
 
-void MX_FN(int8_gemm_panel)(const void *panel, int type, int rows, int k, const uint8_t *xq, const float *dx, int tokens,
-                            int padded_tokens, float *y, size_t y_row_stride) {
+void MX_FN(int8_gemm_panel)(const void *panel, int type, int rows, int k, const uint8_t *xq, const float *dx,
+                            const int32_t *sums16, int tokens, int padded_tokens, float *y, size_t y_row_stride) {
     (void)padded_tokens;
     const int blocks = k / 32;
     const int is_signed = type == MX_INT8_Q8_0 || type == MX_INT8_Q4_0;
@@ -739,21 +746,19 @@ void MX_FN(int8_gemm_panel)(const void *panel, int type, int rows, int k, const 
                     float second;
                     memcpy(&second, block + 16 * 32 + 64 + 4 * r, 4);
                     for (int h = 0; h < 2; h++) {
-                        int part = 0, quant_sum = 0;
+                        int part = 0;
                         for (int g = 4 * h; g < 4 * h + 4; g++)
-                            for (int i = 0; i < 4; i++) {
-                                part += block[64 * g + 4 * r + i] * xb[4 * g + i];
-                                quant_sum += xb[4 * g + i];
-                            }
+                            for (int i = 0; i < 4; i++) part += block[64 * g + 4 * r + i] * xb[4 * g + i];
+                        const int quant_sum = sums16[(size_t)t * (k / 16) + 2 * b + h];
                         acc = fmaf((float)(part - 32 * quant_sum), (h ? second : scale) * d, acc);
                     }
                 } else {
                     float offset;
                     memcpy(&offset, block + 16 * 32 + 64 + 4 * r, 4);
-                    int quant_sum = 0;
+                    const int32_t *s16 = sums16 + (size_t)t * (k / 16) + 2 * b;
+                    const int quant_sum = s16[0] + s16[1];
                     for (int g = 0; g < 8; g++)
                         for (int i = 0; i < 4; i++) sum += block[64 * g + 4 * r + i] * xb[4 * g + i];
-                    for (int j = 0; j < 32; j++) quant_sum += xb[j];
                     acc = fmaf((float)sum, scale * d, acc);
                     acc = fmaf(offset * d, (float)quant_sum, acc);
                 }

@@ -96,6 +96,8 @@ func linearInt8Activations(_ jobs: [LinearJob], pool: ComputePool) {
     struct Activations {
         let quants: UnsafeMutablePointer<UInt8>
         let scales: UnsafeMutablePointer<Float>
+        /// Σ of each 16 quants, summed once here instead of in every panel.
+        let sums: UnsafeMutablePointer<Int32>
     }
     let inputs = SharedInputs(jobs)
     let quantised: [Activations] = inputs.firstJobs.map { jobs[$0] }.map { job in
@@ -103,10 +105,11 @@ func linearInt8Activations(_ jobs: [LinearJob], pool: ComputePool) {
         let padded = (job.tokens + tile - 1) / tile * tile
         let quants = allocateCacheAligned(UInt8.self, count: padded * k)
         let scales = allocateCacheAligned(Float.self, count: padded * (k / 32))
-        kernels.int8_quantize_activations(job.x, Int32(job.tokens), Int32(padded), Int32(k), quants, scales)
-        return Activations(quants: quants, scales: scales)
+        let sums = allocateCacheAligned(Int32.self, count: padded * (k / 16))
+        kernels.int8_quantize_activations(job.x, Int32(job.tokens), Int32(padded), Int32(k), quants, scales, sums)
+        return Activations(quants: quants, scales: scales, sums: sums)
     }
-    defer { quantised.forEach { $0.quants.deallocate(); $0.scales.deallocate() } }
+    defer { quantised.forEach { $0.quants.deallocate(); $0.scales.deallocate(); $0.sums.deallocate() } }
     let activations = inputs.indexOfJob.map { quantised[$0] }
 
     var chunks: [(job: Int, firstRow: Int)] = []
@@ -123,8 +126,9 @@ func linearInt8Activations(_ jobs: [LinearJob], pool: ComputePool) {
         let type = int8Type(job.w.type)
         kernels.int8_pack_panel(job.w.row(firstRow), job.w.rowBytes, type, Int32(rows), Int32(k), panel)
         let padded = (job.tokens + tile - 1) / tile * tile
-        kernels.int8_gemm_panel(panel, type, Int32(rows), Int32(k), activations[index].quants, activations[index].scales,
-                                Int32(job.tokens), Int32(padded), job.y + firstRow, job.w.rows)
+        let x = activations[index]
+        kernels.int8_gemm_panel(panel, type, Int32(rows), Int32(k), x.quants, x.scales, x.sums, Int32(job.tokens),
+                                Int32(padded), job.y + firstRow, job.w.rows)
     }
 }
 
