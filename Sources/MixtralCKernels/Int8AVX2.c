@@ -177,6 +177,61 @@ AVX2 void matmul(int type, const uint8_t *w, size_t row_bytes, int rows, int k, 
     }
 }
 
+// llama.cpp's quantize_row_q8_0/q8_1 with AVX2 (the portable and AVX-512 kernels' values):
+// vroundps rounds to nearest even as nearbyintf does, F16C rounds to fp16, and the int32
+// levels are cut to their low byte as the AVX-512 kernel's vpmovdb does.
+AVX2_FUNCTION void mx_q8_quantize_avx2_intrinsics(const float *x, int k, int8_t *q, float *d, float *s) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256i low_byte = _mm256_set1_epi32(0xFF), order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (int b = 0; b < k / 32; b++) {
+        __m256 v[4];
+        for (int i = 0; i < 4; i++) v[i] = _mm256_loadu_ps(x + 32 * b + 8 * i);
+        const __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1])),
+                                       _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3])));
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        const float amax = _mm_cvtss_f32(h);
+        const __m256 inverse = _mm256_set1_ps(amax != 0 ? 127.0f / amax : 0.0f);
+        __m256i levels[4], total = _mm256_setzero_si256();
+        for (int i = 0; i < 4; i++) {
+            levels[i] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[i], inverse), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+            total = _mm256_add_epi32(total, levels[i]);
+            levels[i] = _mm256_and_si256(levels[i], low_byte);
+        }
+        // Bytes 0-255 pack without saturation; the lanes interleave, `order` undoes it.
+        const __m256i bytes = _mm256_packus_epi16(_mm256_packus_epi32(levels[0], levels[1]), _mm256_packus_epi32(levels[2], levels[3]));
+        _mm256_storeu_si256((__m256i *)(q + 32 * b), _mm256_permutevar8x32_epi32(bytes, order));
+        const float scale = amax / 127.0f;
+        d[b] = _cvtsh_ss(_cvtss_sh(scale, _MM_FROUND_TO_NEAREST_INT));
+        s[b] = _cvtsh_ss(_cvtss_sh(scale * (float)hsum_i32(total), _MM_FROUND_TO_NEAREST_INT));
+    }
+}
+
+/// Activation rows for the panels: mx_q8_quantize_avx2_intrinsics per block of 32 (signed
+/// bytes, as the portable quantiser) and the sums of each 16; padding rows zero.
+AVX2_FUNCTION void mx_int8_quantize_activations_avx2_intrinsics(const float *x, int tokens, int padded_tokens, int k,
+                                                               uint8_t *xq, float *dx, int32_t *sums16) {
+    const __m128i ones = _mm_set1_epi8(1);
+    float unused[1];
+    for (int t = 0; t < padded_tokens; t++) {
+        int8_t *q = (int8_t *)xq + (size_t)t * k;
+        if (t < tokens) {
+            for (int b = 0; b < k / 32; b++)
+                mx_q8_quantize_avx2_intrinsics(x + (size_t)t * k + 32 * b, 32, q + 32 * b, dx + (size_t)t * (k / 32) + b, unused);
+        } else {
+            memset(q, 0, (size_t)k);
+            memset(dx + (size_t)t * (k / 32), 0, sizeof(float) * (size_t)(k / 32));
+        }
+        for (int c = 0; c < k / 16; c++) {
+            const __m128i sums = _mm_madd_epi16(_mm_maddubs_epi16(ones, _mm_loadu_si128((const __m128i *)(q + 16 * c))),
+                                                _mm_set1_epi16(1));
+            const __m128i pairs = _mm_add_epi32(sums, _mm_shuffle_epi32(sums, 0x4E));
+            sums16[(size_t)t * (k / 16) + c] = _mm_cvtsi128_si32(_mm_add_epi32(pairs, _mm_shuffle_epi32(pairs, 0xB1)));
+        }
+    }
+}
+
 AVX2_FUNCTION void mx_q8_matmul_avx2_intrinsics(const void *w, size_t row_bytes, int type, int rows, int k,
                                                 const int8_t *q, const float *d, const float *s, int tokens, float *y,
                                                 size_t y_row_stride) {

@@ -49,7 +49,7 @@ static void use_avx2_int8(mx_kernels *t) {
     t->int8_token_tile = MX_AVX2_INT8_TOKEN_TILE;
     t->int8_panel_bytes = mx_int8_panel_bytes_avx2_intrinsics;
     t->int8_pack_panel = mx_int8_pack_panel_avx2_intrinsics;
-    t->int8_quantize_activations = mx_int8_quantize_activations_avx2;  // signed bytes, as the portable quantiser
+    t->int8_quantize_activations = mx_int8_quantize_activations_avx2_intrinsics;  // signed bytes, as the portable quantiser
     t->int8_gemm_panel = mx_int8_gemm_panel_avx2_intrinsics;
 }
 #endif
@@ -64,6 +64,7 @@ mx_kernels mx_kernels_for_level(int level, const mx_cpu_info *info) {
     if (level == MX_LEVEL_AVX2) {
         MX_FILL_PORTABLE(t, avx2);
         use_avx2_int8(&t);
+        t.q8_quantize = mx_q8_quantize_avx2_intrinsics;
         t.level = MX_LEVEL_AVX2;
     } else if (level == MX_LEVEL_AVX512) {
         const uint32_t f = info->features;

@@ -118,6 +118,9 @@ void mx_llama_attention_avx512_intrinsics(const float *q, const float *keys, int
                                           float scale, float *out, float *scratch);
 
 // Hand-written AVX2 kernels (Int8AVX2.c).
+void mx_q8_quantize_avx2_intrinsics(const float *x, int k, int8_t *q, float *d, float *s);
+void mx_int8_quantize_activations_avx2_intrinsics(const float *x, int tokens, int padded_tokens, int k, uint8_t *xq,
+                                                  float *dx, int32_t *sums16);
 void mx_q8_matmul_avx2_intrinsics(const void *w, size_t row_bytes, int type, int rows, int k, const int8_t *q,
                                   const float *d, const float *s, int tokens, float *y, size_t y_row_stride);
 void mx_q8k_matvec_avx2_intrinsics(const void *w, size_t row_bytes, int type, int rows, int k, const int8_t *q,

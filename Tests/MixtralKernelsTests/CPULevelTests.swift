@@ -104,6 +104,38 @@ import MixtralCKernels
         }
     }
 
+    /// The Q8_0/Q8_1 activation quantisers and the panels' activation rows (with their sums
+    /// per 16) give the generic level's bytes on every level: ties at .5 after scaling,
+    /// a block of zeros, an infinity, padding rows.
+    @Test func activationQuantisersGiveTheSameBytesOnEveryLevel() {
+        var random = SeededRandom(seed: 21)
+        let k = 256, tokens = 3, padded = 8
+        var x = (0..<(tokens * k)).map { _ in random.float() * 6 }
+        for i in 32..<64 { x[i] = 0 }
+        x[70] = 127; x[71] = 0.5; x[72] = -1.5; x[73] = 2.5                 // 127 / 127: ties at ±.5
+        x[300] = .infinity
+        x[400] = -1e30
+        struct Result: Equatable { var q: [Int8]; var d: [UInt32]; var s: [UInt32]; var xq: [UInt8]; var dx: [UInt32]; var sums: [Int32] }
+        var results: [Result] = []
+        for level in KernelTable.availableLevels {
+            let t = KernelTable(level: level).functions
+            var q = [Int8](repeating: 0, count: x.count), d = [Float](repeating: 0, count: x.count / 32), s = d
+            t.q8_quantize(x, Int32(x.count), &q, &d, &s)
+            var xq = [UInt8](repeating: 0, count: padded * k), dx = [Float](repeating: 0, count: padded * k / 32)
+            var sums = [Int32](repeating: 0, count: padded * k / 16)
+            t.int8_quantize_activations(x, Int32(tokens), Int32(padded), Int32(k), &xq, &dx, &sums)
+            // The AVX-512 VNNI rows are q + 128 (vpdpbusd's unsigned operand): compare q.
+            if level == .avx512 && CPUInfo.current.has("avx512vnni") { xq = xq.map { $0 &- 128 } }
+            results.append(Result(q: q, d: d.map(\.bitPattern), s: s.map(\.bitPattern), xq: xq, dx: dx.map(\.bitPattern), sums: sums))
+        }
+        for (level, result) in zip(KernelTable.availableLevels, results).dropFirst() {
+            #expect(result == results[0], "generic and \(level) differ")
+        }
+        // The sums are the quantised rows' own.
+        let sums = results[0].sums, xq = results[0].xq
+        #expect((0..<(padded * k / 16)).allSatisfy { c in sums[c] == xq[16 * c ..< 16 * (c + 1)].reduce(0) { $0 + Int32(Int8(bitPattern: $1)) } })
+    }
+
     /// llama.cpp's steps between the products on every level, generic included.
     @Test func llamaCppStepsGiveTheSameBitsOnEveryLevel() {
         var random = SeededRandom(seed: 8)
