@@ -37,6 +37,8 @@ struct ServeCommand: ParsableCommand {
     var maxTokensLimit = 4096
     @Option(name: .long, help: "Largest request body in bytes.")
     var maxBodyBytes = 4 << 20
+    @Option(name: .long, help: "Seconds a completion request may take, waiting included; then its generation stops and it gets a 408 error (0: no limit).")
+    var requestTimeout: Double = 600
     @Option(name: .long, help: "Require this API key (Authorization: Bearer KEY).")
     var apiKey: String?
     @Option(name: .long, help: "Model name in the API (default: the model folder's name).")
@@ -50,6 +52,7 @@ struct ServeCommand: ParsableCommand {
             throw ValidationError("\(name) must be at least 1")
         }
         if maxWaiting < 0 { throw ValidationError("--max-waiting must be at least 0") }
+        if !(requestTimeout >= 0 && requestTimeout <= 1e9) { throw ValidationError("--request-timeout must be in 0...1e9 seconds") }
         if let kvCacheMib, !(1...(1 << 30)).contains(kvCacheMib) { throw ValidationError("--kv-cache-mib must be in 1...\(1 << 30)") }
         if prefixCache < 0 { throw ValidationError("--prefix-cache must be at least 0") }
         if let ctx, !(2...(1 << 24)).contains(ctx) { throw ValidationError("--ctx must be in 2...\(1 << 24)") }
@@ -75,6 +78,7 @@ struct ServeCommand: ParsableCommand {
         configuration.apiKey = apiKey
         configuration.limits.maxTokens = maxTokensLimit
         configuration.limits.maxBodyBytes = maxBodyBytes
+        configuration.limits.maxRequestDuration = requestTimeout > 0 ? .milliseconds(Int64((requestTimeout * 1000).rounded(.up))) : nil
         configuration.scheduler.maxSequences = maxSequences
         configuration.scheduler.maxWaiting = maxWaiting
         configuration.scheduler.maxBatchTokens = batchTokens

@@ -49,6 +49,13 @@ struct APIError: Error, CustomStringConvertible {
         APIError(status: .serviceUnavailable, message: message, type: "server_error", param: nil, code: "unavailable")
     }
 
+    static func requestTimeout(_ limit: Duration) -> APIError {
+        let (seconds, attoseconds) = limit.components
+        return APIError(status: .requestTimeout,
+                 message: "The request took longer than the server's limit of \(Double(seconds) + Double(attoseconds) * 1e-18) s; its generation was stopped",
+                 type: "timeout_error", param: nil, code: "request_timeout")
+    }
+
     static func internalError(_ message: String) -> APIError {
         APIError(status: .internalServerError, message: message, type: "server_error", param: nil, code: nil)
     }

@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import Mixtral
 import NIOCore
+import Synchronization
 
 /// The request context: Hummingbird's, plus the connection, to notice a client that left.
 struct ServerContext: RequestContext {
@@ -131,11 +132,15 @@ final class CompletionService: Sendable {
                             prompts: promptList, choicesPerPrompt: parameters.choices, parameters: parameters,
                             tokenText: { [prompts] in prompts.tokenText($0) })
         let client = await ClientConnection(context.channel)
+        let deadline = RequestDeadline(limits.maxRequestDuration, handles)
         if parameters.stream {
-            return streamingResponse(answer, handles: handles, client: client)
+            return streamingResponse(answer, handles: handles, client: client, deadline: deadline)
         }
         let watcher = cancelOnDisconnect(client, handles)
-        defer { watcher.cancel() }
+        defer {
+            watcher.cancel()
+            deadline.cancel()
+        }
         var choices = [ChoiceState](repeating: ChoiceState(), count: handles.count)
         let start = ContinuousClock.now
         var firstToken = true
@@ -147,19 +152,23 @@ final class CompletionService: Sendable {
             choices[index].apply(event)
         }
         record(choices)
+        if deadline.expired, let limit = limits.maxRequestDuration { throw APIError.requestTimeout(limit) }
         if let failure = choices.lazy.compactMap(\.failure).first {
             throw APIError.internalError("Generation failed: \(failure)")
         }
         return jsonResponse(answer.complete(choices))
     }
 
-    private func streamingResponse(_ answer: Answer, handles: [SequenceHandle], client: ClientConnection) -> Response {
+    private func streamingResponse(_ answer: Answer, handles: [SequenceHandle], client: ClientConnection,
+                                   deadline: RequestDeadline) -> Response {
+        let limit = limits.maxRequestDuration
         let metrics = self.metrics
         let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]
         let body = ResponseBody { [self] writer in
             let watcher = cancelOnDisconnect(client, handles)
             defer {
                 watcher.cancel()
+                deadline.cancel()
                 for handle in handles { handle.cancel() }
             }
             func send(_ value: JSONValue) async throws {
@@ -179,7 +188,13 @@ final class CompletionService: Sendable {
                 choices[index].apply(event)
                 if let chunk = answer.chunk(for: event, index: index, state: choices[index]) { try await send(chunk) }
             }
-            if answer.parameters.includeUsage { try await send(answer.usageChunk(choices)) }
+            // Past the time limit the stream ends with OpenAI's error object (which its
+            // clients raise), not with a usage chunk.
+            if deadline.expired, let limit {
+                try await send(APIError.requestTimeout(limit).json)
+            } else if answer.parameters.includeUsage {
+                try await send(answer.usageChunk(choices))
+            }
             try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
             try await writer.finish(nil)
             metrics.requestLatency.recordNanoseconds((ContinuousClock.now - start).nanoseconds)
@@ -209,6 +224,34 @@ final class CompletionService: Sendable {
             }
         }
     }
+}
+
+/// The time limit of one request: once it passes, the request's sequences are cancelled
+/// and `expired` turns true.
+final class RequestDeadline: Sendable {
+    private final class Flag: Sendable {
+        let value = Atomic<Bool>(false)
+    }
+    private let passed: Flag
+    private let timer: Task<Void, Never>?
+
+    init(_ limit: Duration?, _ handles: [SequenceHandle]) {
+        let passed = Flag()
+        self.passed = passed
+        guard let limit else {
+            timer = nil
+            return
+        }
+        timer = Task {
+            guard (try? await Task.sleep(for: limit)) != nil else { return }
+            passed.value.store(true, ordering: .releasing)
+            for handle in handles { handle.cancel() }
+        }
+    }
+
+    var expired: Bool { passed.value.load(ordering: .acquiring) }
+
+    func cancel() { timer?.cancel() }
 }
 
 /// The events of several sequences as one stream of (sequence index, event). Ending the

@@ -131,6 +131,9 @@ public struct ServerLimits: Sendable {
     /// Most prompts in one /v1/completions request.
     public var maxPrompts = 16
     public var maxStopStrings = 8
+    /// Wall time a completion request may take, queueing included; past it the request's
+    /// sequences are cancelled and it gets a 408 (nil: no limit).
+    public var maxRequestDuration: Duration? = .seconds(600)
 
     public init() {}
 }

@@ -176,6 +176,7 @@ def main():
         server.stop()
     suite.run("SIGTERM: exit code 0", lambda: check_exit(server))
     run_limit_tests(suite, model)
+    run_timeout_tests(suite, model)
     print(f"{suite.passed} passed, {suite.failed} failed")
     return 1 if suite.failed else 0
 
@@ -463,6 +464,33 @@ def run_limit_tests(suite, model):
 
         suite.run("api_key", api_key)
         suite.run("too_many_requests_then_sigterm_drain", too_many_requests_then_drain)
+    finally:
+        server.stop()
+
+
+def run_timeout_tests(suite, model):
+    """A third server whose requests may take 1 ms: a request that runs longer gets a 408
+    (streamed: OpenAI's error object, which the client raises), and the server stays healthy."""
+    server = Server(suite.mixtral, model, "--ctx", "512", "--request-timeout", "0.001")
+    name = suite.model_name
+    try:
+        def request_timeout():
+            client = server.client()
+            for _ in range(2):
+                error = expect(openai.APIStatusError, lambda: client.completions.create(
+                    model=name, prompt="Hello world", max_tokens=400, temperature=0, extra_body={"ignore_eos": True}))
+                assert error.status_code == 408 and error.code == "request_timeout", (error.status_code, error.message)
+                try:
+                    for _ in client.completions.create(model=name, prompt="Hello world", max_tokens=400, temperature=0,
+                                                       stream=True, extra_body={"ignore_eos": True}):
+                        pass
+                    raise AssertionError("the stream ended without an error")
+                except openai.APIError as error:
+                    assert "limit of" in error.message, error.message
+            assert http("GET", server.url + "/health").status_code == 200
+            assert metric(server, "mixtral_cancelled_sequences_total") >= 4
+
+        suite.run("request_timeout", request_timeout)
     finally:
         server.stop()
 
