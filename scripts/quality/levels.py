@@ -3,7 +3,7 @@
 own distance from `exact`, on one text:
 
 - the text: Debian's license texts (GPL-3, GPL-2, LGPL-2.1, Apache-2.0, MPL-2.0, GFDL-1.3
-  from /usr/share/common-licenses), as BENCHMARKS.md's perplexity;
+  from /usr/share/common-licenses), as Documentation/Accuracy.md's perplexity;
 - the reference: `mixtral perplexity --precision exact` at the CPU's highest level (the
   logits of transformers in fp32), saved as .npy;
 - per level (MIXTRAL_CPU): perplexity of `fast` and `exact`, and their mean KL divergence
