@@ -36,11 +36,7 @@ void mx_int8_quantize_activations_avx512vnni(const float *x, int tokens, int pad
                 continue;
             }
             mx_q8_quantize_avx512_intrinsics(x + (size_t)t * k + 32 * b, 32, q, dx + (size_t)t * (k / 32) + b, &unused);
-            sums[0] = sums[1] = 0;
-            for (int j = 0; j < 16; j++) {
-                sums[0] += q[j];
-                sums[1] += q[16 + j];
-            }
+            mx_sums_per_16(q, 2, sums);
             for (int j = 0; j < 32; j++) out[j] = (uint8_t)(q[j] + 128);
         }
     }

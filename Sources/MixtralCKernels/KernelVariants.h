@@ -21,6 +21,16 @@ static inline void mx_k_scale_and_min_bytes(const uint8_t *packed, uint64_t *sca
     *mins = (uint64_t)(w1 & 0x3F3F3F3F) | (uint64_t)(((w2 >> 4) & 0x0F0F0F0F) | ((w1 >> 2) & 0x30303030)) << 32;
 }
 
+/// Σ of each 16 signed quants of q, for `chunks` chunks of 16 (the activations' sums per 16
+/// that the quantisers hand to the 8-bit products).
+static inline void mx_sums_per_16(const int8_t *q, int chunks, int32_t *sums) {
+    for (int c = 0; c < chunks; c++) {
+        int32_t sum = 0;
+        for (int j = 0; j < 16; j++) sum += q[16 * c + j];
+        sums[c] = sum;
+    }
+}
+
 /// The online-softmax steps of ggml_compute_forward_flash_attn_ext_f16_one_chunk for the
 /// `count` keys whose scores are scores[(first + p) % 16] (times `scale`): the running
 /// maximum M and sum S, and per key the factor of its value (vs) and of the accumulator

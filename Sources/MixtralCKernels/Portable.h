@@ -450,7 +450,7 @@ void MX_FN(q8k_quantize)(const float *x, int k, int8_t *q, float *d, int32_t *su
         if (!(amax > 0) || isinf(amax)) {
             d[b] = 0;
             memset(qb, 0, 256);
-            for (int g = 0; g < 16; g++) sums[g] = 0;
+            mx_sums_per_16(qb, 16, sums);
             continue;
         }
         const float iscale = -127.0f / extreme;
@@ -464,11 +464,7 @@ void MX_FN(q8k_quantize)(const float *x, int k, int8_t *q, float *d, int32_t *su
             const int level = (bits & 0x007FFFFF) - 0x00400000;
             qb[j] = (int8_t)(level > 127 ? 127 : level < -127 ? -127 : level);
         }
-        for (int g = 0; g < 16; g++) {
-            int32_t sum = 0;
-            for (int j = 0; j < 16; j++) sum += qb[16 * g + j];
-            sums[g] = sum;
-        }
+        mx_sums_per_16(qb, 16, sums);
         d[b] = 1.0f / iscale;
     }
 }
@@ -706,18 +702,13 @@ void MX_FN(int8_quantize_activations)(const float *x, int tokens, int padded_tok
     for (int t = 0; t < padded_tokens; t++) {
         for (int b = 0; b < k / 32; b++) {
             int8_t *q = (int8_t *)xq + (size_t)t * k + 32 * b;
-            int32_t *sums = sums16 + (size_t)t * (k / 16) + 2 * b;
             if (t < tokens) {
                 MX_FN(q8_quantize)(x + (size_t)t * k + 32 * b, 32, q, dx + (size_t)t * (k / 32) + b, unused);
             } else {
                 memset(q, 0, 32);
                 dx[(size_t)t * (k / 32) + b] = 0;
             }
-            sums[0] = sums[1] = 0;
-            for (int j = 0; j < 16; j++) {
-                sums[0] += q[j];
-                sums[1] += q[16 + j];
-            }
+            mx_sums_per_16(q, 2, sums16 + (size_t)t * (k / 16) + 2 * b);
         }
     }
 }

@@ -150,10 +150,11 @@ typedef struct mx_kernels {
     /// quantised per block of 32 as q8_quantize does, in the layout of this level
     /// (int8_quantize_activations: xq [padded_tokens][k] bytes, dx [padded_tokens][k/32],
     /// sums16 [padded_tokens][k/16] the sums of each 16 signed quants, which every panel
-    /// reads instead of summing again; padding rows zero). Q8_0 and Q4_0 weights are signed integers times a scale; Q4_1,
-    /// Q4_K and Q5_K are unsigned integers u with a scale s and an offset o per 32 weights
-    /// (w = s u + o), so a block adds fma(Σ u q, s d_x) then fma(o d_x, Σ q); Q6_K's are
-    /// u - 32 with a scale per 16, so a block adds fma(Σ (u - 32) q, s d_x) per half.
+    /// reads instead of summing again; padding rows zero). Q8_0 and Q4_0 weights are signed
+    /// integers times a scale; Q4_1, Q4_K and Q5_K are unsigned integers u with a scale s
+    /// and an offset o per 32 weights (w = s u + o), so a block adds fma(Σ u q, s d_x) then
+    /// fma(o d_x, Σ q); Q6_K's are u - 32 with a scale per 16, so a block adds
+    /// fma(Σ (u - 32) q, s d_x) per half.
     int int8_panel_rows, int8_token_tile;
     size_t (*MX_NONNULL int8_panel_bytes)(int k);
     void (*MX_NONNULL int8_pack_panel)(const void *MX_NONNULL w, size_t row_bytes, int type, int rows, int k,
