@@ -40,6 +40,22 @@ struct TokenizeCommand: ParsableCommand {
         let tokenizer = try tokenizerOptions.load().tokenizer
         let ids = try tokenizer.encode(input, addSpecialTokens: !noSpecial)
         print("[" + ids.map(String.init).joined(separator: ", ") + "]")
+        // The ids are the tokenizer's, as tokenizer(text).input_ids prints them; a tokenizer
+        // may know more tokens than the model's embedding has rows, so say which the model
+        // would refuse.
+        if let vocabulary = try modelVocabularySize(), let first = ids.first(where: { $0 >= vocabulary }) {
+            let count = ids.filter { $0 >= vocabulary }.count
+            log("warning: \(count) id(s), the first \(first), are outside the model's vocabulary "
+                + "(vocab_size \(vocabulary) in config.json); generate and score refuse them")
+        }
+    }
+
+    /// The model's vocabulary size, when --model is a folder with a config.json (a GGUF
+    /// file's vocabulary is its tokenizer's).
+    func modelVocabularySize() throws -> Int? {
+        let config = tokenizerOptions.model + "/config.json"
+        guard FileManager.default.fileExists(atPath: config) else { return nil }
+        return try ModelConfig.load(path: config).vocabSize
     }
 }
 

@@ -2,6 +2,7 @@
 # Fuzzes every parser of untrusted input with libFuzzer and AddressSanitizer.
 #
 #   scripts/fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]
+#   MAX_RUNS=1000000 scripts/fuzz/run.sh 1800 gguf    # stop at 1M inputs or 30 min
 #
 # Builds Sources/MixtralFuzz with -sanitize=fuzzer,address into .build-fuzz, seeds each
 # target from the repository's fixtures and the committed corpus scripts/fuzz/corpus/TARGET
@@ -60,14 +61,14 @@ for target in "${TARGETS[@]}"; do
     log=".fuzz/$target.log"
     set +e
     MIXTRAL_FUZZ_TARGET=$target MIXTRAL_FUZZ_ROOT=$PWD SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 \
-        "$FUZZER" -max_total_time="$SECONDS_PER_TARGET" -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 \
+        "$FUZZER" -max_total_time="$SECONDS_PER_TARGET" -runs="${MAX_RUNS:--1}" -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 \
         -max_len="${MAX_LEN[$target]:-16384}" -artifact_prefix=".fuzz/findings/$target-" \
         ".fuzz/corpus/$target" "scripts/fuzz/corpus/$target" "$SEEDS/$target" > "$log" 2>&1
     status=$?
     set -e
     runs=$(grep -oE "stat::number_of_executed_units: *[0-9]+" "$log" | grep -oE "[0-9]+$" || echo "?")
     if [ $status -eq 0 ]; then
-        echo "PASS $target: $runs inputs in ${SECONDS_PER_TARGET} s"
+        echo "PASS $target: $runs inputs (limits: ${SECONDS_PER_TARGET} s, ${MAX_RUNS:-no} runs)"
     else
         echo "FAIL $target (exit $status, $runs inputs): see $log and .fuzz/findings/$target-*"
         grep -E "ERROR|Fatal|SUMMARY|Test unit written" "$log" | head -5
