@@ -26,6 +26,8 @@ import urllib.request
 
 import openai
 
+from hostile import exchange, run_hostile_tests
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
@@ -172,6 +174,7 @@ def main():
                     "--batch-tokens", "128")
     try:
         run_main_tests(suite, server)
+        run_hostile_tests(suite, server, lambda: still_correct(suite, server), metric)
     finally:
         server.stop()
     suite.run("SIGTERM: exit code 0", lambda: check_exit(server))
@@ -179,6 +182,15 @@ def main():
     run_timeout_tests(suite, model)
     print(f"{suite.passed} passed, {suite.failed} failed")
     return 1 if suite.failed else 0
+
+
+def still_correct(suite, server):
+    """The server is healthy and its greedy answer is still the CLI's."""
+    assert http("GET", server.url + "/health").json() == {"status": "ok"}
+    response = server.client().completions.create(model=suite.model_name, prompt="Hello world", max_tokens=24,
+                                                  temperature=0, extra_body={"return_token_ids": True})
+    choice = response.choices[0]
+    suite.check_completion("Hello world", 24, choice.text, extra(choice, "token_ids"), choice.finish_reason)
 
 
 def check_exit(server):
@@ -440,6 +452,13 @@ def run_limit_tests(suite, model):
             response = http("POST", server.url + "/v1/completions", json_body={"model": name, "prompt": "x"})
             assert response.status_code == 401 and response.json()["error"]["code"] == "invalid_api_key", response.text
             assert [m.id for m in server.client("secret").models.list().data] == [name]
+            # Variants of a wrong key, over raw sockets: refused, never a 5xx.
+            for value in [b"Bearer", b"Bearer ", b"secret", b"Basic c2VjcmV0", b"Bearer secret2", b"Bearer secre",
+                          b"Bearer secret\x00", b"Bearer \xff\xfe", b"Bearer " + b"a" * 50_000]:
+                request = (b"GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: " + value
+                           + b"\r\n\r\n")
+                codes = exchange(server.port, request)
+                assert codes in ([401], [400]), (value[:30], codes)
             assert http("GET", server.url + "/health").status_code == 200
 
         def too_many_requests_then_drain():
