@@ -35,6 +35,7 @@ struct GenerateCommand: ParsableCommand {
             var promptText = StreamingDetokenizer(tokenizer: tokenizer, skipSpecialTokens: true)
             printFlush(promptText.append(contentsOf: prompt))
         }
+        let streamingAtStart = bundle.model.expertStreamingStats
         let result = try bundle.model.generate(prompt: prompt, options: options, cache: cache, tokenizer: tokenizer) { token in
             if !json && !token.text.isEmpty { printFlush(token.text) }
             return true
@@ -64,6 +65,10 @@ struct GenerateCommand: ParsableCommand {
         log(String(format: "prompt: %d tokens, %.1f tokens/s; generated: %d tokens, %.1f tokens/s (%@)",
                    result.promptIDs.count, result.promptTokensPerSecond, result.generatedIDs.count,
                    result.generatedTokensPerSecond, result.stopReason.rawValue))
+        if let summary = streamingSummary(bundle.model, since: streamingAtStart,
+                                          tokens: result.promptIDs.count + result.generatedIDs.count) {
+            log(summary)
+        }
     }
 }
 

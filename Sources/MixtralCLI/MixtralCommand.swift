@@ -36,6 +36,34 @@ struct ModelOptions: ParsableArguments {
     @Flag(name: .long, help: "Map the weight files instead of reading them into memory. By default a file that takes at most half of the available memory is read into 2 MB pages, which decodes faster; larger files are always mapped.")
     var mmap = false
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Hold at most SIZE of weights in memory (e.g. 12G, 800M; K/M/G/T are powers of 1024): dense weights stay resident, experts (a dense model's MLPs) are read from the file on demand into a cache of that size, with the next layer's experts guessed and read ahead. Results are identical to the resident model. Default: on by itself, at 75% of the available memory, when the weight files exceed 90% of it.",
+        valueName: "size"))
+    var ramBudget: String?
+
+    @Option(name: .long, help: ArgumentHelp("Which cached expert makes room for the next with --ram-budget: next-use (default: the one expected to run furthest ahead, from the layer order and how often its router picks it), lru, layer-lru (an equal share of slots per layer) or lfu (use counts that decay).",
+                                            valueName: "policy"))
+    var expertCache: ExpertCachePolicy = .nextUse
+
+    @Flag(name: .long, help: "With --ram-budget: do not guess and read the next layer's experts ahead (to measure what the guess gains).")
+    var noPrefetch = false
+
+    /// Expert streaming as the options ask, or by itself for a model larger than memory.
+    func streaming(path: String) throws -> ExpertStreamingOptions? {
+        if let ramBudget {
+            guard let bytes = ExpertStreamingOptions.parseSize(ramBudget) else {
+                throw CLIError("--ram-budget: '\(ramBudget)' is not a size (e.g. 12G, 800M, 1.5G)")
+            }
+            return ExpertStreamingOptions(ramBudget: bytes, policy: expertCache, prefetch: !noPrefetch)
+        }
+        guard quantize == nil, var automatic = ModelBundle.automaticStreaming(path: path) else { return nil }
+        automatic.policy = expertCache
+        automatic.prefetch = !noPrefetch
+        log(String(format: "the weight files (%.1f GiB) do not fit in the available memory: streaming experts within a RAM budget of %.1f GiB (--ram-budget sets it)",
+                   Double(ModelBundle.weightFileBytes(path: path)) / 1_073_741_824, Double(automatic.ramBudget) / 1_073_741_824))
+        return automatic
+    }
+
     func load() throws -> ModelBundle {
         if let threads, threads < 1 || threads > 1024 {
             throw CLIError("--threads must be between 1 and 1024 (this machine has \(ComputePool.defaultThreadCount()) cores), not \(threads)")
@@ -46,7 +74,8 @@ struct ModelOptions: ParsableArguments {
         let quantizeType = try quantize.map { try parseWeightType($0, allowed: QuantizingWeightStore.supportedTypes) }
         var lastReport = Date.distantPast
         let bundle = try ModelBundle.load(path: path, threads: threads, quantize: quantizeType,
-                                          residency: mmap ? .mapped : .automatic, precision: precision) { done, total in
+                                          residency: mmap ? .mapped : .automatic, precision: precision,
+                                          streaming: try streaming(path: path)) { done, total in
             if done == total || Date().timeIntervalSince(lastReport) > 1 {
                 lastReport = Date()
                 log(String(format: "quantizing to %@: %d/%d matrices, %.1f s", quantizeType?.rawValue ?? "", done, total, Date().timeIntervalSince(start)))
@@ -57,11 +86,28 @@ struct ModelOptions: ParsableArguments {
                    c.architecture.rawValue, c.numLayers, c.hiddenSize,
                    c.isMoE ? "\(c.numExperts) experts top-\(c.numExpertsPerToken)" : "dense",
                    Date().timeIntervalSince(start), bundle.model.precision.rawValue, kernels.summary))
+        if let stats = bundle.model.expertStreamingStats {
+            let total = c.numLayers * max(1, c.numExperts)
+            log(String(format: "streaming experts: %@ of dense weights resident; %d slots of %@ (%d of the %d experts, %.0f%%); cache policy %@, prefetch %@, reads %@",
+                       formatBytes(stats.denseBytes), stats.slots, formatBytes(stats.slotBytes), stats.slots, total,
+                       100 * Double(stats.slots) / Double(total), expertCache.rawValue, noPrefetch ? "off" : "on",
+                       stats.directIO ? "O_DIRECT" : "through the page cache (no O_DIRECT here)"))
+        }
         return bundle
     }
 }
 
 extension PrecisionChoice: ExpressibleByArgument {}
+extension ExpertCachePolicy: ExpressibleByArgument {}
+
+/// One line on what expert streaming did over a run (`since`: the counters at its start).
+func streamingSummary(_ model: LanguageModel, since start: ExpertStreamingStats?, tokens: Int) -> String? {
+    guard let now = model.expertStreamingStats, let start else { return nil }
+    let run = now.since(start)
+    return String(format: "experts: %d calls, hit rate %.1f%%, prefetch accuracy %.1f%% (%d calls served by a prefetch, %d prefetches unused), %@ read (%@ per token), %.2f s waiting for reads",
+                  run.uses, 100 * run.hitRate, 100 * run.prefetchAccuracy, run.prefetchHits, run.wastedPrefetches,
+                  formatBytes(run.bytesRead), formatBytes(run.bytesRead / max(1, tokens)), run.waitSeconds)
+}
 
 /// The prompt, as text or as token ids.
 struct PromptOptions: ParsableArguments {

@@ -12,6 +12,8 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     case unsupportedDType(file: String, tensor: String, dtype: String)
     case invalidConfig(file: String, reason: String)
     case unsupportedArchitecture(file: String, modelType: String)
+    /// Expert streaming (`--ram-budget`) cannot run this model so: the reason says why.
+    case streamingUnavailable(reason: String)
 
     /// File-derived text (names, reasons quoting values) is escaped and cut to length: see
     /// `messageText`.
@@ -38,6 +40,8 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
             return "invalid config \(text(file)): \(text(reason))"
         case .unsupportedArchitecture(let file, let modelType):
             return "unsupported architecture '\(name(modelType))' in \(text(file)) (supported: mixtral, mistral, llama)"
+        case .streamingUnavailable(let reason):
+            return "cannot stream the experts: \(text(reason))"
         }
     }
 }

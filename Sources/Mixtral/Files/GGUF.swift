@@ -133,6 +133,14 @@ public final class GGUFFile: @unchecked Sendable {
         dominantLinePhase(header.tensors.values.map { ($0.fileOffset, $0.byteCount) })
     }
 
+    /// The file and offset of a pointer into mapped (not memory-resident) tensor bytes.
+    public func fileLocation(of pointer: UnsafeRawPointer) -> WeightFileLocation? {
+        for (index, mapping) in mappings.enumerated() {
+            if let offset = mapping.mappedFileOffset(of: pointer) { return WeightFileLocation(path: shardPaths[index], offset: offset) }
+        }
+        return nil
+    }
+
     /// Size of the (first) file in bytes.
     public var fileSize: Int { mappings[0].count }
 

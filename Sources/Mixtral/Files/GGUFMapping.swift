@@ -53,6 +53,11 @@ final class GGUFMapping: @unchecked Sendable {
         resident?.alignCacheLines(fileOffset: fileOffset)
     }
 
+    /// See `ResidentBytes.mappedFileOffset`.
+    func mappedFileOffset(of pointer: UnsafeRawPointer) -> Int? {
+        resident?.mappedFileOffset(of: pointer)
+    }
+
     var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
 
     private static func errnoText() -> String {

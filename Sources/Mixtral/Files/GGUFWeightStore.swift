@@ -63,6 +63,10 @@ public final class GGUFWeightStore: WeightStore, @unchecked Sendable {
         }
     }
 
+    public func fileLocation(of pointer: UnsafeRawPointer) -> WeightFileLocation? {
+        file.fileLocation(of: pointer)
+    }
+
     /// The model configuration llama.cpp would use, in Hugging Face terms.
     public var config: ModelConfig {
         let h = hyperparameters

@@ -65,6 +65,12 @@ public final class MappedFile: @unchecked Sendable {
         storage = .resident(bytes)
     }
 
+    /// See `ResidentBytes.mappedFileOffset`.
+    func mappedFileOffset(of pointer: UnsafeRawPointer) -> Int? {
+        guard case .resident(let bytes) = storage else { return nil }
+        return bytes.mappedFileOffset(of: pointer)
+    }
+
     /// The bytes [offset, offset+count) as a buffer, or nil when out of bounds.
     public func bytes(at offset: Int, count: Int) -> UnsafeRawBufferPointer? {
         guard offset >= 0, count >= 0, offset <= size, count <= size - offset else { return nil }

@@ -187,6 +187,13 @@ public final class SafeTensorsCheckpoint: WeightStore, @unchecked Sendable {
     public var tensorNames: [String] { fileOfTensor.keys.sorted() }
     public func contains(_ name: String) -> Bool { fileOfTensor[name] != nil }
 
+    public func fileLocation(of pointer: UnsafeRawPointer) -> WeightFileLocation? {
+        for file in files.values {
+            if let offset = file.mapping.mappedFileOffset(of: pointer) { return WeightFileLocation(path: file.path, offset: offset) }
+        }
+        return nil
+    }
+
     public func tensor(_ name: String) throws(CheckpointError) -> TensorView {
         guard let fileName = fileOfTensor[name], let file = files[fileName] else {
             throw .missingTensor(file: location, tensor: name)

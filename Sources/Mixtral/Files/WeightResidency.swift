@@ -57,6 +57,13 @@ struct ResidentBytes {
         _ = mprotect(allocation, allocationLength, PROT_READ)  // weights are read-only from here on
     }
 
+    /// The file offset of `pointer` when the bytes are mapped from the file (not read into
+    /// memory) and `pointer` lies in them; expert streaming reads such bytes itself.
+    func mappedFileOffset(of pointer: UnsafeRawPointer) -> Int? {
+        guard !inMemory, pointer >= base, pointer < base + size else { return nil }
+        return pointer - base
+    }
+
     /// Releases the memory or mapping.
     func release() {
         munmap(allocation, allocationLength)
@@ -109,7 +116,7 @@ func dominantLinePhase(_ tensors: [(offset: Int, bytes: Int)]) -> Int {
 
 /// MemAvailable from /proc/meminfo in bytes; 0 where it cannot be read (so `automatic`
 /// maps).
-private func availableMemory() -> Int {
+func availableMemory() -> Int {
     guard let file = fopen("/proc/meminfo", "r") else { return 0 }
     defer { fclose(file) }
     var line = [CChar](repeating: 0, count: 256)

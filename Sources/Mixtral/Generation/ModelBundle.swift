@@ -19,13 +19,21 @@ public struct ModelBundle: Sendable {
     /// `progress(done, total)` follows it. `residency` says whether weight files are read
     /// into (huge-page) memory or mapped. `precision` is the command line's: by default
     /// llama.cpp's arithmetic for quantised matrices, transformers' fp32 otherwise.
+    /// `streaming` keeps the weights within a RAM budget by reading experts from the file
+    /// on demand (`ExpertStreamer`); the files are then mapped, whatever `residency` says.
     public static func load(path: String, threads: Int? = nil, quantize: WeightType? = nil,
                             residency: WeightResidency = .automatic, precision: PrecisionChoice = .auto,
+                            streaming: ExpertStreamingOptions? = nil,
                             progress: @escaping (Int, Int) -> Void = { _, _ in }) throws -> ModelBundle {
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else {
             throw CheckpointError.fileNotFound(path)
         }
+        if streaming != nil, quantize != nil {
+            throw CheckpointError.streamingUnavailable(
+                reason: "--quantize converts every expert in memory; stream a file stored in the wanted type instead")
+        }
+        let residency = streaming == nil ? residency : .mapped
         let pool = ComputePool(threadCount: threads ?? ComputePool.defaultThreadCount())
         guard isFolder.boolValue else {
             // A FIFO or device would block or stream forever; only regular files are models.
@@ -35,7 +43,7 @@ public struct ModelBundle: Sendable {
             }
             let gguf = try GGUFWeightStore(path: path, residency: residency)
             let store: any WeightStore = try quantize.map { try QuantizingWeightStore(base: gguf, type: $0, pool: pool, progress: progress) } ?? gguf
-            let model = try LanguageModel(config: gguf.config, store: store, pool: pool, precision: precision)
+            let model = try LanguageModel(config: gguf.config, store: store, pool: pool, precision: precision, streaming: streaming)
             var defaults = GenerationOptions()
             defaults.eosTokenIDs = model.config.eosTokenIDs
             return ModelBundle(path: path, model: model, loadedTokenizer: try gguf.file.loadTokenizer(), defaults: defaults)
@@ -43,13 +51,45 @@ public struct ModelBundle: Sendable {
         let checkpoint = try SafeTensorsCheckpoint(folder: path, residency: residency)
         let store: any WeightStore = try quantize.map { try QuantizingWeightStore(base: checkpoint, type: $0, pool: pool, progress: progress) } ?? checkpoint
         let model = try LanguageModel(config: try ModelConfig.load(path: path + "/config.json"), store: store, pool: pool,
-                                      precision: precision)
+                                      precision: precision, streaming: streaming)
         let hasTokenizer = ["tokenizer.json", "tokenizer.model"].contains {
             FileManager.default.fileExists(atPath: path + "/" + $0)
         }
         let tokenizer = hasTokenizer ? try loadTokenizer(path: path) : nil
         let defaults = try GenerationOptions.defaults(folder: path, config: model.config)
         return ModelBundle(path: path, model: model, loadedTokenizer: tokenizer, defaults: defaults)
+    }
+
+    /// Bytes of a model's weight files: a GGUF file (with its split parts) or a folder's
+    /// safetensors files.
+    public static func weightFileBytes(path: String) -> Int {
+        let manager = FileManager.default
+        func size(_ file: String) -> Int { (try? manager.attributesOfItem(atPath: file)[.size] as? Int) ?? 0 }
+        var isFolder: ObjCBool = false
+        guard manager.fileExists(atPath: path, isDirectory: &isFolder) else { return 0 }
+        if !isFolder.boolValue {
+            // A split GGUF model (NAME-00001-of-0000N.gguf): the parts beside the first.
+            guard let match = path.firstMatch(of: /-00001-of-(\d{5})\.gguf$/), let count = Int(match.1), count > 1 else {
+                return size(path)
+            }
+            let prefix = path[..<match.range.lowerBound]
+            return (1...count).reduce(0) { total, part in
+                let number = String(part), padded = String(repeating: "0", count: 5 - number.count) + number
+                return total + size("\(prefix)-\(padded)-of-\(match.1).gguf")
+            }
+        }
+        let files = (try? manager.contentsOfDirectory(atPath: path)) ?? []
+        return files.filter { $0.hasSuffix(".safetensors") }.reduce(0) { $0 + size(path + "/" + $1) }
+    }
+
+    /// Expert streaming for a model whose weights do not fit in the memory available now
+    /// (more than 90% of it): a budget of 75% of that memory, the rest left for the KV
+    /// cache, activations and the system. nil when the weights fit (or where available
+    /// memory cannot be read).
+    public static func automaticStreaming(path: String) -> ExpertStreamingOptions? {
+        let available = availableMemory()
+        guard available > 0, Double(weightFileBytes(path: path)) > 0.9 * Double(available) else { return nil }
+        return ExpertStreamingOptions(ramBudget: available / 4 * 3)
     }
 
     /// The tokenizer of a model folder, a single tokenizer file or a GGUF file.

@@ -74,7 +74,7 @@ extension LanguageModel {
         for (index, layer) in weights.layers.enumerated() {
             batchedAttentionBlock(layer, x: x, scratch: scratch, batch: batch, spans: spans, firstPositions: firstPositions,
                                   layerIndex: index, rows: total, cos: cosTable, sin: sinTable)
-            mlpBlock(layer, x: x, scratch: scratch, tokens: total)
+            try mlpBlock(layer, index: index, x: x, scratch: scratch, tokens: total)
         }
         for entry in batch { entry.cache.advance(by: entry.tokens.count) }
 

@@ -5,6 +5,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     case tokenOutOfRange(id: Int, vocabularySize: Int)
     case contextOverflow(tokens: Int, limit: Int)
     case emptyInput
+    /// Expert streaming could not read an expert from the model file.
+    case weightReadFailed(String)
 
     public var description: String {
         switch self {
@@ -14,6 +16,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
             return "the sequence needs \(tokens) positions but the context holds \(limit)"
         case .emptyInput:
             return "the prompt is empty: at least one token is needed"
+        case .weightReadFailed(let reason):
+            return "cannot read an expert's weights: \(reason)"
         }
     }
 }
@@ -33,11 +37,16 @@ public final class LanguageModel: @unchecked Sendable {
     /// Keeps the weight files mapped while the model lives.
     let store: any WeightStore
     let inverseFrequencies: [Float]
+    /// Reads the experts (a dense model's MLPs) from the file on demand when the model runs
+    /// within a RAM budget; nil when all weights are resident.
+    let expertStreamer: ExpertStreamer?
 
     /// `precision` is resolved here, once: `.auto` becomes `.fast` for GGML-quantised
-    /// matrices and `.exact` otherwise.
+    /// matrices and `.exact` otherwise. With `streaming`, the experts are read from the
+    /// store's mapped files into a pool of slots within its RAM budget (`ExpertStreamer`);
+    /// the store must map its files, not read them into memory.
     public init(config: ModelConfig, store: any WeightStore, pool: ComputePool,
-                precision: PrecisionChoice = .exact) throws(CheckpointError) {
+                precision: PrecisionChoice = .exact, streaming: ExpertStreamingOptions? = nil) throws(CheckpointError) {
         self.config = config
         self.store = store
         self.pool = pool
@@ -50,6 +59,30 @@ public final class LanguageModel: @unchecked Sendable {
         self.weights = weights
         self.precision = precision.resolved(quantizedMatrices: Self.hasQuantizedMatrices(weights))
         inverseFrequencies = Self.ropeInverseFrequencies(config)
+        if let streaming {
+            expertStreamer = try ExpertStreamer(experts: weights.layers.map(\.streamedFeedForwards),
+                                                routedPerToken: config.isMoE ? config.numExpertsPerToken : 1, store: store,
+                                                denseBytes: Self.residentBytes(weights), options: streaming)
+        } else {
+            expertStreamer = nil
+        }
+    }
+
+    /// What expert streaming did so far; nil when all weights are resident.
+    public var expertStreamingStats: ExpertStreamingStats? { expertStreamer?.statistics }
+
+    /// Bytes of the weights that stay in memory when the experts stream: embeddings,
+    /// attention, norms, routers and lm_head.
+    static func residentBytes(_ weights: DecoderWeights) -> Int {
+        var bytes = weights.embedTokens.byteCount + weights.finalNorm.count * 4
+        if weights.lmHead.base != weights.embedTokens.base { bytes += weights.lmHead.byteCount }
+        for layer in weights.layers {
+            let a = layer.attention
+            bytes += a.q.byteCount + a.k.byteCount + a.v.byteCount + a.o.byteCount
+            bytes += (layer.inputNorm.count + layer.postAttentionNorm.count) * 4
+            if case .sparseMoE(let router, _) = layer.mlp { bytes += router.byteCount }
+        }
+        return bytes
     }
 
     /// Whether the decoder's matrices are stored in a GGML block format (a quantised GGUF
@@ -117,23 +150,23 @@ public final class LanguageModel: @unchecked Sendable {
         guard cache.count + tokens.count <= cache.maxPositions else {
             throw .contextOverflow(tokens: cache.count + tokens.count, limit: cache.maxPositions)
         }
-        guard tokens.count > Self.prefillChunk else { return forwardChunk(tokens, cache: cache, allLogits: allLogits) }
+        guard tokens.count > Self.prefillChunk else { return try forwardChunk(tokens, cache: cache, allLogits: allLogits) }
         var logits: [Float] = []
         var start = 0
         while start < tokens.count {
             let chunk = Array(tokens[start..<min(tokens.count, start + Self.prefillChunk)])
             let isLast = start + chunk.count == tokens.count
             if allLogits || isLast {
-                logits += forwardChunk(chunk, cache: cache, allLogits: allLogits)
+                logits += try forwardChunk(chunk, cache: cache, allLogits: allLogits)
             } else {
-                _ = forwardChunk(chunk, cache: cache, allLogits: false)
+                _ = try forwardChunk(chunk, cache: cache, allLogits: false)
             }
             start += chunk.count
         }
         return logits
     }
 
-    private func forwardChunk(_ tokens: [Int], cache: KVCache, allLogits: Bool) -> [Float] {
+    private func forwardChunk(_ tokens: [Int], cache: KVCache, allLogits: Bool) throws(ModelError) -> [Float] {
         let c = config
         let t = tokens.count
         let h = c.hiddenSize
@@ -149,7 +182,7 @@ public final class LanguageModel: @unchecked Sendable {
         for (index, layer) in weights.layers.enumerated() {
             attentionBlock(layer, x: x, scratch: scratch, cache: cache, layerIndex: index,
                            firstPosition: first, tokens: t, cos: cosTable, sin: sinTable)
-            mlpBlock(layer, x: x, scratch: scratch, tokens: t)
+            try mlpBlock(layer, index: index, x: x, scratch: scratch, tokens: t)
         }
         cache.advance(by: t)
 
@@ -223,17 +256,24 @@ public final class LanguageModel: @unchecked Sendable {
         for i in 0..<(t * h) { x[i] += s.projected[i] }
     }
 
-    func mlpBlock(_ layer: DecoderWeights.Layer, x: FloatBuffer, scratch s: Scratch, tokens t: Int) {
+    func mlpBlock(_ layer: DecoderWeights.Layer, index: Int, x: FloatBuffer, scratch s: Scratch, tokens t: Int) throws(ModelError) {
         let h = config.hiddenSize
         normalize(x, layer.postAttentionNorm, into: s.normed, tokens: t)
         switch layer.mlp {
         case .dense(let ffn):
             let out = FloatBuffer(capacity: t * h)
-            feedForward([FeedForwardCall(ffn: ffn, input: s.normed.pointer, tokens: t, output: out.pointer)], products: s.products)
+            // Streamed, the next layer's MLP is always needed: its read starts now.
+            expertStreamer?.recordRouting(layer: index, experts: [0])
+            if index + 1 < weights.layers.count, case .dense = weights.layers[index + 1].mlp {
+                expertStreamer?.prefetch(layer: index + 1, experts: [0])
+            }
+            try runFeedForwards(layer: index, experts: [0], resident: [ffn], inputs: [s.normed.pointer], tokens: [t],
+                                outputs: [out.pointer], products: s.products)
             for i in 0..<(t * h) { x[i] += out[i] }
             withExtendedLifetime(out) {}
         case .sparseMoE(let router, let experts):
-            sparseMoE(router: router, experts: experts, input: s.normed.pointer, tokens: t, residual: x, products: s.products)
+            try sparseMoE(layer: index, router: router, experts: experts, input: s.normed.pointer, tokens: t, residual: x,
+                          products: s.products)
         }
     }
 
@@ -270,8 +310,8 @@ public final class LanguageModel: @unchecked Sendable {
     /// Mixtral's sparse MoE block: router softmax over all experts in fp32, top-k,
     /// renormalise the k weights to sum 1, then each expert runs once on the tokens routed
     /// to it and its weighted output is added in expert order (as transformers' index_add_).
-    func sparseMoE(router: WeightMatrix, experts: [DecoderWeights.FeedForward], input: UnsafePointer<Float>,
-                   tokens t: Int, residual x: FloatBuffer, products: ActivationPrecision) {
+    func sparseMoE(layer: Int, router: WeightMatrix, experts: [DecoderWeights.FeedForward], input: UnsafePointer<Float>,
+                   tokens t: Int, residual x: FloatBuffer, products: ActivationPrecision) throws(ModelError) {
         let h = config.hiddenSize
         let e = experts.count
         let k = config.numExpertsPerToken
@@ -297,10 +337,13 @@ public final class LanguageModel: @unchecked Sendable {
                 (gathered[slot].pointer + row * h).update(from: input + item.token * h, count: h)
             }
         }
-        feedForward(used.indices.map { slot in
-            FeedForwardCall(ffn: experts[used[slot]], input: gathered[slot].pointer,
-                            tokens: routed[used[slot]].count, output: outputs[slot].pointer)
-        }, products: products)
+        if let streamer = expertStreamer {
+            streamer.recordRouting(layer: layer, experts: used)
+            if streamer.options.prefetch { prefetchNextLayerExperts(after: layer, input: input, tokens: t) }
+        }
+        try runFeedForwards(layer: layer, experts: used, resident: used.map { experts[$0] },
+                            inputs: gathered.map { UnsafePointer($0.pointer) }, tokens: used.map { routed[$0].count },
+                            outputs: outputs.map(\.pointer), products: products)
         let moeOut = FloatBuffer(capacity: t * h)
         moeOut.pointer.initialize(repeating: 0, count: t * h)
         for (slot, expert) in used.enumerated() {
@@ -327,13 +370,17 @@ public final class LanguageModel: @unchecked Sendable {
 }
 
 extension LanguageModel {
-    /// The memory of every weight matrix (embedding, attention, router, all experts,
-    /// lm_head), for `BandwidthProbe`.
+    /// The memory of every resident weight matrix (embedding, attention, router, all
+    /// experts unless they stream, lm_head), for `BandwidthProbe`.
     public var weightMemory: [UnsafeRawBufferPointer] {
         var matrices = [weights.embedTokens, weights.lmHead]
         for layer in weights.layers {
             let a = layer.attention
             matrices += [a.q, a.k, a.v, a.o]
+            if expertStreamer != nil {
+                if case .sparseMoE(let router, _) = layer.mlp { matrices.append(router) }
+                continue
+            }
             switch layer.mlp {
             case .dense(let ffn):
                 matrices += [ffn.gate, ffn.up, ffn.down]

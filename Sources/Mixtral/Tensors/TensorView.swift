@@ -42,4 +42,18 @@ public protocol WeightStore: Sendable {
     var tensorNames: [String] { get }
     func contains(_ name: String) -> Bool
     func tensor(_ name: String) throws(CheckpointError) -> TensorView
+    /// Where the bytes at `pointer` (from one of this store's tensors) lie in a weight file,
+    /// when the store maps its files rather than holding the bytes in memory; expert
+    /// streaming reads them from there. nil otherwise.
+    func fileLocation(of pointer: UnsafeRawPointer) -> WeightFileLocation?
+}
+
+extension WeightStore {
+    public func fileLocation(of pointer: UnsafeRawPointer) -> WeightFileLocation? { nil }
+}
+
+/// A byte offset in a weight file.
+public struct WeightFileLocation: Sendable, Equatable {
+    public let path: String
+    public let offset: Int
 }

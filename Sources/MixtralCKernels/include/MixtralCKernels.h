@@ -219,5 +219,10 @@ void mx_llama_rope_table(int position, float base, int dims, float *MX_NONNULL c
 /// glibc: serve allocations up to 256 MB from the heap and keep freed memory (no
 /// mmap/munmap and page zeroing for every large temporary buffer). No-op elsewhere.
 void mx_keep_freed_memory_for_reuse(void);
+/// Opens a file read-only for reads that bypass the page cache (Linux O_DIRECT, macOS
+/// F_NOCACHE), for expert streaming: the cache of experts is ours, sized to the budget.
+/// Where the file system refuses O_DIRECT the file is opened normally and *direct is 0.
+/// Returns the descriptor, or -1 with errno set.
+int mx_open_uncached(const char *MX_NONNULL path, int *MX_NONNULL direct);
 
 #endif

@@ -1,0 +1,60 @@
+import MixtralKernels
+
+extension DecoderWeights.Layer {
+    /// The feed-forwards expert streaming reads from the file: a MoE layer's experts, or a
+    /// dense layer's MLP as its one expert.
+    var streamedFeedForwards: [DecoderWeights.FeedForward] {
+        switch mlp {
+        case .dense(let ffn): return [ffn]
+        case .sparseMoE(_, let experts): return experts
+        }
+    }
+}
+
+extension LanguageModel {
+    /// Runs the feed-forwards `experts` of layer `layer` (input i to output i). Resident,
+    /// all at once. Streamed, as many as the slots hold at a time, each pinned in memory
+    /// while it runs; every expert's output lands in its own buffer, so the grouping does
+    /// not change a bit of the result.
+    func runFeedForwards(layer: Int, experts: [Int], resident: [DecoderWeights.FeedForward],
+                         inputs: [UnsafePointer<Float>], tokens: [Int], outputs: [UnsafeMutablePointer<Float>],
+                         products: ActivationPrecision) throws(ModelError) {
+        func calls(_ ffns: [DecoderWeights.FeedForward], from start: Int) -> [FeedForwardCall] {
+            ffns.enumerated().map { offset, ffn in
+                FeedForwardCall(ffn: ffn, input: inputs[start + offset], tokens: tokens[start + offset], output: outputs[start + offset])
+            }
+        }
+        guard let streamer = expertStreamer else {
+            feedForward(calls(resident, from: 0), products: products)
+            return
+        }
+        var start = 0
+        while start < experts.count {
+            let count = streamer.pin(layer: layer, experts: experts[start...])
+            let group = experts[start..<(start + count)]
+            defer { streamer.release(layer: layer, experts: group) }
+            feedForward(calls(try streamer.wait(layer: layer, experts: group), from: start), products: products)
+            start += count
+        }
+    }
+
+    /// Router-ahead prefetch: layer `layer + 1`'s router applied to layer `layer`'s MoE
+    /// input guesses the experts the next layer will pick (the residual stream changes
+    /// little from one layer to the next), and their reads start while this layer computes.
+    /// The real router still decides; a wrong guess costs only bandwidth.
+    func prefetchNextLayerExperts(after layer: Int, input: UnsafePointer<Float>, tokens t: Int) {
+        guard let streamer = expertStreamer, layer + 1 < weights.layers.count,
+              case .sparseMoE(let nextRouter, let experts) = weights.layers[layer + 1].mlp else { return }
+        let e = experts.count
+        var logits = [Float](repeating: 0, count: t * e)
+        logits.withUnsafeMutableBufferPointer { routerLogits(nextRouter, input: input, tokens: t, into: $0.baseAddress!) }
+        var guess = Set<Int>()
+        logits.withUnsafeBufferPointer { values in
+            for token in 0..<t {
+                // Softmax keeps the order of the logits: the top k logits are the top k experts.
+                guess.formUnion(topK(values.baseAddress! + token * e, count: e, k: config.numExpertsPerToken))
+            }
+        }
+        streamer.prefetch(layer: layer + 1, experts: guess)
+    }
+}
