@@ -9,7 +9,8 @@ struct BenchCommand: ParsableCommand {
         abstract: "Prompt processing (pp) and generation (tg) throughput, measured as llama-bench does.",
         discussion: """
         pp: one batched forward pass over -p random tokens. tg: -n single-token steps after an empty \
-        cache (as llama-bench's tg). Each test runs once for warm-up, then -r times; mean and standard \
+        cache, each feeding a new random token (as llama-bench's tg: every repetition sees other tokens, \
+        so a MoE model routes them to other experts). Each test runs once for warm-up, then -r times; mean and standard \
         deviation of tokens/s are reported, and the median. Also reports the weight bytes read per \
         generated token and the bandwidth bound they imply: a probe reads the memory the weights occupy \
         before and after every tg repetition (the bound is their median), and each repetition is compared \
@@ -36,8 +37,12 @@ struct BenchCommand: ParsableCommand {
         func randomTokens(_ count: Int) -> [Int] { (0..<count).map { _ in Int(random.next() % UInt64(model.config.vocabSize)) } }
 
         /// Seconds of `r` timed runs after a warm-up; `between` runs before each and after the last.
+        /// With expert streaming, `streamingOfLast` holds what it did in the timed runs.
+        var streamingOfLast: ExpertStreamingStats?
         func measure(between: () -> Void = {}, _ body: () throws -> Void) rethrows -> [Double] {
             try body()  // warm-up
+            let streamingAtStart = model.expertStreamingStats
+            defer { streamingOfLast = streamingAtStart.flatMap { model.expertStreamingStats?.since($0) } }
             var seconds: [Double] = []
             for _ in 0..<r {
                 between()
@@ -63,20 +68,18 @@ struct BenchCommand: ParsableCommand {
                 cache.truncate(to: d)
                 _ = try model.forward(tokens, cache: cache)
             }
-            results.append(summary("pp\(p)" + depth, tokens: p, seconds: seconds))
+            results.append(summary("pp\(p)" + depth, tokens: p, seconds: seconds, streaming: streamingOfLast))
         }
         if n > 0 {
-            let start = randomTokens(1)
             let seconds = try measure(between: { bandwidths.append(probe.measure(pool: model.pool)) }) {
                 cache.truncate(to: d)
-                var token = start[0]
-                for _ in 0..<n {
+                for token in randomTokens(n) {
                     let logits = try model.forward([token], cache: cache)
                     var greedy = GreedySampler()
-                    token = greedy.choose(from: logits)
+                    _ = greedy.choose(from: logits)  // a sampling step, as generation has
                 }
             }
-            results.append(summary("tg\(n)" + depth, tokens: n, seconds: seconds))
+            results.append(summary("tg\(n)" + depth, tokens: n, seconds: seconds, streaming: streamingOfLast))
             // Each repetition against the mean of the probes just before and after it.
             for (index, time) in seconds.enumerated() {
                 let bandwidth = (bandwidths[index] + bandwidths[index + 1]) / 2
@@ -97,6 +100,12 @@ struct BenchCommand: ParsableCommand {
                                          "tg_bound_tokens_per_second": bound, "depth": d, "kv_cache_bytes": kvBytes,
                                          "peak_rss_bytes": peakRSS, "precision": model.precision.rawValue]
             object.merge(cpuDescription(model.pool.kernels)) { current, _ in current }
+            if let stats = model.expertStreamingStats {
+                object["expert_streaming"] = ["slots": stats.slots, "slot_bytes": stats.slotBytes, "expert_bytes": stats.expertBytes,
+                                              "dense_bytes": stats.denseBytes, "direct_io": stats.directIO,
+                                              "ram_budget_bytes": modelOptions.ramBudget.flatMap(ExpertStreamingOptions.parseSize) as Any,
+                                              "policy": modelOptions.expertCache.rawValue, "prefetch": !modelOptions.noPrefetch]
+            }
             if let fraction { object["tg_fraction_of_bound"] = fraction }
             print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
             return
@@ -110,6 +119,12 @@ struct BenchCommand: ParsableCommand {
                          result["test"] as? String ?? "", result["tokens_per_second"] as? Double ?? 0,
                          result["stddev"] as? Double ?? 0, result["median_tokens_per_second"] as? Double ?? 0))
         }
+        for result in results {
+            guard let s = result["expert_streaming"] as? [String: Any] else { continue }
+            print(String(format: "%@ experts: hit rate %.1f%%, prefetch accuracy %.1f%%, %.1f MB read per token, %.0f%% of the time waiting for reads",
+                         result["test"] as? String ?? "", 100 * (s["hit_rate"] as? Double ?? 0), 100 * (s["prefetch_accuracy"] as? Double ?? 0),
+                         (s["bytes_read_per_token"] as? Double ?? 0) / 1e6, 100 * (s["wait_share"] as? Double ?? 0)))
+        }
         print(String(format: "weights read per generated token: %.1f MB; read bandwidth %.1f GB/s (median of %d probes, %.1f-%.1f); tg bound %.1f t/s",
                      Double(bytesPerToken) / 1e6, bandwidth / 1e9, bandwidths.count, (bandwidths.min() ?? 0) / 1e9,
                      (bandwidths.max() ?? 0) / 1e9, bound))
@@ -122,12 +137,23 @@ struct BenchCommand: ParsableCommand {
         print("precision \(model.precision.rawValue); kernels: \(model.pool.kernels.summary); CPU: \(CPUInfo.current.brand)")
     }
 
-    func summary(_ test: String, tokens: Int, seconds: [Double]) -> [String: Any] {
+    func summary(_ test: String, tokens: Int, seconds: [Double], streaming: ExpertStreamingStats?) -> [String: Any] {
         let rates = seconds.map { Double(tokens) / $0 }
         let mean = rates.reduce(0, +) / Double(rates.count)
         let variance = rates.count > 1 ? rates.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(rates.count - 1) : 0
-        return ["test": test, "tokens": tokens, "tokens_per_second": mean, "stddev": variance.squareRoot(),
-                "median_tokens_per_second": median(rates), "seconds": seconds]
+        var result: [String: Any] = ["test": test, "tokens": tokens, "tokens_per_second": mean, "stddev": variance.squareRoot(),
+                                     "median_tokens_per_second": median(rates), "seconds": seconds]
+        if let s = streaming {
+            // Per token of the timed repetitions.
+            let timedTokens = Double(tokens * seconds.count)
+            result["expert_streaming"] = [
+                "expert_calls": s.uses, "hits": s.hits, "prefetch_hits": s.prefetchHits, "misses": s.misses,
+                "hit_rate": s.hitRate, "prefetch_accuracy": s.prefetchAccuracy, "wasted_prefetches": s.wastedPrefetches,
+                "bytes_read": s.bytesRead, "bytes_read_per_token": Double(s.bytesRead) / timedTokens,
+                "wait_seconds": s.waitSeconds, "wait_share": s.waitSeconds / max(1e-9, seconds.reduce(0, +)),
+            ]
+        }
+        return result
     }
 
     func median(_ values: [Double]) -> Double {

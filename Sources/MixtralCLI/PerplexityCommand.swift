@@ -59,5 +59,6 @@ struct PerplexityCommand: ParsableCommand {
         if let kl = result.meanKL, let agreement = result.top1Agreement {
             print(String(format: "mean KL divergence from the reference: %.6f; top-1 agreement %.2f%%", kl, agreement * 100))
         }
+        if let summary = streamingSummary(bundle.model, since: ExpertStreamingStats(), tokens: result.chunks * ctx) { log(summary) }
     }
 }

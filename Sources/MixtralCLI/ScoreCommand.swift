@@ -35,5 +35,6 @@ struct ScoreCommand: ParsableCommand {
         try NPY.write(logits, shape: [prompt.count, bundle.model.config.vocabSize], to: logitsOut)
         log(String(format: "wrote %@: %d positions x %d, %.1f tokens/s", logitsOut, prompt.count,
                    bundle.model.config.vocabSize, Double(prompt.count) / max(seconds, 1e-9)))
+        if let summary = streamingSummary(bundle.model, since: ExpertStreamingStats(), tokens: prompt.count) { log(summary) }
     }
 }

@@ -83,6 +83,7 @@ public final class OpenAIServer: Sendable {
         router.get("health") { _, _ in jsonResponse(.object([("status", .string("ok"))])) }
         router.get("metrics") { [self] _, _ in
             metrics.update(scheduler.currentStats)
+            if let streaming = scheduler.model.expertStreamingStats { metrics.update(streaming: streaming) }
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                             body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.exposition())))
         }

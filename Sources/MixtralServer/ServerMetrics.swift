@@ -26,6 +26,11 @@ final class ServerMetrics: Sendable {
     let reusedPromptTokens: Metrics.Counter
     /// The scheduler's running total of reused prompt tokens when last counted.
     private let reusedCounted = Mutex(0)
+    /// Tokens run and seconds spent in forward steps, for expert streaming's per-token
+    /// figures.
+    private let stepTotals = Mutex((tokens: 0, seconds: 0.0))
+    /// Expert streaming's counters when last exported (counters advance by the difference).
+    private let streamingCounted = Mutex(ExpertStreamingStats())
 
     init() {
         var factory = PrometheusMetricsFactory(registry: registry)
@@ -61,6 +66,33 @@ final class ServerMetrics: Sendable {
     func record(_ step: BatchScheduler.Step) {
         stepLatency.recordNanoseconds(Int64(step.seconds * 1e9))
         batchSequences.record(step.sequences)
+        stepTotals.withLock { $0 = ($0.tokens + step.tokens, $0.seconds + step.seconds) }
+    }
+
+    /// Expert streaming (`--ram-budget`): counters of expert calls, hits, bytes read and
+    /// time waiting for reads, and since the start the hit rate, prefetch accuracy, bytes
+    /// read per token and the share of forward-step time spent waiting for reads.
+    func update(streaming stats: ExpertStreamingStats) {
+        let new = streamingCounted.withLock { counted in
+            defer { counted = stats }
+            return stats.since(counted)
+        }
+        let counters: [(String, Int)] = [
+            ("mixtral_expert_calls_total", new.uses), ("mixtral_expert_hits_total", new.hits),
+            ("mixtral_expert_prefetch_hits_total", new.prefetchHits), ("mixtral_expert_misses_total", new.misses),
+            ("mixtral_expert_bytes_read_total", new.bytesRead),
+        ]
+        for (label, increment) in counters {
+            Metrics.Counter(label: label, factory: factory).increment(by: max(0, increment))
+        }
+        Metrics.FloatingPointCounter(label: "mixtral_expert_wait_seconds_total", factory: factory).increment(by: max(0, new.waitSeconds))
+        let totals = stepTotals.withLock { $0 }
+        Metrics.Gauge(label: "mixtral_expert_hit_ratio", factory: factory).record(stats.hitRate)
+        Metrics.Gauge(label: "mixtral_expert_prefetch_accuracy", factory: factory).record(stats.prefetchAccuracy)
+        Metrics.Gauge(label: "mixtral_expert_bytes_read_per_token", factory: factory)
+            .record(Double(stats.bytesRead) / Double(max(1, totals.tokens)))
+        Metrics.Gauge(label: "mixtral_expert_io_wait_share", factory: factory).record(stats.waitSeconds / max(1e-9, totals.seconds))
+        Metrics.Gauge(label: "mixtral_expert_slots", factory: factory).record(stats.slots)
     }
 
     func update(_ stats: BatchScheduler.Stats) {

@@ -180,6 +180,7 @@ def main():
     suite.run("SIGTERM: exit code 0", lambda: check_exit(server))
     run_limit_tests(suite, model)
     run_timeout_tests(suite, model)
+    run_streaming_tests(suite, model)
     print(f"{suite.passed} passed, {suite.failed} failed")
     return 1 if suite.failed else 0
 
@@ -510,6 +511,36 @@ def run_timeout_tests(suite, model):
             assert metric(server, "mixtral_cancelled_sequences_total") >= 4
 
         suite.run("request_timeout", request_timeout)
+    finally:
+        server.stop()
+
+
+def run_streaming_tests(suite, model):
+    """A server that streams experts within a RAM budget of three experts: greedy answers
+    equal the resident CLI's, and /metrics reports the streaming figures."""
+    probe = subprocess.run([suite.mixtral, "bench", "--model", model, "-p", "0", "-n", "1", "-r", "1", "--json",
+                            "--ram-budget", "1T"], capture_output=True, text=True, check=True)
+    sizes = json.loads(probe.stdout)["expert_streaming"]
+    budget = sizes["dense_bytes"] + 3 * sizes["slot_bytes"]
+    server = Server(suite.mixtral, model, "--ctx", "512", "--ram-budget", str(budget))
+    name = suite.model_name
+    try:
+        def streamed_answers_equal_resident():
+            client = server.client()
+            for prompt, max_tokens in [("Hello world", 24), ("Once upon a time", 40)]:
+                choice = client.completions.create(model=name, prompt=prompt, max_tokens=max_tokens, temperature=0,
+                                                   extra_body={"return_token_ids": True}).choices[0]
+                suite.check_completion(prompt, max_tokens, choice.text, extra(choice, "token_ids"), choice.finish_reason)
+            text, ids, finish, _ = stream_completion(client, name, "Hello world", 24)
+            suite.check_completion("Hello world", 24, text, ids, finish)
+            assert metric(server, "mixtral_expert_slots") == 3
+            assert metric(server, "mixtral_expert_calls_total") > 0
+            assert metric(server, "mixtral_expert_bytes_read_total") > 0
+            assert 0 <= metric(server, "mixtral_expert_hit_ratio") <= 1
+            assert 0 < metric(server, "mixtral_expert_prefetch_accuracy") <= 1
+            assert metric(server, "mixtral_expert_bytes_read_per_token") > 0
+
+        suite.run("streamed experts (--ram-budget of 3 experts): answers and /metrics", streamed_answers_equal_resident)
     finally:
         server.stop()
 
