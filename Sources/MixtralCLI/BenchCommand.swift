@@ -98,7 +98,9 @@ struct BenchCommand: ParsableCommand {
                                          "weight_bytes_per_token": bytesPerToken, "read_bandwidth_bytes_per_second": bandwidth,
                                          "read_bandwidth_samples": bandwidths, "probe_bytes_per_pass": probe.bytesPerPass,
                                          "tg_bound_tokens_per_second": bound, "depth": d, "kv_cache_bytes": kvBytes,
-                                         "peak_rss_bytes": peakRSS, "precision": model.precision.rawValue]
+                                         "peak_rss_bytes": peakRSS, "precision": model.precision.rawValue,
+                                         "layers": model.config.numLayers, "experts": model.config.numExperts,
+                                         "experts_per_token": model.config.isMoE ? model.config.numExpertsPerToken : 1]
             object.merge(cpuDescription(model.pool.kernels)) { current, _ in current }
             if let stats = model.expertStreamingStats {
                 object["expert_streaming"] = ["slots": stats.slots, "slot_bytes": stats.slotBytes, "expert_bytes": stats.expertBytes,

@@ -48,13 +48,17 @@ struct ModelOptions: ParsableArguments {
     @Flag(name: .long, help: "With --ram-budget: do not guess and read the next layer's experts ahead (to measure what the guess gains).")
     var noPrefetch = false
 
+    @Option(name: .long, help: ArgumentHelp("With --ram-budget: how many layers ahead the experts are guessed and read.", valueName: "layers"))
+    var prefetchDepth = 1
+
     /// Expert streaming as the options ask, or by itself for a model larger than memory.
     func streaming(path: String) throws -> ExpertStreamingOptions? {
         if let ramBudget {
             guard let bytes = ExpertStreamingOptions.parseSize(ramBudget) else {
                 throw CLIError("--ram-budget: '\(ramBudget)' is not a size (e.g. 12G, 800M, 1.5G)")
             }
-            return ExpertStreamingOptions(ramBudget: bytes, policy: expertCache, prefetch: !noPrefetch)
+            guard (1...8).contains(prefetchDepth) else { throw CLIError("--prefetch-depth must be between 1 and 8, not \(prefetchDepth)") }
+            return ExpertStreamingOptions(ramBudget: bytes, policy: expertCache, prefetch: !noPrefetch, prefetchDepth: prefetchDepth)
         }
         guard quantize == nil, var automatic = ModelBundle.automaticStreaming(path: path) else { return nil }
         automatic.policy = expertCache

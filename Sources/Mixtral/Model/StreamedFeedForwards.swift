@@ -43,18 +43,20 @@ extension LanguageModel {
     /// little from one layer to the next), and their reads start while this layer computes.
     /// The real router still decides; a wrong guess costs only bandwidth.
     func prefetchNextLayerExperts(after layer: Int, input: UnsafePointer<Float>, tokens t: Int) {
-        guard let streamer = expertStreamer, layer + 1 < weights.layers.count,
-              case .sparseMoE(let nextRouter, let experts) = weights.layers[layer + 1].mlp else { return }
-        let e = experts.count
-        var logits = [Float](repeating: 0, count: t * e)
-        logits.withUnsafeMutableBufferPointer { routerLogits(nextRouter, input: input, tokens: t, into: $0.baseAddress!) }
-        var guess = Set<Int>()
-        logits.withUnsafeBufferPointer { values in
-            for token in 0..<t {
-                // Softmax keeps the order of the logits: the top k logits are the top k experts.
-                guess.formUnion(topK(values.baseAddress! + token * e, count: e, k: config.numExpertsPerToken))
+        guard let streamer = expertStreamer else { return }
+        for ahead in (layer + 1)...(layer + max(1, streamer.options.prefetchDepth)) where ahead < weights.layers.count {
+            guard case .sparseMoE(let router, let experts) = weights.layers[ahead].mlp else { return }
+            let e = experts.count
+            var logits = [Float](repeating: 0, count: t * e)
+            logits.withUnsafeMutableBufferPointer { routerLogits(router, input: input, tokens: t, into: $0.baseAddress!) }
+            var guess = Set<Int>()
+            logits.withUnsafeBufferPointer { values in
+                for token in 0..<t {
+                    // Softmax keeps the order of the logits: the top k logits are the top k experts.
+                    guess.formUnion(topK(values.baseAddress! + token * e, count: e, k: config.numExpertsPerToken))
+                }
             }
+            streamer.prefetch(layer: ahead, experts: guess)
         }
-        streamer.prefetch(layer: layer + 1, experts: guess)
     }
 }

@@ -27,12 +27,17 @@ public struct ExpertStreamingOptions: Sendable, Equatable {
     /// Whether layer L+1's router is applied to layer L's input to read the experts it
     /// will probably pick before they are needed.
     public var prefetch: Bool
+    /// How many layers ahead the guesses reach (each from the same hidden state, so later
+    /// layers are guessed less well; reads start earlier).
+    public var prefetchDepth: Int
 
-    public init(ramBudget: Int, policy: ExpertCachePolicy = .nextUse, ioThreads: Int = 8, prefetch: Bool = true) {
+    public init(ramBudget: Int, policy: ExpertCachePolicy = .nextUse, ioThreads: Int = 8, prefetch: Bool = true,
+                prefetchDepth: Int = 1) {
         self.ramBudget = ramBudget
         self.policy = policy
         self.ioThreads = ioThreads
         self.prefetch = prefetch
+        self.prefetchDepth = prefetchDepth
     }
 
     /// Parses a size such as `12G`, `12GiB`, `800M`, `1.5G` or a byte count. K, M, G and T
