@@ -52,10 +52,14 @@ public final class ModelContainer: Sendable {
     deinit { scheduler.shutdown() }
 
     /// Loads a model folder or GGUF file (`ModelBundle.load`) off the caller's thread.
+    /// `streaming` runs it within a RAM budget (experts read from the file on demand);
+    /// without it, a model larger than the available memory streams by itself
+    /// (`ModelBundle.automaticStreaming`).
     public static func load(_ path: String, precision: PrecisionChoice = .auto, threads: Int? = nil,
-                            contextLength: Int? = nil) async throws -> ModelContainer {
+                            contextLength: Int? = nil, streaming: ExpertStreamingOptions? = nil) async throws -> ModelContainer {
         let bundle = try await Task.detached {
-            try ModelBundle.load(path: path, threads: threads, precision: precision)
+            try ModelBundle.load(path: path, threads: threads, precision: precision,
+                                 streaming: streaming ?? ModelBundle.automaticStreaming(path: path))
         }.value
         return ModelContainer(bundle: bundle, contextLength: contextLength)
     }
