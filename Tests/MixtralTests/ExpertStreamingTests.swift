@@ -80,6 +80,23 @@ struct ExpertStreamingTests {
                 == Self.bits(Self.run(resident, prompt: [1, 2, 3, 4, 5], steps: 4).logits))
     }
 
+    /// A prefill chunk runs each expert once for all the tokens routed to it, so it reads
+    /// each expert at most once, however small the pool.
+    @Test func prefillReadsEachExpertOncePerChunk() throws {
+        let path = Fixtures.parity("mixtral-gqa")
+        let probe = try Self.load(path, streaming: ExpertStreamingOptions(ramBudget: 1 << 40))
+        let sizes = try #require(probe.expertStreamingStats)
+        let streamed = try Self.load(path, streaming: ExpertStreamingOptions(ramBudget: sizes.denseBytes + 2 * sizes.slotBytes,
+                                                                              prefetch: false))
+        let c = streamed.config
+        _ = try streamed.forward(Array(1...40), cache: streamed.makeCache(maxPositions: 64))
+        let stats = try #require(streamed.expertStreamingStats)
+        #expect(stats.uses > c.numLayers * c.numExpertsPerToken)  // 40 tokens spread over the experts
+        #expect(stats.uses <= c.numLayers * c.numExperts)
+        #expect(stats.misses == stats.uses)
+        #expect(stats.bytesRead <= stats.uses * sizes.slotBytes)
+    }
+
     @Test func budgetsThatCannotWorkAreTypedErrors() throws {
         let path = Fixtures.parity("mixtral-gqa")
         let probe = try Self.load(path, streaming: ExpertStreamingOptions(ramBudget: 1 << 40))

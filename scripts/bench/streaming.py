@@ -15,6 +15,10 @@ taken at the full layer count. Peak RSS of every run comes from wait4.
         --budget 18G [--budget 20G] --resident models/8x7b-4l.gguf --resident models/8x7b-8l.gguf \\
         [--rounds 3] [-n 16] [--threads 2] [--llama-bench PATH] [--level avx2] [--json-out FILE]
 
+--machine-memory 12G runs both engines in a memory cgroup of that size (cgroup v1's
+memory controller, as root), so that llama.cpp's page cache is that small too: a machine
+with less memory than this one.
+
 The small files come from scripts/bench/make_geometry_gguf.py --layers N. --level runs
 mixtral with MIXTRAL_CPU=LEVEL, to match a llama.cpp built for that level. llama-bench runs
 with its defaults; where those fail (its Q4_0 repacking allocates a buffer the size of the
@@ -32,9 +36,26 @@ import threading
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
 
+CGROUP = "/sys/fs/cgroup/memory/mixtral-streaming-bench"
+MACHINE_MEMORY = None  # bytes, when the engines run in a memory cgroup
+
+
+def confine(command):
+    """The command, started inside the memory cgroup when one is set."""
+    if MACHINE_MEMORY is None:
+        return command
+    return ["sh", "-c", f'echo $$ > {CGROUP}/tasks && exec "$@"', "sh"] + command
+
+
+def make_cgroup(size):
+    os.makedirs(CGROUP, exist_ok=True)
+    with open(f"{CGROUP}/memory.limit_in_bytes", "w") as f:
+        f.write(str(size))
+
+
 def run(command, env=None):
     """Runs a command; returns (stdout, stderr, exit code, the child's peak RSS in bytes)."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    process = subprocess.Popen(confine(command), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     output = {}
     readers = [threading.Thread(target=lambda key=key, stream=stream: output.__setitem__(key, stream.read()))
                for key, stream in (("out", process.stdout), ("err", process.stderr))]
@@ -82,6 +103,7 @@ def llama_bench(args, repack):
 
 
 def main():
+    global MACHINE_MEMORY
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True)
     parser.add_argument("--budget", action="append", required=True)
@@ -92,6 +114,7 @@ def main():
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("-n", type=int, default=16)
+    parser.add_argument("--machine-memory", help="run both engines in a memory cgroup of this size, e.g. 12G")
     parser.add_argument("--json-out")
     args = parser.parse_args()
 
@@ -103,6 +126,12 @@ def main():
         points.append((result["layers"], 1 / result["tests"][0]["median_tokens_per_second"]))
         print(f"resident {path}: {points[-1][0]} layers, {points[-1][1]:.3f} s per token", flush=True)
 
+    # The resident runs above measure compute on this machine; the runs below may be confined.
+    if args.machine_memory:
+        units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+        MACHINE_MEMORY = int(float(args.machine_memory.rstrip("KMGT")) * units.get(args.machine_memory[-1], 1))
+        make_cgroup(MACHINE_MEMORY)
+        print(f"both engines run in a memory cgroup of {MACHINE_MEMORY / 2**30:.1f} GiB", flush=True)
     streamed = {budget: [] for budget in args.budget}
     llama = []
     llama_mode = "defaults"
