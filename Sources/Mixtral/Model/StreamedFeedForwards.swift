@@ -14,18 +14,19 @@ extension DecoderWeights.Layer {
 extension LanguageModel {
     /// Runs the feed-forwards `experts` of layer `layer` (input i to output i). Resident,
     /// all at once. Streamed, as many as the slots hold at a time, each pinned in memory
-    /// while it runs; every expert's output lands in its own buffer, so the grouping does
-    /// not change a bit of the result.
+    /// while it runs, those already read first while the others' reads go on; every
+    /// expert's output lands in its own buffer, so the grouping does not change a bit of
+    /// the result.
     func runFeedForwards(layer: Int, experts: [Int], resident: [DecoderWeights.FeedForward],
                          inputs: [UnsafePointer<Float>], tokens: [Int], outputs: [UnsafeMutablePointer<Float>],
                          products: ActivationPrecision) throws(ModelError) {
-        func calls(_ ffns: [DecoderWeights.FeedForward], from start: Int) -> [FeedForwardCall] {
-            ffns.enumerated().map { offset, ffn in
-                FeedForwardCall(ffn: ffn, input: inputs[start + offset], tokens: tokens[start + offset], output: outputs[start + offset])
+        func calls(_ ffns: [DecoderWeights.FeedForward], at positions: [Int]) -> [FeedForwardCall] {
+            zip(positions, ffns).map { position, ffn in
+                FeedForwardCall(ffn: ffn, input: inputs[position], tokens: tokens[position], output: outputs[position])
             }
         }
         guard let streamer = expertStreamer else {
-            feedForward(calls(resident, from: 0), products: products)
+            feedForward(calls(resident, at: Array(experts.indices)), products: products)
             return
         }
         var start = 0
@@ -33,7 +34,12 @@ extension LanguageModel {
             let count = streamer.pin(layer: layer, experts: experts[start...])
             let group = experts[start..<(start + count)]
             defer { streamer.release(layer: layer, experts: group) }
-            feedForward(calls(try streamer.wait(layer: layer, experts: group), from: start), products: products)
+            let positions = Array(start..<(start + count))
+            let ready = positions.filter { streamer.isReady(layer: layer, expert: experts[$0]) }
+            let late = positions.filter { !ready.contains($0) }
+            for part in [ready, late] where !part.isEmpty {
+                feedForward(calls(try streamer.wait(layer: layer, experts: part.map { experts[$0] }), at: part), products: products)
+            }
             start += count
         }
     }

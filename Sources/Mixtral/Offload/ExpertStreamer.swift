@@ -163,7 +163,7 @@ final class ExpertStreamer: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         let run = Key(layer: layer, expert: -1)
-        layerRuns[run] = (decayed(layerRuns[run]) + 1, clock)
+        layerRuns[run] = (decayed(layerRuns[run], halfLifeTokens: 2) + 1, clock)
         guard let guess = pendingGuesses.removeValue(forKey: layer) else { return }
         counters.guessable += experts.count
         counters.guessedRight += experts.filter(guess.contains).count
@@ -212,13 +212,23 @@ final class ExpertStreamer: @unchecked Sendable {
         }
     }
 
+    /// Whether a pinned expert's reads are done (so `wait` returns it at once).
+    func isReady(layer: Int, expert: Int) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        guard let index = slotOfKey[Key(layer: layer, expert: expert)] else { return false }
+        return slots[index].job.map { reader.isDone($0) } ?? true
+    }
+
     /// The matrices of pinned experts, once their reads are done.
-    func wait(layer: Int, experts: ArraySlice<Int>) throws(ModelError) -> [DecoderWeights.FeedForward] {
+    func wait(layer: Int, experts: [Int]) throws(ModelError) -> [DecoderWeights.FeedForward] {
         var result: [DecoderWeights.FeedForward] = []
         condition.lock()
         defer { condition.unlock() }
         for expert in experts {
-            guard let index = slotOfKey[Key(layer: layer, expert: expert)] else { continue }
+            guard let index = slotOfKey[Key(layer: layer, expert: expert)], slots[index].pins > 0 else {
+                throw .weightReadFailed("expert \(expert) of layer \(layer) was not pinned before use")
+            }
             if let job = slots[index].job {
                 condition.unlock()
                 let started = DispatchTime.now().uptimeNanoseconds
@@ -228,10 +238,12 @@ final class ExpertStreamer: @unchecked Sendable {
                 counters.waitSeconds += waited
                 if slots[index].job === job { slots[index].job = nil }
                 if let failure {
-                    // The slot's bytes are incomplete: forget the expert; the next call rereads it.
+                    // The slot's bytes are incomplete: free it (pins included; `release`
+                    // skips it); the next call rereads the expert.
                     slotOfKey[Key(layer: layer, expert: expert)] = nil
                     heldByLayer[layer] -= 1
-                    slots[index].key = nil
+                    slots[index] = Slot()
+                    condition.broadcast()
                     throw .weightReadFailed(failure)
                 }
             }
@@ -284,10 +296,10 @@ final class ExpertStreamer: @unchecked Sendable {
         useCounts[key] = (decayed(useCounts[key]) + 1, clock)
     }
 
-    /// A count that halves every 16 tokens' worth of expert calls (at two per layer).
-    private func decayed(_ entry: (count: Double, at: Int)?) -> Double {
+    /// A count that halves every `tokens` tokens' worth of expert calls (at two per layer).
+    private func decayed(_ entry: (count: Double, at: Int)?, halfLifeTokens tokens: Int = 16) -> Double {
         guard let (count, at) = entry else { return 0 }
-        let halfLife = Double(16 * max(1, heldByLayer.count) * 2)
+        let halfLife = Double(tokens * max(1, heldByLayer.count) * 2)
         return count * pow(0.5, Double(clock - at) / halfLife)
     }
 
@@ -298,8 +310,10 @@ final class ExpertStreamer: @unchecked Sendable {
     private func expectedDistance(_ key: Key, from target: Int) -> Double {
         let layers = heldByLayer.count
         let ahead = ((key.layer - target - 1) % layers + layers) % layers + 1
-        let runs = decayed(layerRuns[Key(layer: key.layer, expert: -1)])
-        let picked = min(1, max(0.01, (decayed(useCounts[key]) + routedShare) / (runs + 1)))
+        // Over the last few tokens: routing follows the text, so recent picks tell most (a
+        // half-life of 2 tokens kept the most hits on the 8x7B-geometry file; 16 fewer).
+        let runs = decayed(layerRuns[Key(layer: key.layer, expert: -1)], halfLifeTokens: 2)
+        let picked = min(1, max(0.01, (decayed(useCounts[key], halfLifeTokens: 2) + routedShare) / (runs + 1)))
         return Double(ahead) + Double(layers) * (1 - picked) / picked
     }
 
