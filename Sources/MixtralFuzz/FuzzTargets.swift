@@ -71,6 +71,17 @@ let targets: [String: FuzzTarget] = [
         let messages = [ChatMessage.system("Be brief."), .user("Hi"), .assistant("Hello!"), .user("Bye")]
         _ = try? template.render(messages: messages, addGenerationPrompt: true, bosToken: "<s>", eosToken: "</s>")
     },
+    // A GBNF grammar: parse, then match the input's own text and bytes against it.
+    "grammar": { bytes in
+        guard let grammar = try? Grammar(gbnf: String(decoding: bytes, as: UTF8.self)),
+              let matcher = try? GrammarMatcher(grammar) else { return }
+        _ = matcher.accepts(String(decoding: bytes.prefix(64), as: UTF8.self))
+        var state = matcher.initial
+        for byte in bytes.suffix(64) {
+            guard let next = matcher.advance(state, byte: byte) else { break }
+            state = next
+        }
+    },
     // A completions and a chat completions request body.
     "request": { bytes in
         _ = requestValidationError(body: bytes, chat: false, vocabularySize: 32000)

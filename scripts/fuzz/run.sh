@@ -15,7 +15,7 @@ cd "$(dirname "$0")/../.."
 SECONDS_PER_TARGET=${1:-60}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(gguf safetensors config tokenizer-json tokenizer-model template request detokenizer)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(gguf safetensors config tokenizer-json tokenizer-model template request detokenizer grammar)
 
 swift build -c debug --product mixtral-fuzz --build-path .build-fuzz \
     -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING 2>&1 | grep -E "error|warning: unre|Compiling MixtralFuzz|Build" || true
@@ -50,6 +50,12 @@ if os.path.isdir(f"{seeds}/safetensors"):
               "b": {"dtype": "BF16", "shape": [4], "data_offsets": [16, 24]}}
     text = json.dumps(header).encode()
     open(f"{seeds}/safetensors/two.safetensors", "wb").write(struct.pack("<Q", len(text)) + text + bytes(24))
+# Grammars in llama.cpp's GBNF notation.
+if os.path.isdir(f"{seeds}/grammar"):
+    open(f"{seeds}/grammar/arithmetic.gbnf", "w").write(
+        'root ::= (expr "=" ws term "\\n")+\nexpr ::= term ([-+*/] term)*\n'
+        'term ::= [a-z]+ ws | [0-9]+ ws | "(" ws expr ")" ws\nws ::= [ \\t]*\n')
+    open(f"{seeds}/grammar/list.gbnf", "w").write('root ::= item{1,5}\nitem ::= "- " [^\\n]+ "\\n"\n')
 # Random token ids.
 if os.path.isdir(f"{seeds}/detokenizer"):
     open(f"{seeds}/detokenizer/random", "wb").write(os.urandom(256))
