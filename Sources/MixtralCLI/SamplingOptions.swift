@@ -30,6 +30,8 @@ struct SamplingOptions: ParsableArguments {
     var greedy = false
     @Flag(name: .long, help: "Do not stop at end-of-sequence tokens (for benchmarks and comparisons).")
     var ignoreEos = false
+    @Option(name: .long, help: ArgumentHelp("Generate only text that this GBNF grammar (llama.cpp's notation) matches; the end-of-sequence token only once the text is a whole match.", valueName: "file"))
+    var grammar: String?
     @Option(name: .long, help: "Context length limit (default: the model's max_position_embeddings).")
     var ctx: Int?
 
@@ -55,6 +57,19 @@ struct SamplingOptions: ParsableArguments {
         if let seed { options.seed = seed }
         options.stopStrings = stop
         if ignoreEos { options.eosTokenIDs = [] }
+        if let grammar {
+            guard let data = try readRegularFile(grammar), let text = String(data: data, encoding: .utf8) else {
+                throw CLIError("--grammar: cannot read \(grammar) as UTF-8 text")
+            }
+            guard let tokenizer = bundle.tokenizer else { throw CLIError("--grammar needs the model's tokenizer") }
+            do {
+                options.grammar = try GrammarConstraint(grammar: try Grammar(gbnf: text), tokenizer: tokenizer,
+                                                        vocabularySize: bundle.model.config.vocabSize,
+                                                        eosTokenIDs: bundle.defaults.eosTokenIDs)
+            } catch {
+                throw CLIError("--grammar \(grammar): \(error)")
+            }
+        }
         if let problem = options.validationError() { throw CLIError(problem) }
         return options
     }

@@ -25,9 +25,22 @@ public protocol Tokenizer: Sendable {
     /// the same ids after any one token, less that token's text, and the streaming
     /// detokenizer decodes each new id from a checkpoint instead of from the start.
     var decodingTreatsOnlyTheStartSpecially: Bool { get }
+
+    /// The bytes a token adds to the text when it follows other tokens: what decoding
+    /// gives, before grouping bytes into characters, so a token holding part of a UTF-8
+    /// character gives that part (a byte token its byte). nil for special tokens, which
+    /// have no text of their own. Grammar constraints match these bytes.
+    func tokenBytes(_ id: Int) -> [UInt8]?
 }
 
 extension Tokenizer {
+    /// Without the tokenizer's own pieces: the decoded text, when it is whole characters.
+    public func tokenBytes(_ id: Int) -> [UInt8]? {
+        guard !isSpecial(id) else { return nil }
+        let text = decode([id], skipSpecialTokens: false)
+        return text.contains("\u{FFFD}") ? nil : Array(text.utf8)
+    }
+
     public func isByteFallbackToken(_ id: Int) -> Bool { false }
     public var decodingTreatsOnlyTheStartSpecially: Bool { false }
 

@@ -56,6 +56,17 @@ struct GrammarTests {
         for byte in "é".utf8 { state = try #require(matcher.advance(state, byte: byte)) }
         #expect(matcher.advance(matcher.initial, byte: 0xE6) == nil)  // 日's lead byte cannot start [à-ÿ]
         #expect(matcher.advance(matcher.initial, byte: 0x80) == nil)  // a continuation byte first
+        // E0 starts U+0800 and above only: nothing an ASCII literal could take.
+        let ascii = try GrammarMatcher(try Grammar(gbnf: #"root ::= "n""#))
+        #expect(ascii.advance(ascii.initial, byte: 0xE0) == nil)
+        #expect(ascii.advance(ascii.initial, byte: 0xC1) == nil)
+        // Overlong and surrogate encodings are not characters.
+        let any = try GrammarMatcher(try Grammar(gbnf: #"root ::= [^x]"#))
+        for bytes: [UInt8] in [[0xE0, 0x80, 0xAF], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80]] {
+            var s: GrammarMatcher.State? = any.initial
+            for byte in bytes { s = s.flatMap { any.advance($0, byte: byte) } }
+            #expect(s == nil, "\(bytes)")
+        }
         for byte in "日".utf8 { state = try #require(matcher.advance(state, byte: byte)) }
         #expect(matcher.isAccepting(state))
     }

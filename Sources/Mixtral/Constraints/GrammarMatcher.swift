@@ -13,6 +13,8 @@ public struct GrammarMatcher: Sendable {
         /// A character's value so far and the continuation bytes it still needs.
         var partial: UInt32 = 0
         var remaining = 0
+        /// The smallest code point the character's length may encode (shorter is overlong).
+        var minimum: UInt32 = 0
     }
 
     /// Live stacks beyond this make a state fail: an ambiguous grammar can multiply them
@@ -58,16 +60,17 @@ public struct GrammarMatcher: Sendable {
     public func advance(_ state: State, byte: UInt8) -> State? {
         if state.remaining == 0 {
             if byte < 0x80 { return advance(state, codePoint: UInt32(byte)) }
-            let (length, bits): (Int, UInt32)
+            let (length, bits, minimum): (Int, UInt32, UInt32)
             switch byte {
-            case 0xC2...0xDF: (length, bits) = (2, UInt32(byte & 0x1F))
-            case 0xE0...0xEF: (length, bits) = (3, UInt32(byte & 0x0F))
-            case 0xF0...0xF4: (length, bits) = (4, UInt32(byte & 0x07))
+            case 0xC2...0xDF: (length, bits, minimum) = (2, UInt32(byte & 0x1F), 0x80)
+            case 0xE0...0xEF: (length, bits, minimum) = (3, UInt32(byte & 0x0F), 0x800)
+            case 0xF0...0xF4: (length, bits, minimum) = (4, UInt32(byte & 0x07), 0x10000)
             default: return nil  // a continuation byte without a lead, or not UTF-8
             }
             var next = state
             next.partial = bits
             next.remaining = length - 1
+            next.minimum = minimum
             return couldContinue(next) ? next : nil
         }
         guard byte & 0xC0 == 0x80 else { return nil }
@@ -75,8 +78,12 @@ public struct GrammarMatcher: Sendable {
         next.partial = state.partial << 6 | UInt32(byte & 0x3F)
         next.remaining -= 1
         if next.remaining == 0 {
+            let c = next.partial
+            // Overlong forms, surrogates and values past Unicode are not characters.
+            guard c >= state.minimum, c <= 0x10FFFF, !(0xD800...0xDFFF).contains(c) else { return nil }
             next.partial = 0
-            return advance(next, codePoint: state.partial << 6 | UInt32(byte & 0x3F))
+            next.minimum = 0
+            return advance(next, codePoint: c)
         }
         return couldContinue(next) ? next : nil
     }
@@ -84,7 +91,8 @@ public struct GrammarMatcher: Sendable {
     /// Whether some stack's class holds a character that starts with the partial bytes.
     private func couldContinue(_ state: State) -> Bool {
         let shift = UInt32(6 * state.remaining)
-        let low = state.partial << shift, high = low | ((1 << shift) - 1)
+        let low = max(state.partial << shift, state.minimum), high = min(state.partial << shift | ((1 << shift) - 1), 0x10FFFF)
+        guard low <= high else { return false }
         return state.stacks.contains { stack in
             guard let top = stack.last, case .chars(let ranges, let negated) = element(top) else { return false }
             if negated { return !ranges.contains { $0.lowerBound <= low && $0.upperBound >= high } }

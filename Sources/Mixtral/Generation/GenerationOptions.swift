@@ -23,6 +23,8 @@ public struct GenerationOptions: Sendable, Equatable {
     public var stopStrings: [String] = []
     /// Added to the scores of these ids before anything else (OpenAI's `logit_bias`).
     public var logitBias: [Int: Float] = [:]
+    /// Only text that the grammar matches (llama.cpp's `--grammar`); EOS once it is whole.
+    public var grammar: GrammarConstraint? = nil
 
     public init() {}
 
@@ -33,6 +35,9 @@ public struct GenerationOptions: Sendable, Equatable {
     public func processors(promptLength: Int) -> [any LogitsProcessor] {
         var list: [any LogitsProcessor] = []
         if !logitBias.isEmpty { list.append(LogitBias(logitBias)) }
+        // Before any penalty or sampling filter, so that top-k and top-p choose among
+        // tokens the grammar allows.
+        if let grammar { list.append(grammar.processor(promptLength: promptLength)) }
         if repetitionPenalty != 1 { list.append(RepetitionPenalty(repetitionPenalty)) }
         if presencePenalty != 0 || frequencyPenalty != 0 {
             list.append(PresenceFrequencyPenalty(presence: presencePenalty, frequency: frequencyPenalty, promptLength: promptLength))

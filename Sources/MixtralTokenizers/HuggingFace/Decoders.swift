@@ -48,6 +48,39 @@ indirect enum HFDecoder: Sendable {
         }
     }
 
+    /// What the chain makes of one token that follows others, as bytes: byte tokens and
+    /// byte-level characters become their bytes (not yet grouped into characters), a
+    /// metaspace marker a space; Strip applies per token unless Fuse joined the tokens
+    /// first (then it trims the whole text's ends, not a middle token).
+    func middleTokenBytes(_ token: String) -> [UInt8] {
+        enum Piece { case text(String), bytes([UInt8]) }
+        var fused = false
+        func apply(_ decoder: HFDecoder, _ piece: Piece) -> Piece {
+            switch (decoder, piece) {
+            case (.sequence(let items), _):
+                return items.reduce(piece) { apply($1, $0) }
+            case (.replace, .text(let text)), (.strip, .text(let text)):
+                if case .strip = decoder, fused { return piece }
+                return .text(decoder.decodeChain([text]).first ?? "")
+            case (.byteFallback, .text(let text)):
+                return Self.byteValue(text).map { .bytes([$0]) } ?? piece
+            case (.fuse, _):
+                fused = true
+                return piece
+            case (.metaspace(let replacement, _), .text(let text)):
+                return .text(String(String.UnicodeScalarView(text.unicodeScalars.map { $0 == replacement ? " " : $0 })))
+            case (.byteLevel, .text(let text)):
+                return .bytes(ByteLevel.decodeBytes(text) ?? Array(text.utf8))
+            default:
+                return piece  // bytes pass the text-level decoders unchanged
+            }
+        }
+        switch apply(self, .text(token)) {
+        case .text(let text): return Array(text.utf8)
+        case .bytes(let bytes): return bytes
+        }
+    }
+
     func decodeChain(_ tokens: [String]) -> [String] {
         switch self {
         case .sequence(let items):

@@ -222,6 +222,15 @@ public struct HFTokenizer: Tokenizer {
     // MARK: Decoding
 
     /// Ids out of range are ignored (tokenizers skips ids it cannot map).
+    /// The token through the decoder chain as a token after others, in bytes (see
+    /// `HFDecoder.middleTokenBytes`); added tokens give their content, special ones nil.
+    public func tokenBytes(_ id: Int) -> [UInt8]? {
+        if let added = addedByID[id] { return added.special ? nil : Array(added.content.utf8) }
+        guard id >= 0 && id < model.tokens.count, let token = model.tokens[id] else { return nil }
+        guard let decoder else { return Array((" " + token).utf8) }  // tokens joined by spaces
+        return decoder.middleTokenBytes(token)
+    }
+
     public func decode(_ ids: [Int], skipSpecialTokens: Bool) -> String {
         var tokens: [String] = []
         tokens.reserveCapacity(ids.count)

@@ -383,6 +383,21 @@ public struct SentencePieceTokenizer: Tokenizer {
         return String(decoding: text, as: UTF8.self)
     }
 
+    /// A piece after other pieces: ▁ as a space, a byte piece its byte, the unknown piece
+    /// its surface text; nil for control pieces.
+    public func tokenBytes(_ id: Int) -> [UInt8]? {
+        guard id >= 0 && id < vocabularySize else { return nil }
+        switch types[id] {
+        case .control: return nil
+        case .byte: return Self.byteValue(ofPiece: model.pieces[id].text).map { [UInt8($0)] }
+        case .unknown: return Array(model.unkSurface.utf8)
+        default:
+            var bytes: [UInt8] = []
+            appendReplacingSpaceSymbols(pieceBytes[id][...], to: &bytes)
+            return bytes
+        }
+    }
+
     private func appendReplacingSpaceSymbols(_ piece: ArraySlice<UInt8>, to text: inout [UInt8]) {
         var i = piece.startIndex
         while i < piece.endIndex {
