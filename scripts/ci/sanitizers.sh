@@ -5,7 +5,7 @@
 #   scripts/ci/sanitizers.sh [address|thread]...     # default: both
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-FILTER="GGUFErrorTests|GGUFReaderTests|GGUFWeightStoreTests|CheckpointErrorTests|ParityTests|GenerationCoreTests|BatchedGenerationTests|RequestParsingTests|RobustnessTests|HostileChatTemplateTests|SamplingTests"
+FILTER="GGUFErrorTests|GGUFReaderTests|GGUFWeightStoreTests|CheckpointErrorTests|ParityTests|GenerationCoreTests|BatchedGenerationTests|RequestParsingTests|RobustnessTests|HostileChatTemplateTests|SamplingTests|ExpertStreamingTests|GrammarTests"
 SANITIZERS=("$@")
 [ ${#SANITIZERS[@]} -gt 0 ] || SANITIZERS=(address thread)
 for sanitizer in "${SANITIZERS[@]}"; do
