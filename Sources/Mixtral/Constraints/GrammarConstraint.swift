@@ -1,5 +1,6 @@
 import Foundation
 import MixtralTokenizers
+import Synchronization
 
 /// A grammar applied to generation (llama.cpp's `--grammar`): before each token is chosen,
 /// only the tokens whose bytes continue a match of the grammar keep their scores, and the
@@ -14,6 +15,14 @@ public final class GrammarConstraint: Sendable, Equatable {
     private let children: [[(byte: UInt8, node: Int32)]]
     private let tokensEnding: [[Int32]]
     let tokenBytes: [[UInt8]?]
+    /// Masks of recent states: inside a repetition such as [^"]* the state after each
+    /// character is the same, and so is its mask.
+    private let masks = Mutex(MaskCache())
+    struct MaskCache {
+        var entries: [GrammarMatcher.State: [Bool]] = [:]
+        var order: [GrammarMatcher.State] = []
+    }
+    static let cachedMasks = 64
 
     public init(grammar: Grammar, tokenizer: any Tokenizer, vocabularySize: Int, eosTokenIDs: [Int]) throws(GrammarError) {
         matcher = try GrammarMatcher(grammar)
@@ -49,6 +58,18 @@ public final class GrammarConstraint: Sendable, Equatable {
 
     /// Which ids may come next in `state` (nil: the match is dead; only EOS may follow).
     func allowedTokens(_ state: GrammarMatcher.State?, count: Int) -> [Bool] {
+        if let state, let cached = masks.withLock({ $0.entries[state] }), cached.count == count { return cached }
+        let allowed = computeAllowedTokens(state, count: count)
+        if let state {
+            masks.withLock { cache in
+                if cache.entries.updateValue(allowed, forKey: state) == nil { cache.order.append(state) }
+                if cache.order.count > Self.cachedMasks { cache.entries[cache.order.removeFirst()] = nil }
+            }
+        }
+        return allowed
+    }
+
+    private func computeAllowedTokens(_ state: GrammarMatcher.State?, count: Int) -> [Bool] {
         var allowed = [Bool](repeating: false, count: count)
         guard let state else {
             for id in eosTokenIDs where id < count { allowed[id] = true }
