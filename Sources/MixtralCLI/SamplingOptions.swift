@@ -63,8 +63,8 @@ struct SamplingOptions: ParsableArguments {
             }
             guard let tokenizer = bundle.tokenizer else { throw CLIError("--grammar needs the model's tokenizer") }
             do {
-                options.grammar = try GrammarConstraint(grammar: try Grammar(gbnf: text), tokenizer: tokenizer,
-                                                        vocabularySize: bundle.model.config.vocabSize,
+                let vocabulary = TokenVocabulary(tokenizer: tokenizer, vocabularySize: bundle.model.config.vocabSize)
+                options.grammar = try GrammarConstraint(grammar: try Grammar(gbnf: text), vocabulary: vocabulary,
                                                         eosTokenIDs: bundle.defaults.eosTokenIDs)
             } catch {
                 throw CLIError("--grammar \(grammar): \(error)")

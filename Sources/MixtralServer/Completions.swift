@@ -29,6 +29,8 @@ final class CompletionService: Sendable {
     let limits: ServerLimits
     let metrics: ServerMetrics
     let logger: Logger
+    /// The vocabulary's bytes for `grammar` requests, built once.
+    let vocabulary: TokenVocabulary
 
     init(modelName: String, modelAliases: Set<String>, scheduler: BatchScheduler, defaults: GenerationOptions, prompts: PromptReader,
          limits: ServerLimits, metrics: ServerMetrics, logger: Logger) {
@@ -40,6 +42,7 @@ final class CompletionService: Sendable {
         self.limits = limits
         self.metrics = metrics
         self.logger = logger
+        vocabulary = TokenVocabulary(tokenizer: prompts.tokenizer, vocabularySize: prompts.vocabularySize)
     }
 
     var contextLength: Int { scheduler.configuration.contextLength }
@@ -73,7 +76,7 @@ final class CompletionService: Sendable {
         let fields = try RequestFields(body: try await readBody(request))
         try checkModel(fields, required: true)
         let parameters = try GenerationParameters(fields, defaults: defaults, limits: limits,
-                                                  vocabularySize: prompts.vocabularySize, chat: false)
+                                                  vocabularySize: prompts.vocabularySize, chat: false, vocabulary: vocabulary)
         let promptList = try prompts.completionPrompts(fields)
         // OpenAI's default for completions is 16 tokens (cut to the context when it is fuller).
         let handles = try submit(promptList, parameters) { prompt in
@@ -86,7 +89,7 @@ final class CompletionService: Sendable {
         let fields = try RequestFields(body: try await readBody(request))
         try checkModel(fields, required: true)
         let parameters = try GenerationParameters(fields, defaults: defaults, limits: limits,
-                                                  vocabularySize: prompts.vocabularySize, chat: true)
+                                                  vocabularySize: prompts.vocabularySize, chat: true, vocabulary: vocabulary)
         let prompt = try prompts.chatPrompt(fields)
         // A chat answer may fill the context unless limited.
         let handles = try submit([prompt], parameters) { prompt in

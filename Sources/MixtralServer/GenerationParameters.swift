@@ -16,10 +16,12 @@ struct GenerationParameters: Sendable {
 
     /// Reads the fields over the model's defaults (generation_config.json, as the CLI does):
     /// an absent `temperature` keeps the model's default decoding, 0 is greedy.
+    /// `vocabulary` (nil without a tokenizer) serves the `grammar` field.
     init(_ fields: RequestFields, defaults: GenerationOptions, limits: ServerLimits, vocabularySize: Int,
-         chat: Bool) throws(APIError) {
+         chat: Bool, vocabulary: TokenVocabulary? = nil) throws(APIError) {
         var options = defaults
         options.logitBias = try Self.logitBias(fields, vocabularySize: vocabularySize)
+        options.grammar = try Self.grammar(fields, vocabulary: vocabulary, eosTokenIDs: defaults.eosTokenIDs)
         options.stopStrings = try fields.stopStrings("stop", limit: limits.maxStopStrings)
         if let temperature = try fields.number("temperature", in: 0...2) {
             if temperature == 0 {
@@ -95,6 +97,19 @@ struct GenerationParameters: Sendable {
             bias[id] = Float(number)
         }
         return bias
+    }
+
+    /// llama-server's `grammar` field: a GBNF grammar the answer must match.
+    private static func grammar(_ fields: RequestFields, vocabulary: TokenVocabulary?,
+                                eosTokenIDs: [Int]) throws(APIError) -> GrammarConstraint? {
+        guard let text = try fields.string("grammar") else { return nil }
+        guard text.utf8.count <= 65_536 else { throw .invalidValue("grammar", "'grammar' is longer than 65536 bytes") }
+        guard let vocabulary else { throw .invalidValue("grammar", "'grammar' needs the model's tokenizer") }
+        do {
+            return try GrammarConstraint(grammar: try Grammar(gbnf: text), vocabulary: vocabulary, eosTokenIDs: eosTokenIDs)
+        } catch {
+            throw .invalidValue("grammar", "'grammar': \(messageText(error.description))")
+        }
     }
 
     /// Fields this server cannot honour are errors, not silently dropped: answers shaped by

@@ -16,13 +16,12 @@ struct GrammarGenerationTests {
     @Test func outputsMatchTheGrammar() throws {
         let bundle = try ModelBundle.load(path: ProcessInfo.processInfo.environment["GGUF_SMOLLM2"] ?? "", threads: 2)
         let tokenizer = try #require(bundle.tokenizer)
+        let vocabulary = TokenVocabulary(tokenizer: tokenizer, vocabularySize: bundle.model.config.vocabSize)
         for (prompt, gbnf) in Self.grammars {
             let grammar = try Grammar(gbnf: gbnf)
             var options = bundle.defaults
             options.maxNewTokens = 60
-            options.grammar = try GrammarConstraint(grammar: grammar, tokenizer: tokenizer,
-                                                    vocabularySize: bundle.model.config.vocabSize,
-                                                    eosTokenIDs: bundle.defaults.eosTokenIDs)
+            options.grammar = try GrammarConstraint(grammar: grammar, vocabulary: vocabulary, eosTokenIDs: bundle.defaults.eosTokenIDs)
             for seed in [nil, 7] as [UInt64?] {
                 options.doSample = seed != nil
                 options.seed = seed

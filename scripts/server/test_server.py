@@ -413,6 +413,29 @@ def run_main_tests(suite, server):
         # Still serving, and correctly.
         completion_matches_cli()
 
+    def grammar():
+        # llama-server's `grammar` field: every answer matches, streamed or not, greedy or
+        # sampled, and ends with the grammar (finish_reason stop); a bad grammar is a 400.
+        gbnf = 'root ::= "{\\"n\\": " [0-9]{1,3} ", \\"w\\": \\"" [a-z]{1,8} "\\"}"'
+        pattern = re.compile(r'\{"n": [0-9]{1,3}, "w": "[a-z]{1,8}"\}')
+        for sampling in [{"temperature": 0}, {"temperature": 1, "seed": 3}]:
+            response = client.completions.create(model=name, prompt="Hello", max_tokens=40,
+                                                 extra_body={"grammar": gbnf}, **sampling)
+            choice = response.choices[0]
+            assert pattern.fullmatch(choice.text) and choice.finish_reason == "stop", (choice.text, choice.finish_reason)
+            json.loads(choice.text)
+            chat = client.chat.completions.create(model=name, messages=[{"role": "user", "content": "Hi"}], max_tokens=40,
+                                                  extra_body={"grammar": gbnf}, **sampling)
+            assert pattern.fullmatch(chat.choices[0].message.content), chat.choices[0].message.content
+        streamed = "".join(chunk.choices[0].text for chunk in client.completions.create(
+            model=name, prompt="Hello", max_tokens=40, temperature=0, stream=True, extra_body={"grammar": gbnf})
+            if chunk.choices)
+        assert pattern.fullmatch(streamed), streamed
+        for bad in ["root ::= missing", "root ::= \"a", "x ::= \"a\"", 5]:
+            error = expect(openai.BadRequestError, lambda: client.completions.create(
+                model=name, prompt="x", max_tokens=5, extra_body={"grammar": bad}))
+            assert error.body.get("param") == "grammar", error.body
+
     def tokenize_roundtrip():
         tokens = http("POST", server.url + "/tokenize", json_body={"prompt": "Hello world"}).json()
         ref = suite.reference("Hello world", 24)
@@ -438,7 +461,8 @@ def run_main_tests(suite, server):
 
     for test in [models, completion_matches_cli, stream_matches_cli, chat_matches_cli, concurrent_streams,
                  long_prompt_in_chunks_beside_streams, prefix_reuse, stop_strings,
-                 seeded_sampling_matches_cli, logprobs, logit_bias, disconnect_mid_stream, bad_requests, tokenize_roundtrip, metrics]:
+                 seeded_sampling_matches_cli, logprobs, logit_bias, disconnect_mid_stream, bad_requests, grammar, tokenize_roundtrip,
+                 metrics]:
         suite.run(test.__name__, test)
 
 

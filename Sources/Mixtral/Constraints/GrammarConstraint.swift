@@ -2,31 +2,17 @@ import Foundation
 import MixtralTokenizers
 import Synchronization
 
-/// A grammar applied to generation (llama.cpp's `--grammar`): before each token is chosen,
-/// only the tokens whose bytes continue a match of the grammar keep their scores, and the
-/// end-of-sequence ids only once the text so far is a complete match. Built once per
-/// grammar and tokenizer (the vocabulary's bytes as a trie); each sequence gets its own
-/// matching state through `processor(promptLength:)`.
-public final class GrammarConstraint: Sendable, Equatable {
-    public let matcher: GrammarMatcher
-    let eosTokenIDs: Set<Int>
-    /// The vocabulary as a trie of token bytes: node 0 is the root; `children[n]` the
-    /// next byte and node; `tokensEnding[n]` the ids whose bytes end at node n.
-    private let children: [[(byte: UInt8, node: Int32)]]
-    private let tokensEnding: [[Int32]]
+/// A tokenizer's vocabulary as bytes, in a trie: what grammar masks walk. Built once per
+/// tokenizer and shared by every grammar (a server builds it at start).
+public final class TokenVocabulary: Sendable {
+    /// Node 0 is the root; `children[n]` the next byte and node; `tokensEnding[n]` the ids
+    /// whose bytes end at node n.
+    let children: [[(byte: UInt8, node: Int32)]]
+    let tokensEnding: [[Int32]]
+    /// `Tokenizer.tokenBytes` of every id (nil: a special token).
     let tokenBytes: [[UInt8]?]
-    /// Masks of recent states: inside a repetition such as [^"]* the state after each
-    /// character is the same, and so is its mask.
-    private let masks = Mutex(MaskCache())
-    struct MaskCache {
-        var entries: [GrammarMatcher.State: [Bool]] = [:]
-        var order: [GrammarMatcher.State] = []
-    }
-    static let cachedMasks = 64
 
-    public init(grammar: Grammar, tokenizer: any Tokenizer, vocabularySize: Int, eosTokenIDs: [Int]) throws(GrammarError) {
-        matcher = try GrammarMatcher(grammar)
-        self.eosTokenIDs = Set(eosTokenIDs)
+    public init(tokenizer: any Tokenizer, vocabularySize: Int) {
         tokenBytes = (0..<vocabularySize).map { tokenizer.tokenBytes($0) }
         var children: [[UInt8: Int32]] = [[:]]
         var tokensEnding: [[Int32]] = [[]]
@@ -47,6 +33,31 @@ public final class GrammarConstraint: Sendable, Equatable {
         }
         self.children = children.map { $0.sorted { $0.key < $1.key }.map { (byte: $0.key, node: $0.value) } }
         self.tokensEnding = tokensEnding
+    }
+}
+
+/// A grammar applied to generation (llama.cpp's `--grammar`): before each token is chosen,
+/// only the tokens whose bytes continue a match of the grammar keep their scores, and the
+/// end-of-sequence ids only once the text so far is a complete match. Each sequence gets
+/// its own matching state through `processor(promptLength:)`.
+public final class GrammarConstraint: Sendable, Equatable {
+    public let matcher: GrammarMatcher
+    let eosTokenIDs: Set<Int>
+    let vocabulary: TokenVocabulary
+    var tokenBytes: [[UInt8]?] { vocabulary.tokenBytes }
+    /// Masks of recent states: inside a repetition such as [^"]* the state after each
+    /// character is the same, and so is its mask.
+    private let masks = Mutex(MaskCache())
+    struct MaskCache {
+        var entries: [GrammarMatcher.State: [Bool]] = [:]
+        var order: [GrammarMatcher.State] = []
+    }
+    static let cachedMasks = 64
+
+    public init(grammar: Grammar, vocabulary: TokenVocabulary, eosTokenIDs: [Int]) throws(GrammarError) {
+        matcher = try GrammarMatcher(grammar)
+        self.eosTokenIDs = Set(eosTokenIDs)
+        self.vocabulary = vocabulary
     }
 
     public static func == (a: GrammarConstraint, b: GrammarConstraint) -> Bool { a === b }
@@ -79,8 +90,8 @@ public final class GrammarConstraint: Sendable, Equatable {
         // Depth first through the trie; a byte no stack takes cuts off its whole subtree.
         var work: [(node: Int32, state: GrammarMatcher.State)] = [(0, state)]
         while let (node, current) = work.popLast() {
-            for id in tokensEnding[Int(node)] where Int(id) < count { allowed[Int(id)] = true }
-            for (byte, child) in children[Int(node)] {
+            for id in vocabulary.tokensEnding[Int(node)] where Int(id) < count { allowed[Int(id)] = true }
+            for (byte, child) in vocabulary.children[Int(node)] {
                 if let next = matcher.advance(current, byte: byte) { work.append((child, next)) }
             }
         }
