@@ -41,9 +41,9 @@ struct ModelOptions: ParsableArguments {
         valueName: "size"))
     var ramBudget: String?
 
-    @Option(name: .long, help: ArgumentHelp("Which cached expert makes room for the next with --ram-budget: lru (default, least recently used), next-use (the one expected to run furthest ahead, from the layer order and how often its router picked it lately), layer-lru (an equal share of slots per layer) or lfu (use counts that decay).",
+    @Option(name: .long, help: ArgumentHelp("Which cached expert makes room for the next with --ram-budget: next-use (default: the one expected to run furthest ahead, from the layer order and how often its router picked it lately), lru (least recently used), layer-lru (an equal share of slots per layer) or lfu (use counts that decay).",
                                             valueName: "policy"))
-    var expertCache: ExpertCachePolicy = .lru
+    var expertCache: ExpertCachePolicy = .nextUse
 
     @Flag(name: .long, help: "With --ram-budget: do not guess and read the next layer's experts ahead (to measure what the guess gains).")
     var noPrefetch = false

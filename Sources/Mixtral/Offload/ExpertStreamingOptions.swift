@@ -2,9 +2,9 @@ import Foundation
 
 /// Which cached expert makes room for the next one (see `ExpertStreamer`).
 ///
-/// LRU is the default: on the 8x7B-geometry file it read the fewest bytes per token
-/// (BENCHMARKS.md, Larger than RAM); `next-use` kept the most hits on the small benchmark
-/// model.
+/// `next-use` is the default: measured on the 8x7B and 8x22B geometries (BENCHMARKS.md,
+/// Larger than RAM) it matches LRU when the slots hold most experts and keeps hits where
+/// LRU keeps none, when they hold a quarter (layers run in a cycle longer than the cache).
 public enum ExpertCachePolicy: String, Sendable, CaseIterable {
     /// The expert whose next use is expected furthest ahead: layers run in a cycle, so an
     /// expert of the layer that just ran is not needed before the next token reaches it,
@@ -35,7 +35,7 @@ public struct ExpertStreamingOptions: Sendable, Equatable {
     /// layers are guessed less well; reads start earlier).
     public var prefetchDepth: Int
 
-    public init(ramBudget: Int, policy: ExpertCachePolicy = .lru, ioThreads: Int = 8, prefetch: Bool = true,
+    public init(ramBudget: Int, policy: ExpertCachePolicy = .nextUse, ioThreads: Int = 8, prefetch: Bool = true,
                 prefetchDepth: Int = 1) {
         self.ramBudget = ramBudget
         self.policy = policy
