@@ -17,7 +17,9 @@ taken at the full layer count. Peak RSS of every run comes from wait4.
 
 --machine-memory 12G runs both engines in a memory cgroup of that size (cgroup v1's
 memory controller, as root), so that llama.cpp's page cache is that small too: a machine
-with less memory than this one.
+with less memory than this one. The page cache is dropped before every run then (a page
+is charged to the cgroup that first reads it, so pages cached before would escape the
+limit).
 
 The small files come from scripts/bench/make_geometry_gguf.py --layers N. --level runs
 mixtral with MIXTRAL_CPU=LEVEL, to match a llama.cpp built for that level. llama-bench runs
@@ -41,10 +43,11 @@ MACHINE_MEMORY = None  # bytes, when the engines run in a memory cgroup
 
 
 def confine(command):
-    """The command, started inside the memory cgroup when one is set."""
+    """The command, started inside the memory cgroup when one is set, after the page
+    cache is dropped."""
     if MACHINE_MEMORY is None:
         return command
-    return ["sh", "-c", f'echo $$ > {CGROUP}/tasks && exec "$@"', "sh"] + command
+    return ["sh", "-c", f'sync; echo 1 > /proc/sys/vm/drop_caches; echo $$ > {CGROUP}/tasks && exec "$@"', "sh"] + command
 
 
 def make_cgroup(size):
