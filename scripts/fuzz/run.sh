@@ -65,11 +65,13 @@ declare -A MAX_LEN=([gguf]=65536 [safetensors]=16384 [tokenizer-model]=600000 [t
 failed=0
 for target in "${TARGETS[@]}"; do
     log=".fuzz/$target.log"
+    committed=()
+    [ -d "scripts/fuzz/corpus/$target" ] && committed=("scripts/fuzz/corpus/$target")
     set +e
     MIXTRAL_FUZZ_TARGET=$target MIXTRAL_FUZZ_ROOT=$PWD SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 \
         "$FUZZER" -max_total_time="$SECONDS_PER_TARGET" -runs="${MAX_RUNS:--1}" -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 \
         -max_len="${MAX_LEN[$target]:-16384}" -artifact_prefix=".fuzz/findings/$target-" \
-        ".fuzz/corpus/$target" "scripts/fuzz/corpus/$target" "$SEEDS/$target" > "$log" 2>&1
+        ".fuzz/corpus/$target" ${committed[@]+"${committed[@]}"} "$SEEDS/$target" > "$log" 2>&1
     status=$?
     set -e
     runs=$(grep -oE "stat::number_of_executed_units: *[0-9]+" "$log" | grep -oE "[0-9]+$" || echo "?")
