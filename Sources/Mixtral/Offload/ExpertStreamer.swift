@@ -179,7 +179,9 @@ final class ExpertStreamer: @unchecked Sendable {
             var pinned = 0
             for expert in experts {
                 let key = Key(layer: layer, expert: expert)
-                if let index = slotOfKey[key] {
+                let index: Int
+                if let cached = slotOfKey[key] {
+                    index = cached
                     if slots[index].prefetched {
                         counters.prefetchHits += 1
                         slots[index].prefetched = false
@@ -187,14 +189,14 @@ final class ExpertStreamer: @unchecked Sendable {
                         counters.hits += 1
                     }
                     if let job = slots[index].job { reader.promote(job) }
-                } else if let index = victim(for: layer, prefetch: false) {
+                } else if let free = victim(for: layer, prefetch: false) {
+                    index = free
                     evict(index)
                     load(index, key, prefetch: false)
                     counters.misses += 1
                 } else {
                     break
                 }
-                let index = slotOfKey[key]!
                 slots[index].pins += 1
                 noteUse(index, key)
                 pinned += 1
@@ -320,7 +322,7 @@ final class ExpertStreamer: @unchecked Sendable {
     /// A slot to (re)fill for `layer`: a free one, else the one the policy values least
     /// among those not pinned and not loading (and, for a prefetch, not an unused guess).
     private func victim(for layer: Int, prefetch: Bool) -> Int? {
-        var candidates: [Int] = []
+        var candidates: [(index: Int, key: Key)] = []
         for index in slots.indices where slots[index].pins == 0 {
             if let job = slots[index].job {
                 guard reader.isDone(job) else { continue }
@@ -332,31 +334,31 @@ final class ExpertStreamer: @unchecked Sendable {
                     slots[index].key = nil
                 }
             }
-            if slots[index].key == nil { return index }
+            guard let key = slots[index].key else { return index }
             if prefetch && slots[index].prefetched { continue }
-            candidates.append(index)
+            candidates.append((index, key))
         }
-        let leastRecent = { (set: [Int]) in set.min { self.slots[$0].lastUse < self.slots[$1].lastUse } }
+        let lastUse = { (candidate: (index: Int, key: Key)) in self.slots[candidate.index].lastUse }
+        let leastRecent = { (set: [(index: Int, key: Key)]) in set.min { lastUse($0) < lastUse($1) }?.index }
         switch options.policy {
         case .lru:
             return leastRecent(candidates)
         case .nextUse:
             return candidates.max {
-                let a = expectedDistance(slots[$0].key!, from: layer), b = expectedDistance(slots[$1].key!, from: layer)
-                return a != b ? a < b : slots[$0].lastUse > slots[$1].lastUse
-            }
+                let a = expectedDistance($0.key, from: layer), b = expectedDistance($1.key, from: layer)
+                return a != b ? a < b : lastUse($0) > lastUse($1)
+            }?.index
         case .lfu:
             return candidates.min {
-                let a = decayed(useCounts[slots[$0].key!]), b = decayed(useCounts[slots[$1].key!])
-                return a != b ? a < b : slots[$0].lastUse < slots[$1].lastUse
-            }
+                let a = decayed(useCounts[$0.key]), b = decayed(useCounts[$1.key])
+                return a != b ? a < b : lastUse($0) < lastUse($1)
+            }?.index
         case .layerLRU:
             let share = max(1, slotCount / max(1, heldByLayer.count))
-            if heldByLayer[layer] >= share, let own = leastRecent(candidates.filter { slots[$0].key?.layer == layer }) {
+            if heldByLayer[layer] >= share, let own = leastRecent(candidates.filter { $0.key.layer == layer }) {
                 return own
             }
-            let overShare = candidates.filter { slots[$0].key.map { heldByLayer[$0.layer] > share } ?? false }
-            return leastRecent(overShare) ?? leastRecent(candidates)
+            return leastRecent(candidates.filter { heldByLayer[$0.key.layer] > share }) ?? leastRecent(candidates)
         }
     }
 
