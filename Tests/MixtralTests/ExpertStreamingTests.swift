@@ -114,6 +114,20 @@ struct ExpertStreamingTests {
         }
     }
 
+    /// Automatic streaming compares the weight files with memory: a split GGUF counts all
+    /// its parts, a folder its safetensors shards.
+    @Test func weightFileBytesCountEveryPart() throws {
+        let split = Fixtures.root + "/gguf/tiny-mixtral-hf-q4_0-split-00001-of-00003.gguf"
+        let parts = GGUFFile.partPaths(prefix: String(split.dropLast("-00001-of-00003.gguf".count)), count: 3)
+        let sizes = try parts.map { try #require(FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int) }
+        #expect(ModelBundle.weightFileBytes(path: split) == sizes.reduce(0, +))
+        let sharded = Fixtures.parity("mixtral-sharded")
+        let shards = try FileManager.default.contentsOfDirectory(atPath: sharded).filter { $0.hasSuffix(".safetensors") }
+        #expect(shards.count == 4)
+        #expect(ModelBundle.weightFileBytes(path: sharded)
+                == shards.reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: sharded + "/" + $1)[.size] as? Int) ?? 0) })
+    }
+
     @Test func sizesParse() {
         #expect(ExpertStreamingOptions.parseSize("12G") == 12 << 30)
         #expect(ExpertStreamingOptions.parseSize("12GiB") == 12 << 30)

@@ -120,7 +120,12 @@ public final class GGUFFile: @unchecked Sendable {
                                    reason: "the first file of a \(count)-file split model must be named PREFIX\(suffix)")
         }
         let prefix = String(path.dropLast(suffix.count))
-        return (1...count).map { "\(prefix)-\(fiveDigits($0))-of-\(fiveDigits(count)).gguf" }
+        return partPaths(prefix: prefix, count: count)
+    }
+
+    /// The files of a model split in `count` parts: PREFIX-0000k-of-0000N.gguf, k = 1...N.
+    static func partPaths(prefix: String, count: Int) -> [String] {
+        (1...count).map { "\(prefix)-\(fiveDigits($0))-of-\(fiveDigits(count)).gguf" }
     }
 
     private static func fiveDigits(_ n: Int) -> String {

@@ -72,11 +72,7 @@ public struct ModelBundle: Sendable {
             guard let match = path.firstMatch(of: /-00001-of-(\d{5})\.gguf$/), let count = Int(match.1), count > 1 else {
                 return size(path)
             }
-            let prefix = path[..<match.range.lowerBound]
-            return (1...count).reduce(0) { total, part in
-                let number = String(part), padded = String(repeating: "0", count: 5 - number.count) + number
-                return total + size("\(prefix)-\(padded)-of-\(match.1).gguf")
-            }
+            return GGUFFile.partPaths(prefix: String(path[..<match.range.lowerBound]), count: count).reduce(0) { $0 + size($1) }
         }
         let files = (try? manager.contentsOfDirectory(atPath: path)) ?? []
         return files.filter { $0.hasSuffix(".safetensors") }.reduce(0) { $0 + size(path + "/" + $1) }
