@@ -29,8 +29,9 @@ final class CompletionService: Sendable {
     let limits: ServerLimits
     let metrics: ServerMetrics
     let logger: Logger
-    /// The vocabulary's bytes for `grammar` requests, built once.
-    let vocabulary: TokenVocabulary
+    /// The vocabulary's bytes, built by the first `grammar` request and kept: a server
+    /// that never gets one does not pay for it at start.
+    private let builtVocabulary = Mutex<TokenVocabulary?>(nil)
 
     init(modelName: String, modelAliases: Set<String>, scheduler: BatchScheduler, defaults: GenerationOptions, prompts: PromptReader,
          limits: ServerLimits, metrics: ServerMetrics, logger: Logger) {
@@ -42,10 +43,20 @@ final class CompletionService: Sendable {
         self.limits = limits
         self.metrics = metrics
         self.logger = logger
-        vocabulary = TokenVocabulary(tokenizer: prompts.tokenizer, vocabularySize: prompts.vocabularySize)
     }
 
     var contextLength: Int { scheduler.configuration.contextLength }
+
+    /// The vocabulary trie when the request has a `grammar`, else nil (not needed).
+    private func vocabulary(for fields: RequestFields) -> TokenVocabulary? {
+        guard fields["grammar"] != nil else { return nil }
+        return builtVocabulary.withLock { built in
+            if let built { return built }
+            let vocabulary = TokenVocabulary(tokenizer: prompts.tokenizer, vocabularySize: prompts.vocabularySize)
+            built = vocabulary
+            return vocabulary
+        }
+    }
 
     // MARK: Requests
 
@@ -76,7 +87,8 @@ final class CompletionService: Sendable {
         let fields = try RequestFields(body: try await readBody(request))
         try checkModel(fields, required: true)
         let parameters = try GenerationParameters(fields, defaults: defaults, limits: limits,
-                                                  vocabularySize: prompts.vocabularySize, chat: false, vocabulary: vocabulary)
+                                                  vocabularySize: prompts.vocabularySize, chat: false,
+                                                  vocabulary: vocabulary(for: fields))
         let promptList = try prompts.completionPrompts(fields)
         // OpenAI's default for completions is 16 tokens (cut to the context when it is fuller).
         let handles = try submit(promptList, parameters) { prompt in
@@ -89,7 +101,8 @@ final class CompletionService: Sendable {
         let fields = try RequestFields(body: try await readBody(request))
         try checkModel(fields, required: true)
         let parameters = try GenerationParameters(fields, defaults: defaults, limits: limits,
-                                                  vocabularySize: prompts.vocabularySize, chat: true, vocabulary: vocabulary)
+                                                  vocabularySize: prompts.vocabularySize, chat: true,
+                                                  vocabulary: vocabulary(for: fields))
         let prompt = try prompts.chatPrompt(fields)
         // A chat answer may fill the context unless limited.
         let handles = try submit([prompt], parameters) { prompt in

@@ -16,7 +16,8 @@ struct GenerationParameters: Sendable {
 
     /// Reads the fields over the model's defaults (generation_config.json, as the CLI does):
     /// an absent `temperature` keeps the model's default decoding, 0 is greedy.
-    /// `vocabulary` (nil without a tokenizer) serves the `grammar` field.
+    /// `vocabulary` serves the `grammar` field (the caller builds it only for a request
+    /// that has one).
     init(_ fields: RequestFields, defaults: GenerationOptions, limits: ServerLimits, vocabularySize: Int,
          chat: Bool, vocabulary: TokenVocabulary? = nil) throws(APIError) {
         var options = defaults
