@@ -3,20 +3,34 @@ import MixtralTokenizers
 import Synchronization
 
 /// A tokenizer's vocabulary as bytes, in a trie: what grammar masks walk. Built once per
-/// tokenizer and shared by every grammar (a server builds it at start).
+/// tokenizer and shared by every grammar (a server builds it at the first grammar request).
 public final class TokenVocabulary: Sendable {
-    /// Node 0 is the root; `children[n]` the next byte and node; `tokensEnding[n]` the ids
-    /// whose bytes end at node n.
-    let children: [[(byte: UInt8, node: Int32)]]
-    let tokensEnding: [[Int32]]
     /// `Tokenizer.tokenBytes` of every id (nil: a special token).
     let tokenBytes: [[UInt8]?]
+    let trie: ByteTrie
+    var count: Int { tokenBytes.count }
+    var maskWords: Int { (tokenBytes.count + 63) / 64 }
 
     public init(tokenizer: any Tokenizer, vocabularySize: Int) {
         tokenBytes = (0..<vocabularySize).map { tokenizer.tokenBytes($0) }
+        trie = ByteTrie(tokenBytes)
+    }
+}
+
+/// The token byte strings as a trie in flat arrays (node 0 is the root): node n's children
+/// are `childBytes`/`childNodes` in `childStart[n]..<childStart[n+1]`, sorted by byte, and
+/// the ids whose bytes end at n are `tokenIDs` in `tokenStart[n]..<tokenStart[n+1]`.
+struct ByteTrie: Sendable {
+    let childStart: [Int32]
+    let childBytes: [UInt8]
+    let childNodes: [Int32]
+    let tokenStart: [Int32]
+    let tokenIDs: [Int32]
+
+    init(_ tokens: [[UInt8]?]) {
         var children: [[UInt8: Int32]] = [[:]]
-        var tokensEnding: [[Int32]] = [[]]
-        for (id, bytes) in tokenBytes.enumerated() {
+        var ending: [[Int32]] = [[]]
+        for (id, bytes) in tokens.enumerated() {
             guard let bytes, !bytes.isEmpty else { continue }
             var node = 0
             for byte in bytes {
@@ -24,40 +38,69 @@ public final class TokenVocabulary: Sendable {
                     node = Int(next)
                 } else {
                     children.append([:])
-                    tokensEnding.append([])
+                    ending.append([])
                     children[node][byte] = Int32(children.count - 1)
                     node = children.count - 1
                 }
             }
-            tokensEnding[node].append(Int32(id))
+            ending[node].append(Int32(id))
         }
-        self.children = children.map { $0.sorted { $0.key < $1.key }.map { (byte: $0.key, node: $0.value) } }
-        self.tokensEnding = tokensEnding
+        var childStart: [Int32] = [0], childBytes: [UInt8] = [], childNodes: [Int32] = []
+        var tokenStart: [Int32] = [0], tokenIDs: [Int32] = []
+        for node in children.indices {
+            for (byte, child) in children[node].sorted(by: { $0.key < $1.key }) {
+                childBytes.append(byte)
+                childNodes.append(child)
+            }
+            childStart.append(Int32(childBytes.count))
+            tokenIDs += ending[node]
+            tokenStart.append(Int32(tokenIDs.count))
+        }
+        (self.childStart, self.childBytes, self.childNodes) = (childStart, childBytes, childNodes)
+        (self.tokenStart, self.tokenIDs) = (tokenStart, tokenIDs)
+    }
+
+    struct Buffers {
+        let childStart: UnsafeBufferPointer<Int32>
+        let childBytes: UnsafeBufferPointer<UInt8>
+        let childNodes: UnsafeBufferPointer<Int32>
+        let tokenStart: UnsafeBufferPointer<Int32>
+        let tokenIDs: UnsafeBufferPointer<Int32>
+    }
+
+    /// The arrays as buffers, for the mask walk's inner loop.
+    func withBuffers<R>(_ body: (Buffers) -> R) -> R {
+        childStart.withUnsafeBufferPointer { cs in
+            childBytes.withUnsafeBufferPointer { cb in
+                childNodes.withUnsafeBufferPointer { cn in
+                    tokenStart.withUnsafeBufferPointer { ts in
+                        tokenIDs.withUnsafeBufferPointer { ti in
+                            body(Buffers(childStart: cs, childBytes: cb, childNodes: cn, tokenStart: ts, tokenIDs: ti))
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
 /// A grammar applied to generation (llama.cpp's `--grammar`): before each token is chosen,
 /// only the tokens whose bytes continue a match of the grammar keep their scores, and the
 /// end-of-sequence ids only once the text so far is a complete match. Each sequence gets
-/// its own matching state through `processor(promptLength:)`.
+/// its own matching state through `processor(promptLength:)`; the automaton and its masks
+/// are shared by all of them.
 public final class GrammarConstraint: Sendable, Equatable {
     public let matcher: GrammarMatcher
     let eosTokenIDs: Set<Int>
     let vocabulary: TokenVocabulary
-    var tokenBytes: [[UInt8]?] { vocabulary.tokenBytes }
-    /// Masks of recent states: inside a repetition such as [^"]* the state after each
-    /// character is the same, and so is its mask.
-    private let masks = Mutex(MaskCache())
-    struct MaskCache {
-        var entries: [GrammarMatcher.State: [Bool]] = [:]
-        var order: [GrammarMatcher.State] = []
-    }
-    static let cachedMasks = 64
+    private let automaton: Mutex<GrammarAutomaton>
 
     public init(grammar: Grammar, vocabulary: TokenVocabulary, eosTokenIDs: [Int]) throws(GrammarError) {
-        matcher = try GrammarMatcher(grammar)
+        let matcher = try GrammarMatcher(grammar)
+        self.matcher = matcher
         self.eosTokenIDs = Set(eosTokenIDs)
         self.vocabulary = vocabulary
+        automaton = Mutex(GrammarAutomaton(matcher: matcher))
     }
 
     public static func == (a: GrammarConstraint, b: GrammarConstraint) -> Bool { a === b }
@@ -67,35 +110,29 @@ public final class GrammarConstraint: Sendable, Equatable {
         GrammarProcessor(constraint: self, promptLength: promptLength)
     }
 
-    /// Which ids may come next in `state` (nil: the match is dead; only EOS may follow).
-    func allowedTokens(_ state: GrammarMatcher.State?, count: Int) -> [Bool] {
-        if let state, let cached = masks.withLock({ $0.entries[state] }), cached.count == count { return cached }
-        let allowed = computeAllowedTokens(state, count: count)
-        if let state {
-            masks.withLock { cache in
-                if cache.entries.updateValue(allowed, forKey: state) == nil { cache.order.append(state) }
-                if cache.order.count > Self.cachedMasks { cache.entries[cache.order.removeFirst()] = nil }
+    /// `state` advanced over the bytes of `tokens`, and the mask of the ids that may come
+    /// next (bit i of word i/64). A special token, or a byte the grammar refuses, ends the
+    /// match (nil): then only EOS may follow.
+    func advance(_ state: GrammarMatcher.State?, by tokens: some Sequence<Int>) -> (GrammarMatcher.State?, [UInt64]) {
+        automaton.withLock { automaton in
+            automaton.trim()
+            guard let state else { return (nil, endMask()) }
+            var id = automaton.id(of: state)
+            for token in tokens {
+                guard token >= 0, token < vocabulary.count, let bytes = vocabulary.tokenBytes[token] else { return (nil, endMask()) }
+                for byte in bytes {
+                    id = automaton.next(id, byte)
+                    if id == GrammarAutomaton.dead { return (nil, endMask()) }
+                }
             }
+            return (automaton.states[Int(id)], automaton.mask(id, vocabulary: vocabulary, eosTokenIDs: eosTokenIDs))
         }
-        return allowed
     }
 
-    private func computeAllowedTokens(_ state: GrammarMatcher.State?, count: Int) -> [Bool] {
-        var allowed = [Bool](repeating: false, count: count)
-        guard let state else {
-            for id in eosTokenIDs where id < count { allowed[id] = true }
-            return allowed
-        }
-        if matcher.isAccepting(state) { for id in eosTokenIDs where id < count { allowed[id] = true } }
-        // Depth first through the trie; a byte no stack takes cuts off its whole subtree.
-        var work: [(node: Int32, state: GrammarMatcher.State)] = [(0, state)]
-        while let (node, current) = work.popLast() {
-            for id in vocabulary.tokensEnding[Int(node)] where Int(id) < count { allowed[Int(id)] = true }
-            for (byte, child) in vocabulary.children[Int(node)] {
-                if let next = matcher.advance(current, byte: byte) { work.append((child, next)) }
-            }
-        }
-        return allowed
+    private func endMask() -> [UInt64] {
+        var bits = [UInt64](repeating: 0, count: vocabulary.maskWords)
+        for eos in eosTokenIDs where eos >= 0 && eos < vocabulary.count { bits[eos >> 6] |= 1 << UInt64(eos & 63) }
+        return bits
     }
 }
 
@@ -118,21 +155,16 @@ final class GrammarProcessor: LogitsProcessor, @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         let generated = previous.dropFirst(promptLength)
-        for id in generated.dropFirst(consumed) {
-            guard let current = state else { break }
-            guard id >= 0, id < constraint.tokenBytes.count, let bytes = constraint.tokenBytes[id] else {
-                state = nil  // a special token: the grammar's text ends here
-                break
-            }
-            var next: GrammarMatcher.State? = current
-            for byte in bytes {
-                guard let s = next else { break }
-                next = constraint.matcher.advance(s, byte: byte)
-            }
-            state = next
-        }
+        let (next, allowed) = constraint.advance(state, by: generated.dropFirst(consumed))
+        state = next
         consumed = generated.count
-        let allowed = constraint.allowedTokens(state, count: scores.count)
-        for index in scores.indices where !allowed[index] { scores[index] = -.infinity }
+        scores.withUnsafeMutableBufferPointer { scores in
+            allowed.withUnsafeBufferPointer { allowed in
+                for index in scores.indices {
+                    let word = index >> 6
+                    if word >= allowed.count || allowed[word] & (1 << UInt64(index & 63)) == 0 { scores[index] = -.infinity }
+                }
+            }
+        }
     }
 }
