@@ -32,12 +32,15 @@ struct SamplingOptions: ParsableArguments {
     var ignoreEos = false
     @Option(name: .long, help: ArgumentHelp("Generate only text that this GBNF grammar (llama.cpp's notation) matches; the end-of-sequence token only once the text is a whole match.", valueName: "file"))
     var grammar: String?
+    @Option(name: .long, help: ArgumentHelp("Generate only JSON that this JSON Schema describes (turned into a grammar, as llama.cpp's --json-schema-file; properties in the schema's order).", valueName: "file"))
+    var jsonSchema: String?
     @Option(name: .long, help: "Context length limit (default: the model's max_position_embeddings).")
     var ctx: Int?
 
     func validate() throws {
         if doSample && greedy { throw ValidationError("--do-sample and --greedy contradict each other") }
         if let ctx, ctx < 1 { throw ValidationError("--ctx must be at least 1") }
+        if grammar != nil && jsonSchema != nil { throw ValidationError("--grammar and --json-schema both constrain the output; give one") }
     }
 
     func options(_ bundle: ModelBundle) throws -> GenerationOptions {
@@ -57,17 +60,30 @@ struct SamplingOptions: ParsableArguments {
         if let seed { options.seed = seed }
         options.stopStrings = stop
         if ignoreEos { options.eosTokenIDs = [] }
-        if let grammar {
-            guard let data = try readRegularFile(grammar), let text = String(data: data, encoding: .utf8) else {
-                throw CLIError("--grammar: cannot read \(grammar) as UTF-8 text")
+        if let (flag, path) = grammar.map({ ("--grammar", $0) }) ?? jsonSchema.map({ ("--json-schema", $0) }) {
+            guard let data = try readRegularFile(path), let text = String(data: data, encoding: .utf8) else {
+                throw CLIError("\(flag): cannot read \(path) as UTF-8 text")
             }
-            guard let tokenizer = bundle.tokenizer else { throw CLIError("--grammar needs the model's tokenizer") }
+            guard let tokenizer = bundle.tokenizer else { throw CLIError("\(flag) needs the model's tokenizer") }
             do {
+                let parsed: Grammar
+                if flag == "--grammar" {
+                    parsed = try Grammar(gbnf: text)
+                } else {
+                    let schema: JSONValue
+                    do {
+                        schema = try JSONValue.parse(text)
+                    } catch {
+                        throw CLIError("\(flag) \(path): not JSON: \(error)")
+                    }
+                    parsed = try JSONSchemaGrammar.grammar(schema)
+                }
                 let vocabulary = TokenVocabulary(tokenizer: tokenizer, vocabularySize: bundle.model.config.vocabSize)
-                options.grammar = try GrammarConstraint(grammar: try Grammar(gbnf: text), vocabulary: vocabulary,
-                                                        eosTokenIDs: bundle.defaults.eosTokenIDs)
+                options.grammar = try GrammarConstraint(grammar: parsed, vocabulary: vocabulary, eosTokenIDs: bundle.defaults.eosTokenIDs)
+            } catch let error as CLIError {
+                throw error
             } catch {
-                throw CLIError("--grammar \(grammar): \(error)")
+                throw CLIError("\(flag) \(path): \(error)")
             }
         }
         if let problem = options.validationError() { throw CLIError(problem) }

@@ -82,6 +82,14 @@ let targets: [String: FuzzTarget] = [
             state = next
         }
     },
+    // A JSON schema: converted to GBNF, which must then parse (a converter that writes a
+    // grammar it cannot read is a bug: the target stops), and match its own instance text.
+    "json-schema": { bytes in
+        guard let schema = try? JSONValue.parse(bytes), let text = try? JSONSchemaGrammar.gbnf(schema) else { return }
+        guard let grammar = try? Grammar(gbnf: text) else { fatalError("the converter wrote GBNF that does not parse:\n\(text)") }
+        guard let matcher = try? GrammarMatcher(grammar) else { return }
+        _ = matcher.accepts(String(decoding: bytes.prefix(256), as: UTF8.self))
+    },
     // A completions and a chat completions request body.
     "request": { bytes in
         _ = requestValidationError(body: bytes, chat: false, vocabularySize: 32000)

@@ -32,6 +32,8 @@ final class CompletionService: Sendable {
     /// The vocabulary's bytes, built by the first `grammar` request and kept: a server
     /// that never gets one does not pay for it at start.
     private let builtVocabulary = Mutex<TokenVocabulary?>(nil)
+    /// How the model writes tool calls (nil: no chat format).
+    let toolFormat: ToolCallFormat?
 
     init(modelName: String, modelAliases: Set<String>, scheduler: BatchScheduler, defaults: GenerationOptions, prompts: PromptReader,
          limits: ServerLimits, metrics: ServerMetrics, logger: Logger) {
@@ -43,13 +45,14 @@ final class CompletionService: Sendable {
         self.limits = limits
         self.metrics = metrics
         self.logger = logger
+        toolFormat = prompts.chatEncoder?.toolCallFormat
     }
 
     var contextLength: Int { scheduler.configuration.contextLength }
 
-    /// The vocabulary trie when the request has a `grammar`, else nil (not needed).
+    /// The vocabulary trie when the request constrains its answer, else nil (not needed).
     private func vocabulary(for fields: RequestFields) -> TokenVocabulary? {
-        guard fields["grammar"] != nil else { return nil }
+        guard GenerationParameters.needsVocabulary(fields) else { return nil }
         return builtVocabulary.withLock { built in
             if let built { return built }
             let vocabulary = TokenVocabulary(tokenizer: prompts.tokenizer, vocabularySize: prompts.vocabularySize)
@@ -102,8 +105,8 @@ final class CompletionService: Sendable {
         try checkModel(fields, required: true)
         let parameters = try GenerationParameters(fields, defaults: defaults, limits: limits,
                                                   vocabularySize: prompts.vocabularySize, chat: true,
-                                                  vocabulary: vocabulary(for: fields))
-        let prompt = try prompts.chatPrompt(fields)
+                                                  vocabulary: vocabulary(for: fields), toolFormat: toolFormat)
+        let prompt = try prompts.chatPrompt(fields, tools: parameters.tools)
         // A chat answer may fill the context unless limited.
         let handles = try submit([prompt], parameters) { prompt in
             parameters.maxTokens ?? min(limits.maxTokens, contextLength - prompt.count)
@@ -202,7 +205,7 @@ final class CompletionService: Sendable {
                     metrics.firstTokenLatency.recordNanoseconds((ContinuousClock.now - start).nanoseconds)
                 }
                 choices[index].apply(event)
-                if let chunk = answer.chunk(for: event, index: index, state: choices[index]) { try await send(chunk) }
+                for chunk in answer.chunks(for: event, index: index, state: &choices[index]) { try await send(chunk) }
             }
             // Past the time limit the stream ends with OpenAI's error object (which its
             // clients raise), not with a usage chunk.

@@ -13,16 +13,33 @@ struct GenerationParameters: Sendable {
     var topLogprobs: Int?
     /// Extra field: return the generated (and prompt) token ids with each choice.
     var returnTokenIDs: Bool
+    /// Chat: the request's tools and how this model writes calls (nil: no tools, or
+    /// `tool_choice` "none", which answers in text).
+    var tools: ToolRequest?
+    var toolFormat: ToolCallFormat?
+    var toolsParallel: Bool { tools?.parallel ?? true }
 
     /// Reads the fields over the model's defaults (generation_config.json, as the CLI does):
     /// an absent `temperature` keeps the model's default decoding, 0 is greedy.
-    /// `vocabulary` serves the `grammar` field (the caller builds it only for a request
-    /// that has one).
+    /// `vocabulary` serves the constraints (`grammar`, `json_schema`, `response_format`, a
+    /// forced tool call); the caller builds it only for a request that has one
+    /// (`needsVocabulary`). `toolFormat`: the chat encoder's, for requests with tools.
     init(_ fields: RequestFields, defaults: GenerationOptions, limits: ServerLimits, vocabularySize: Int,
-         chat: Bool, vocabulary: TokenVocabulary? = nil) throws(APIError) {
+         chat: Bool, vocabulary: TokenVocabulary? = nil, toolFormat: ToolCallFormat? = nil) throws(APIError) {
         var options = defaults
         options.logitBias = try Self.logitBias(fields, vocabularySize: vocabularySize)
-        options.grammar = try Self.grammar(fields, vocabulary: vocabulary, eosTokenIDs: defaults.eosTokenIDs)
+        var tools: ToolRequest? = nil
+        if chat, let request = try ToolRequest(fields), request.choice != .none { tools = request }
+        self.tools = tools
+        self.toolFormat = tools == nil ? nil : toolFormat
+        if let grammar = try Self.grammar(fields, tools: tools, toolFormat: toolFormat) {
+            guard let vocabulary else { throw .invalidRequest("constrained output needs the model's tokenizer") }
+            do {
+                options.grammar = try GrammarConstraint(grammar: grammar, vocabulary: vocabulary, eosTokenIDs: defaults.eosTokenIDs)
+            } catch {
+                throw .invalidRequest("the output constraint is too ambiguous: \(messageText(error.description))")
+            }
+        }
         options.stopStrings = try fields.stopStrings("stop", limit: limits.maxStopStrings)
         if let temperature = try fields.number("temperature", in: 0...2) {
             if temperature == 0 {
@@ -100,16 +117,73 @@ struct GenerationParameters: Sendable {
         return bias
     }
 
-    /// llama-server's `grammar` field: a GBNF grammar the answer must match.
-    private static func grammar(_ fields: RequestFields, vocabulary: TokenVocabulary?,
-                                eosTokenIDs: [Int]) throws(APIError) -> GrammarConstraint? {
-        guard let text = try fields.string("grammar") else { return nil }
-        guard text.utf8.count <= 65_536 else { throw .invalidValue("grammar", "'grammar' is longer than 65536 bytes") }
-        guard let vocabulary else { throw .invalidValue("grammar", "'grammar' needs the model's tokenizer") }
+    /// Whether the request asks for constrained output, so that the caller builds the
+    /// vocabulary trie.
+    static func needsVocabulary(_ fields: RequestFields) -> Bool {
+        if fields["grammar"] != nil || fields["json_schema"] != nil { return true }
+        if let type = fields["response_format"]?["type"]?.stringValue, type != "text" { return true }
+        if fields["tools"] != nil, let choice = fields["tool_choice"], choice.stringValue != "auto", choice.stringValue != "none" { return true }
+        return false
+    }
+
+    /// The grammar the answer must match, from one of: llama-server's `grammar` (GBNF) and
+    /// `json_schema` fields, OpenAI's `response_format` (`json_object`, `json_schema`), or a
+    /// forced tool call (`tool_choice` "required" or a named function).
+    private static func grammar(_ fields: RequestFields, tools: ToolRequest?,
+                                toolFormat: ToolCallFormat?) throws(APIError) -> Grammar? {
+        var sources: [String] = []
+        var grammar: Grammar?
+        if let text = try fields.string("grammar") {
+            guard text.utf8.count <= 65_536 else { throw .invalidValue("grammar", "'grammar' is longer than 65536 bytes") }
+            sources.append("grammar")
+            do {
+                grammar = try Grammar(gbnf: text)
+            } catch {
+                throw .invalidValue("grammar", "'grammar': \(messageText(error.description))")
+            }
+        }
+        if let schema = fields["json_schema"] {
+            sources.append("json_schema")
+            grammar = try schemaGrammar(schema, param: "json_schema")
+        }
+        if let format = try fields.object("response_format") {
+            switch try format.string("type") {
+            case nil, "text":
+                break
+            case "json_object":
+                sources.append("response_format")
+                do {
+                    grammar = try Grammar(gbnf: JSONSchemaGrammar.jsonObjectGBNF)
+                } catch {
+                    throw .internalError("the JSON object grammar does not parse: \(error)")
+                }
+            case "json_schema":
+                sources.append("response_format")
+                guard let schema = try format.object("json_schema")?["schema"] else {
+                    throw .invalidValue("response_format", "'response_format' of type 'json_schema' needs 'json_schema': {\"name\": ..., \"schema\": {...}}")
+                }
+                grammar = try schemaGrammar(schema, param: "response_format")
+            case let other?:
+                throw .invalidValue("response_format", "'response_format' type must be 'text', 'json_object' or 'json_schema', got '\(messageText(other))'")
+            }
+        }
+        if let tools, tools.forced {
+            guard let toolFormat else { throw .invalidRequest("this model's chat format has no tool calls") }
+            sources.append("tool_choice")
+            grammar = try tools.grammar(format: toolFormat)
+        }
+        guard sources.count <= 1 else {
+            throw .invalidRequest("'\(sources[0])' and '\(sources[1])' both constrain the answer; give one of them", param: sources[1])
+        }
+        return grammar
+    }
+
+    private static func schemaGrammar(_ schema: JSONValue, param: String) throws(APIError) -> Grammar {
+        guard schema.serialized().utf8.count <= 65_536 else { throw .invalidValue(param, "the JSON schema is longer than 65536 bytes") }
         do {
-            return try GrammarConstraint(grammar: try Grammar(gbnf: text), vocabulary: vocabulary, eosTokenIDs: eosTokenIDs)
+            return try JSONSchemaGrammar.grammar(schema)
         } catch {
-            throw .invalidValue("grammar", "'grammar': \(messageText(error.description))")
+            throw .invalidValue(param, "invalid JSON schema: \(messageText(error.description, limit: 300))")
         }
     }
 
@@ -118,17 +192,6 @@ struct GenerationParameters: Sendable {
     private static func refuseUnsupported(_ fields: RequestFields, choices: Int) throws(APIError) {
         if let bestOf = try fields.int("best_of"), bestOf != 1, bestOf != choices {
             throw .invalidValue("best_of", "'best_of' other than 1 (or equal to 'n') is not supported")
-        }
-        if let format = try fields.object("response_format") {
-            let type = try format.string("type")
-            guard type == nil || type == "text" else {
-                throw .invalidValue("response_format", "'response_format' of type '\(messageText(type ?? ""))' is not supported yet; only 'text' is")
-            }
-        }
-        if let choice = fields["tool_choice"] {
-            guard let mode = choice.stringValue, mode == "auto" || mode == "none" else {
-                throw .invalidValue("tool_choice", "'tool_choice' other than 'auto' or 'none' is not supported yet")
-            }
         }
         if let parallel = fields["parallel_tool_calls"], parallel.boolValue == nil {
             throw .wrongType("parallel_tool_calls", expected: "a boolean")

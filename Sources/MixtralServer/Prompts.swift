@@ -32,15 +32,19 @@ struct PromptReader: Sendable {
         return prompts
     }
 
-    /// /v1/chat/completions `messages`, through the model's chat template.
-    func chatPrompt(_ fields: RequestFields) throws(APIError) -> [Int] {
+    /// /v1/chat/completions `messages`, through the model's chat template, with the tools
+    /// in the model's tool format. A forced call in Mistral's format starts with the
+    /// `[TOOL_CALLS]` token, which the prompt then ends with.
+    func chatPrompt(_ fields: RequestFields, tools: ToolRequest?) throws(APIError) -> [Int] {
         guard let chatEncoder else {
             throw .invalidRequest("This model has no chat template, so /v1/chat/completions is unavailable; use /v1/completions")
         }
         let messages = try chatMessages(fields)
-        let tools = fields["tools"]?.arrayValue
         do {
-            return try chatEncoder.encode(messages: messages, tools: tools)
+            guard let tools else { return try chatEncoder.encode(messages: messages) }
+            var ids = try chatEncoder.encodeWithTools(messages: messages, tools: tools.tools)
+            if tools.forced, case .mistral(let toolCallsID) = chatEncoder.toolCallFormat { ids.append(toolCallsID) }
+            return ids
         } catch {
             throw .invalidRequest("The messages cannot be formatted with the chat template: \(error)", param: "messages")
         }

@@ -111,7 +111,8 @@ public final class OpenAIServer: Sendable {
         try completions.checkModel(fields, required: false)
         let ids: [Int]
         if fields["messages"] != nil {
-            ids = try prompts.chatPrompt(fields)
+            let tools = try ToolRequest(fields)
+            ids = try prompts.chatPrompt(fields, tools: tools?.choice == ToolRequest.Choice.none ? nil : tools)
         } else {
             guard let text = try fields.string("prompt") else {
                 throw APIError.invalidRequest("'prompt' (a string) or 'messages' is required", param: "prompt")

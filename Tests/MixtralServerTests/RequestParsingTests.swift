@@ -59,10 +59,17 @@ import Testing
                        (#"{"logit_bias": {"a": 1}}"#, "logit_bias"), (#"{"logit_bias": {"1": 101}}"#, "logit_bias"),
                        (#"{"logit_bias": {"1": "x"}}"#, "logit_bias"), (#"{"logit_bias": [1]}"#, "logit_bias"),
                        (#"{"best_of": 3}"#, "best_of"),
-                       (#"{"response_format": {"type": "json_object"}}"#, "response_format"),
+                       (#"{"response_format": {"type": "xml"}}"#, "response_format"),
                        (#"{"response_format": {"type": "json_schema", "json_schema": {}}}"#, "response_format"),
+                       (#"{"response_format": {"type": "json_schema", "json_schema": {"schema": {"not": {}}}}}"#, "response_format"),
+                       (#"{"json_schema": {"type": "object", "patternProperties": {}}}"#, "json_schema"),
+                       (#"{"grammar": "root ::= \"a\"", "json_schema": {}}"#, "json_schema"),
                        (#"{"tool_choice": "required"}"#, "tool_choice"),
-                       (#"{"tool_choice": {"type": "function", "function": {"name": "f"}}}"#, "tool_choice")]
+                       (#"{"tool_choice": {"type": "function", "function": {"name": "f"}}}"#, "tool_choice"),
+                       (#"{"tools": "f"}"#, "tools"),
+                       (#"{"tools": [{"type": "function", "function": {"name": "a b"}}]}"#, "tools"),
+                       (#"{"tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": {"type": "function", "function": {"name": "g"}}}"#, "tool_choice"),
+                       (#"{"tools": [{"type": "function", "function": {"name": "f"}}], "parallel_tool_calls": 1}"#, "parallel_tool_calls")]
         for (body, field) in refused {
             let failure = error(body, chat: true)
             #expect(failure?.status == .badRequest && failure?.param == field, "\(body): \(String(describing: failure))")

@@ -15,7 +15,7 @@ cd "$(dirname "$0")/../.."
 SECONDS_PER_TARGET=${1:-60}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(gguf safetensors config tokenizer-json tokenizer-model template request detokenizer grammar)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(gguf safetensors config tokenizer-json tokenizer-model template request detokenizer grammar json-schema)
 
 swift build -c debug --product mixtral-fuzz --build-path .build-fuzz \
     -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING 2>&1 | grep -E "error|warning: unre|Compiling MixtralFuzz|Build" || true
@@ -56,6 +56,12 @@ if os.path.isdir(f"{seeds}/grammar"):
         'root ::= (expr "=" ws term "\\n")+\nexpr ::= term ([-+*/] term)*\n'
         'term ::= [a-z]+ ws | [0-9]+ ws | "(" ws expr ")" ws\nws ::= [ \\t]*\n')
     open(f"{seeds}/grammar/list.gbnf", "w").write('root ::= item{1,5}\nitem ::= "- " [^\\n]+ "\\n"\n')
+# JSON schemas of the converter's reference vectors.
+if os.path.isdir(f"{seeds}/json-schema"):
+    vectors = "Tests/MixtralTests/Fixtures/schemas/vectors.json"
+    if os.path.exists(vectors):
+        for index, entry in enumerate(json.load(open(vectors))):
+            open(f"{seeds}/json-schema/{index}.json", "w").write(json.dumps(entry["schema"]))
 # Random token ids.
 if os.path.isdir(f"{seeds}/detokenizer"):
     open(f"{seeds}/detokenizer/random", "wb").write(os.urandom(256))

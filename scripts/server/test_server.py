@@ -400,9 +400,9 @@ def run_main_tests(suite, server):
         expect(openai.BadRequestError, lambda: client.chat.completions.create(model=name, messages="hi", max_tokens=5))
         expect(openai.BadRequestError, lambda: client.chat.completions.create(model=name, messages=[{"content": "x"}]))
         expect(openai.NotFoundError, lambda: client.completions.create(model="gpt-4", prompt="x", max_tokens=5))
-        # Fields that would shape the answer and are not implemented are refused, not ignored.
+        # Fields that would shape the answer and cannot be honoured are refused, not ignored.
         expect(openai.BadRequestError, lambda: client.chat.completions.create(
-            model=name, messages=[{"role": "user", "content": "x"}], max_tokens=5, response_format={"type": "json_object"}))
+            model=name, messages=[{"role": "user", "content": "x"}], max_tokens=5, response_format={"type": "yaml"}))
         expect(openai.BadRequestError, lambda: client.completions.create(model=name, prompt="x", max_tokens=5, best_of=3))
         expect(openai.BadRequestError, lambda: client.completions.create(model=name, prompt="x", max_tokens=5,
                                                                          logit_bias={"99999999": 5}))

@@ -35,10 +35,11 @@ public struct Grammar: Sendable, Equatable {
     static let maxNesting = 100
     static let maxElements = 1_000_000
 
-    public init(gbnf text: String) throws(GrammarError) {
+    /// Parses `text`; matching starts at the rule named `start`.
+    public init(gbnf text: String, start: String = "root") throws(GrammarError) {
         var parser = GBNFParser(text: text)
         try parser.parse(into: &self)
-        guard let rootIndex = names.firstIndex(of: "root") else { throw GrammarError("the grammar has no 'root' rule") }
+        guard let rootIndex = names.firstIndex(of: start) else { throw GrammarError("the grammar has no '\(start)' rule") }
         root = rootIndex
         try checkLeftRecursion()
     }
