@@ -119,10 +119,10 @@ struct Answer: Sendable {
                 String(state.text.prefix(count < state.textOffsets.count ? state.textOffsets[count] : state.text.count))
             }
         }
-        guard var (content, calls) = parsed else { return nil }
-        if !parameters.toolsParallel { calls = Array(calls.prefix(1)) }
+        guard let parsed else { return nil }
+        var calls = parameters.toolsParallel ? parsed.calls : Array(parsed.calls.prefix(1))
         for index in calls.indices where calls[index].id == nil { calls[index].id = newToolCallID() }
-        return (content, calls)
+        return (parsed.content, calls)
     }
 
     /// OpenAI's `tool_calls`: arguments as a JSON string; stream deltas also carry `index`.

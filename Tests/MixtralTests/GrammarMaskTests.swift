@@ -63,6 +63,46 @@ struct GrammarMaskTests {
         }
     }
 
+    /// Byte-level BPE has a token for every byte, so a token may end inside a multi-byte
+    /// character: the masks there, and after the character, equal the definition. The
+    /// automaton shares the states of a character's first bytes between stacks with the
+    /// same classes on top, so this also checks that sharing against counts that differ.
+    @Test func masksInsideACharacter() throws {
+        let vocabulary = try Self.vocabulary("smollm2/tokenizer.json")
+        let constraint = try GrammarConstraint(grammar: try Grammar(gbnf: #"root ::= [a-zé]{1,3} "日""#), vocabulary: vocabulary, eosTokenIDs: [2])
+        let matcher = constraint.matcher
+        var state: GrammarMatcher.State? = matcher.initial
+        for (step, byte) in Array("aé日".utf8).enumerated() {
+            let token = try #require(vocabulary.tokenBytes.firstIndex { $0 == [byte] })
+            let (next, mask) = constraint.advance(state, by: [token])
+            let current = try #require(next, "byte \(step)")
+            for id in 0..<vocabulary.count where id % 3 == step % 3 {
+                var s: GrammarMatcher.State? = id == 2 ? nil : current
+                for byte in vocabulary.tokenBytes[id] ?? [] { s = s.flatMap { matcher.advance($0, byte: byte) } }
+                let expected = id == 2 ? matcher.isAccepting(current) : (vocabulary.tokenBytes[id]?.isEmpty == false && s != nil)
+                #expect((mask[id >> 6] & (1 << UInt64(id & 63)) != 0) == expected, "byte \(step) id \(id) \(vocabulary.tokenBytes[id] ?? [])")
+            }
+            state = current
+        }
+        #expect(state.map(matcher.isAccepting) == true)
+    }
+
+    /// A character after which the stacks exceed the matcher's bounds is refused by the
+    /// automaton as by the matcher.
+    @Test func tooAmbiguousTransitionIsDead() throws {
+        let vocabulary = try Self.vocabulary("v3/tokenizer.model")
+        let gbnf = "root ::= \"x\" w | \"y\"\nw ::= " + (0..<5000).map { "\"\" z\($0)" }.joined(separator: " | ") + "\n"
+            + (0..<5000).map { "z\($0) ::= \"a\"" }.joined(separator: "\n")
+        let constraint = try GrammarConstraint(grammar: try Grammar(gbnf: gbnf), vocabulary: vocabulary, eosTokenIDs: [2])
+        #expect(constraint.matcher.advance(constraint.matcher.initial, byte: UInt8(ascii: "x")) == nil)
+        let x = try #require(vocabulary.tokenBytes.firstIndex { $0 == Array("x".utf8) })
+        let y = try #require(vocabulary.tokenBytes.firstIndex { $0 == Array("y".utf8) })
+        let (_, mask) = constraint.advance(constraint.matcher.initial, by: [])
+        #expect(mask[x >> 6] & (1 << UInt64(x & 63)) == 0)
+        #expect(mask[y >> 6] & (1 << UInt64(y & 63)) != 0)
+        #expect(constraint.advance(constraint.matcher.initial, by: [x]).0 == nil)
+    }
+
     /// A token the grammar refuses, or a special token, ends the match: only EOS follows.
     @Test func deadMatchAllowsOnlyEOS() throws {
         let vocabulary = try Self.vocabulary("v3/tokenizer.model")

@@ -8,12 +8,15 @@ public final class TokenVocabulary: Sendable {
     /// `Tokenizer.tokenBytes` of every id (nil: a special token).
     let tokenBytes: [[UInt8]?]
     let trie: ByteTrie
+    /// The trie in the order mask walks read it (built once per tokenizer, not per grammar).
+    let preorder: PreorderTrie
     var count: Int { tokenBytes.count }
     var maskWords: Int { (tokenBytes.count + 63) / 64 }
 
     public init(tokenizer: any Tokenizer, vocabularySize: Int) {
         tokenBytes = (0..<vocabularySize).map { tokenizer.tokenBytes($0) }
         trie = ByteTrie(tokenBytes)
+        preorder = PreorderTrie(trie, noToken: Int32((tokenBytes.count + 63) / 64 * 64))
     }
 }
 
