@@ -1,4 +1,4 @@
-// swift-tools-version: 6.0
+// swift-tools-version: 6.1
 import PackageDescription
 import Foundation
 
@@ -10,6 +10,10 @@ import Foundation
 // code for that CPU as well; the binary then runs only there. The hot loops are all in the
 // kernel table, so this is not measurably faster (BENCHMARKS.md, "Portable build against a
 // native one").
+//
+// Trait MPI (`swift build -c release --traits MPI`): tensor parallelism over MPI
+// (`mpiexec -n N mixtral generate|score|bench ...`), linking MPICH (Debian: libmpich-dev)
+// through the CMPI system library. Without the trait nothing needs MPI.
 let targetCPU = ProcessInfo.processInfo.environment["MIXTRAL_TARGET_CPU"]
 let swiftSettings: [SwiftSetting] = targetCPU.map { [.unsafeFlags(["-target-cpu", $0])] } ?? []
 
@@ -21,6 +25,9 @@ let package = Package(
         .library(name: "MixtralTokenizers", targets: ["MixtralTokenizers"]),
         .executable(name: "mixtral", targets: ["MixtralCLI"]),
         .executable(name: "mixtral-fuzz", targets: ["MixtralFuzz"]),
+    ],
+    traits: [
+        .trait(name: "MPI", description: "Tensor-parallel inference over MPI (MPICH: libmpich-dev, mpiexec)."),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -53,10 +60,15 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
+        // MPI's C interface (MPICH, found with pkg-config), used only with the MPI trait.
+        .systemLibrary(name: "CMPI", pkgConfig: "mpich", providers: [.apt(["libmpich-dev"])]),
+        // The MPI communicator of tensor-parallel runs and the ranks' start; without the MPI
+        // trait it only refuses to run under mpiexec with several ranks.
+        .target(name: "MixtralMPI", dependencies: ["Mixtral", .target(name: "CMPI", condition: .when(traits: ["MPI"]))]),
         // The `mixtral` command-line tool.
         .executableTarget(
             name: "MixtralCLI",
-            dependencies: ["Mixtral", "MixtralServer", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            dependencies: ["Mixtral", "MixtralServer", "MixtralMPI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")]
         ),
         // Fuzz targets for every parser of untrusted input (scripts/fuzz/run.sh); in a normal

@@ -29,20 +29,30 @@ struct BenchCommand: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON object.")
     var json = false
 
-    func run() throws {
+    func run() throws { try runOnRanks(bench) }
+
+    /// Split over several ranks (`mpiexec -n N`), every rank runs the same steps (the random
+    /// tokens come from a fixed seed); rank 0 prints, with what the ranks exchanged.
+    private func bench() throws {
         guard p >= 0, n >= 0, r >= 1 else { throw CLIError("-p and -n must be >= 0 and -r >= 1") }
-        let bundle = try modelOptions.load()
+        let bundle = try modelOptions.load(splitOverRanks: true)
         let model = bundle.model
+        let communicator = model.communicator
         var random = Xoshiro256(seed: 42)
         func randomTokens(_ count: Int) -> [Int] { (0..<count).map { _ in Int(random.next() % UInt64(model.config.vocabSize)) } }
 
         /// Seconds of `r` timed runs after a warm-up; `between` runs before each and after the last.
         /// With expert streaming, `streamingOfLast` holds what it did in the timed runs.
         var streamingOfLast: ExpertStreamingStats?
+        var communicationOfLast = CommunicationStats()
         func measure(between: () -> Void = {}, _ body: () throws -> Void) rethrows -> [Double] {
             try body()  // warm-up
             let streamingAtStart = model.expertStreamingStats
-            defer { streamingOfLast = streamingAtStart.flatMap { model.expertStreamingStats?.since($0) } }
+            let communicationAtStart = communicator.statistics
+            defer {
+                streamingOfLast = streamingAtStart.flatMap { model.expertStreamingStats?.since($0) }
+                communicationOfLast = communicator.statistics.since(communicationAtStart)
+            }
             var seconds: [Double] = []
             for _ in 0..<r {
                 between()
@@ -68,7 +78,8 @@ struct BenchCommand: ParsableCommand {
                 cache.truncate(to: d)
                 _ = try model.forward(tokens, cache: cache)
             }
-            results.append(summary("pp\(p)" + depth, tokens: p, seconds: seconds, streaming: streamingOfLast))
+            results.append(summary("pp\(p)" + depth, tokens: p, seconds: seconds, streaming: streamingOfLast,
+                                   communication: communicator.size > 1 ? communicationOfLast : nil))
         }
         if n > 0 {
             let seconds = try measure(between: { bandwidths.append(probe.measure(pool: model.pool)) }) {
@@ -79,7 +90,8 @@ struct BenchCommand: ParsableCommand {
                     _ = greedy.choose(from: logits)  // a sampling step, as generation has
                 }
             }
-            results.append(summary("tg\(n)" + depth, tokens: n, seconds: seconds, streaming: streamingOfLast))
+            results.append(summary("tg\(n)" + depth, tokens: n, seconds: seconds, streaming: streamingOfLast,
+                                   communication: communicator.size > 1 ? communicationOfLast : nil))
             // Each repetition against the mean of the probes just before and after it.
             for (index, time) in seconds.enumerated() {
                 let bandwidth = (bandwidths[index] + bandwidths[index + 1]) / 2
@@ -90,6 +102,8 @@ struct BenchCommand: ParsableCommand {
         }
         let kvBytes = cache.byteCount
         let peakRSS = peakResidentBytes()
+        let peakRSSPerRank = residentBytesPerRank(peakRSS, communicator)
+        guard communicator.rank == 0 else { return }
         let bandwidth = median(bandwidths)
         let bound = bandwidth / Double(bytesPerToken)
         let fraction = fractionsOfBound.isEmpty ? nil : median(fractionsOfBound)
@@ -109,6 +123,10 @@ struct BenchCommand: ParsableCommand {
                                               "policy": modelOptions.expertCache.rawValue, "prefetch": !modelOptions.noPrefetch]
             }
             if let fraction { object["tg_fraction_of_bound"] = fraction }
+            if communicator.size > 1 {
+                object["ranks"] = communicator.size
+                object["peak_rss_bytes_per_rank"] = peakRSSPerRank
+            }
             print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
             return
         }
@@ -136,15 +154,36 @@ struct BenchCommand: ParsableCommand {
         }
         print(String(format: "KV cache %.1f MB at %d positions; peak RSS %.1f MB", Double(kvBytes) / 1e6, cache.count,
                      Double(peakRSS) / 1e6))
+        if communicator.size > 1 {
+            for result in results {
+                guard let c = result["communication"] as? [String: Any] else { continue }
+                print(String(format: "%@ over %d ranks: %.2f all-reduces, %.1f KB sent by each rank and %.2f ms communicating per token (%.0f%% of the time)",
+                             result["test"] as? String ?? "", communicator.size, c["all_reduces_per_token"] as? Double ?? 0,
+                             (c["bytes_sent_per_token"] as? Double ?? 0) / 1e3, 1e3 * (c["seconds_per_token"] as? Double ?? 0),
+                             100 * (c["share"] as? Double ?? 0)))
+            }
+            print("peak RSS per rank (MB): " + peakRSSPerRank.map { String(format: "%.1f", Double($0) / 1e6) }.joined(separator: ", "))
+        }
         print("precision \(model.precision.rawValue); kernels: \(model.pool.kernels.summary); CPU: \(CPUInfo.current.brand)")
     }
 
-    func summary(_ test: String, tokens: Int, seconds: [Double], streaming: ExpertStreamingStats?) -> [String: Any] {
+    func summary(_ test: String, tokens: Int, seconds: [Double], streaming: ExpertStreamingStats?,
+                 communication: CommunicationStats?) -> [String: Any] {
         let rates = seconds.map { Double(tokens) / $0 }
         let mean = rates.reduce(0, +) / Double(rates.count)
         let variance = rates.count > 1 ? rates.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(rates.count - 1) : 0
         var result: [String: Any] = ["test": test, "tokens": tokens, "tokens_per_second": mean, "stddev": variance.squareRoot(),
                                      "median_tokens_per_second": median(rates), "seconds": seconds]
+        if let c = communication {
+            // Per token of the timed repetitions, on rank 0 (every rank sends as much).
+            let timedTokens = Double(tokens * seconds.count)
+            result["communication"] = [
+                "all_reduces_per_token": Double(c.allReduces) / timedTokens,
+                "bytes_sent_per_token": Double(c.bytesSent) / timedTokens,
+                "seconds_per_token": c.seconds / timedTokens,
+                "share": c.seconds / max(1e-9, seconds.reduce(0, +)),
+            ]
+        }
         if let s = streaming {
             // Per token of the timed repetitions.
             let timedTokens = Double(tokens * seconds.count)
@@ -164,6 +203,17 @@ struct BenchCommand: ParsableCommand {
         let middle = sorted.count / 2
         return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
     }
+}
+
+/// Every rank's `bytes`, in rank order (on one process, `[bytes]`): each rank writes its
+/// value, in MiB, into its own slot of a zeroed vector and the all-reduce sums the vectors
+/// (whole MiB are exact in a Float up to 16 TiB).
+func residentBytesPerRank(_ bytes: Int, _ communicator: any Communicator) -> [Int] {
+    guard communicator.size > 1 else { return [bytes] }
+    var slots = [Float](repeating: 0, count: communicator.size)
+    slots[communicator.rank] = Float(bytes / (1 << 20))
+    slots.withUnsafeMutableBufferPointer { communicator.allReduceSum($0.baseAddress!, count: $0.count) }
+    return slots.map { Int($0) << 20 }
 }
 
 /// Peak resident set size of this process (getrusage's ru_maxrss is in KiB on Linux).

@@ -20,9 +20,16 @@ struct GenerateCommand: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON object (ids, text, speeds) instead of streaming text.")
     var json = false
 
-    func run() throws {
-        let bundle = try modelOptions.load()
-        let prompt = try promptOptions.tokens(bundle)
+    func run() throws { try runOnRanks(generate) }
+
+    /// Split over several ranks (`mpiexec -n N`), every rank runs the same steps: rank 0's
+    /// prompt, rank 0's tokens (see `LanguageModel.generate`); only rank 0 prints.
+    private func generate() throws {
+        let bundle = try modelOptions.load(splitOverRanks: true)
+        let communicator = bundle.model.communicator
+        var prompt = try promptOptions.tokens(bundle)
+        if communicator.size > 1 { prompt = communicator.broadcast(ids: prompt) }
+        let isRoot = communicator.rank == 0
         let options = try sampling.options(bundle)
         let tokenizer = bundle.tokenizer
         let cache = bundle.model.makeCache(maxPositions: sampling.ctx)
@@ -31,15 +38,16 @@ struct GenerateCommand: ParsableCommand {
         }
         // The prompt's text, then each token's released text (the generated text's deltas
         // continue the prompt's decode, see StopStringFilter).
-        if !json, let tokenizer {
+        if !json, isRoot, let tokenizer {
             var promptText = StreamingDetokenizer(tokenizer: tokenizer, skipSpecialTokens: true)
             printFlush(promptText.append(contentsOf: prompt))
         }
         let streamingAtStart = bundle.model.expertStreamingStats
         let result = try bundle.model.generate(prompt: prompt, options: options, cache: cache, tokenizer: tokenizer) { token in
-            if !json && !token.text.isEmpty { printFlush(token.text) }
+            if isRoot && !json && !token.text.isEmpty { printFlush(token.text) }
             return true
         }
+        guard isRoot else { return }
         let text = tokenizer?.decode(result.promptIDs + result.generatedIDs, skipSpecialTokens: true)
         if json {
             let object: [String: Any] = [

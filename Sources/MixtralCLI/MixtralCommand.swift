@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Mixtral
 import MixtralKernels
+import MixtralMPI
 
 @main
 struct MixtralCommand: ParsableCommand {
@@ -68,7 +69,20 @@ struct ModelOptions: ParsableArguments {
         return automatic
     }
 
-    func load() throws -> ModelBundle {
+    /// Loads the model. Under `mpiexec -n N` (N > 1) a command that can split the model
+    /// (`splitOverRanks`: generate, score, bench) keeps this rank's slices; others refuse.
+    func load(splitOverRanks: Bool = false) throws -> ModelBundle {
+        let communicator: any Communicator
+        if let ranks = ParallelRuntime.launcherSize, ranks > 1 {
+            guard splitOverRanks else {
+                throw CLIError("started by mpiexec with \(ranks) ranks, but this command does not split the model over ranks (generate, score and bench do); run it without mpiexec")
+            }
+            communicator = try ParallelRuntime.start()
+            // Rank 0 speaks for all; the other ranks only compute.
+            logQuietly = communicator.rank != 0
+        } else {
+            communicator = SingleProcessCommunicator()
+        }
         if let threads, threads < 1 || threads > 1024 {
             throw CLIError("--threads must be between 1 and 1024 (this machine has \(ComputePool.defaultThreadCount()) cores), not \(threads)")
         }
@@ -79,7 +93,10 @@ struct ModelOptions: ParsableArguments {
         var lastReport = Date.distantPast
         let bundle = try ModelBundle.load(path: path, threads: threads, quantize: quantizeType,
                                           residency: mmap ? .mapped : .automatic, precision: precision,
-                                          streaming: try streaming(path: path)) { done, total in
+                                          // Split, each rank holds 1/N of the split weights: the automatic
+                                          // budget (for the whole model) does not apply; --ram-budget is refused.
+                                          streaming: communicator.size > 1 && ramBudget == nil ? nil : try streaming(path: path),
+                                          communicator: communicator) { done, total in
             if done == total || Date().timeIntervalSince(lastReport) > 1 {
                 lastReport = Date()
                 log(String(format: "quantizing to %@: %d/%d matrices, %.1f s", quantizeType?.rawValue ?? "", done, total, Date().timeIntervalSince(start)))
@@ -90,6 +107,10 @@ struct ModelOptions: ParsableArguments {
                    c.architecture.rawValue, c.numLayers, c.hiddenSize,
                    c.isMoE ? "\(c.numExperts) experts top-\(c.numExpertsPerToken)" : "dense",
                    Date().timeIntervalSince(start), bundle.model.precision.rawValue, kernels.summary))
+        if communicator.size > 1 {
+            let full = bundle.model.fullConfig
+            log("split over \(communicator.size) MPI ranks: each holds \(c.numHeads) of \(full.numHeads) heads, \(c.numKeyValueHeads) of \(full.numKeyValueHeads) key/value heads, \(c.intermediateSize) of \(full.intermediateSize) intermediate rows")
+        }
         if let stats = bundle.model.expertStreamingStats {
             let total = c.numLayers * max(1, c.numExperts)
             log(String(format: "streaming experts: %@ of dense weights resident; %d slots of %@ (%d of the %d experts, %.0f%%); cache policy %@, prefetch %@, reads %@",
@@ -155,8 +176,26 @@ struct CLIError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
+/// Set on the ranks other than 0 of a split run: they print nothing.
+nonisolated(unsafe) var logQuietly = false
+
+/// Runs a command's body; split over several ranks, an error on one rank ends them all
+/// (MPI_Abort) rather than leaving the others waiting in a collective.
+func runOnRanks(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch {
+        if let ranks = ParallelRuntime.launcherSize, ranks > 1, ParallelRuntime.isAvailable {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            ParallelRuntime.abort(code: 1)
+        }
+        throw error
+    }
+}
+
 /// Diagnostics go to standard error so standard output stays the result.
 func log(_ message: String) {
+    if logQuietly { return }
     FileHandle.standardError.write(Data((message + "\n").utf8))
 }
 

@@ -19,9 +19,15 @@ struct ScoreCommand: ParsableCommand {
         valueName: "N"))
     var batchTokens: Int?
 
-    func run() throws {
-        let bundle = try modelOptions.load()
-        let prompt = try promptOptions.tokens(bundle)
+    func run() throws { try runOnRanks(score) }
+
+    /// Split over several ranks, every rank runs the same steps on rank 0's prompt; rank 0
+    /// writes the file.
+    private func score() throws {
+        let bundle = try modelOptions.load(splitOverRanks: true)
+        let communicator = bundle.model.communicator
+        var prompt = try promptOptions.tokens(bundle)
+        if communicator.size > 1 { prompt = communicator.broadcast(ids: prompt) }
         let start = Date()
         let cache = bundle.model.makeCache()
         let firstBatch = min(max(batchTokens ?? prompt.count, 1), prompt.count)
@@ -32,6 +38,7 @@ struct ScoreCommand: ParsableCommand {
             logits += try bundle.model.forward([token], cache: cache, allLogits: true)
         }
         let seconds = Date().timeIntervalSince(start)
+        guard communicator.rank == 0 else { return }
         try NPY.write(logits, shape: [prompt.count, bundle.model.config.vocabSize], to: logitsOut)
         log(String(format: "wrote %@: %d positions x %d, %.1f tokens/s", logitsOut, prompt.count,
                    bundle.model.config.vocabSize, Double(prompt.count) / max(seconds, 1e-9)))

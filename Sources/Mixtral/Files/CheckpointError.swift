@@ -14,6 +14,8 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     case unsupportedArchitecture(file: String, modelType: String)
     /// Expert streaming (`--ram-budget`) cannot run this model so: the reason says why.
     case streamingUnavailable(reason: String)
+    /// The model cannot be split over the ranks asked for (tensor parallelism, `TensorParallel`).
+    case tensorParallelUnavailable(reason: String)
 
     /// File-derived text (names, reasons quoting values) is escaped and cut to length: see
     /// `messageText`.
@@ -42,6 +44,8 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
             return "unsupported architecture '\(name(modelType))' in \(text(file)) (supported: mixtral, mistral, llama)"
         case .streamingUnavailable(let reason):
             return "cannot stream the experts: \(text(reason))"
+        case .tensorParallelUnavailable(let reason):
+            return "cannot split the model over the ranks: \(text(reason))"
         }
     }
 }

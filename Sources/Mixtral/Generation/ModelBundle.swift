@@ -21,9 +21,13 @@ public struct ModelBundle: Sendable {
     /// llama.cpp's arithmetic for quantised matrices, transformers' fp32 otherwise.
     /// `streaming` keeps the weights within a RAM budget by reading experts from the file
     /// on demand (`ExpertStreamer`); the files are then mapped, whatever `residency` says.
+    /// With a `communicator` of several ranks the model keeps only this rank's slices
+    /// (`TensorParallel`); the files are then mapped too, so that the other ranks' parts
+    /// never take this process's memory.
     public static func load(path: String, threads: Int? = nil, quantize: WeightType? = nil,
                             residency: WeightResidency = .automatic, precision: PrecisionChoice = .auto,
                             streaming: ExpertStreamingOptions? = nil,
+                            communicator: any Communicator = SingleProcessCommunicator(),
                             progress: @escaping (Int, Int) -> Void = { _, _ in }) throws -> ModelBundle {
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else {
@@ -33,7 +37,7 @@ public struct ModelBundle: Sendable {
             throw CheckpointError.streamingUnavailable(
                 reason: "--quantize converts every expert in memory; stream a file stored in the wanted type instead")
         }
-        let residency = streaming == nil ? residency : .mapped
+        let residency = streaming == nil && communicator.size == 1 ? residency : .mapped
         let pool = ComputePool(threadCount: threads ?? ComputePool.defaultThreadCount())
         guard isFolder.boolValue else {
             // A FIFO or device would block or stream forever; only regular files are models.
@@ -43,7 +47,8 @@ public struct ModelBundle: Sendable {
             }
             let gguf = try GGUFWeightStore(path: path, residency: residency)
             let store: any WeightStore = try quantize.map { try QuantizingWeightStore(base: gguf, type: $0, pool: pool, progress: progress) } ?? gguf
-            let model = try LanguageModel(config: gguf.config, store: store, pool: pool, precision: precision, streaming: streaming)
+            let model = try LanguageModel(config: gguf.config, store: store, pool: pool, precision: precision, streaming: streaming,
+                                          communicator: communicator)
             var defaults = GenerationOptions()
             defaults.eosTokenIDs = model.config.eosTokenIDs
             return ModelBundle(path: path, model: model, loadedTokenizer: try gguf.file.loadTokenizer(), defaults: defaults)
@@ -51,7 +56,7 @@ public struct ModelBundle: Sendable {
         let checkpoint = try SafeTensorsCheckpoint(folder: path, residency: residency)
         let store: any WeightStore = try quantize.map { try QuantizingWeightStore(base: checkpoint, type: $0, pool: pool, progress: progress) } ?? checkpoint
         let model = try LanguageModel(config: try ModelConfig.load(path: path + "/config.json"), store: store, pool: pool,
-                                      precision: precision, streaming: streaming)
+                                      precision: precision, streaming: streaming, communicator: communicator)
         let hasTokenizer = ["tokenizer.json", "tokenizer.model"].contains {
             FileManager.default.fileExists(atPath: path + "/" + $0)
         }

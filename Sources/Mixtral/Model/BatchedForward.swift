@@ -117,6 +117,7 @@ extension LanguageModel {
                    layer: layerIndex, s.attended.pointer + span.lowerBound * qWidth)
         }
         linear(s.attended.pointer, tokens: t, layer.attention.o, s.projected.pointer, precision: s.products, pool: pool)
+        sumAcrossRanks(s.projected, count: t * h)
         for i in 0..<(t * h) { x[i] += s.projected[i] }
     }
 }

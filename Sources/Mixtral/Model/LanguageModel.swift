@@ -28,7 +28,17 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
 /// (under `.fast` the cache holds fp16 values and the steps between products follow
 /// llama.cpp: LlamaCpp/LlamaCppArithmetic.swift).
 public final class LanguageModel: @unchecked Sendable {
+    /// The shape this process computes. Split over several ranks (`communicator.size > 1`),
+    /// it is the rank's share: numHeads, numKeyValueHeads and intermediateSize divided by
+    /// the number of ranks (`fullConfig` is the model's).
     public let config: ModelConfig
+    /// The model's hyper-parameters, whole.
+    public let fullConfig: ModelConfig
+    /// The processes the model is split over (tensor parallelism, `TensorParallel`); one
+    /// process by default, where nothing is split or exchanged.
+    public let communicator: any Communicator
+    /// The copied column slices of a split model (o_proj, down), kept while the model lives.
+    let slices: TensorParallelSlices?
     public let weights: DecoderWeights
     public let pool: ComputePool
     /// The arithmetic, fixed when the model is made: exact fp32 activations, or llama.cpp's
@@ -45,16 +55,37 @@ public final class LanguageModel: @unchecked Sendable {
     /// matrices and `.exact` otherwise. With `streaming`, the experts are read from the
     /// store's mapped files into a pool of slots within its RAM budget (`ExpertStreamer`);
     /// the store must map its files, not read them into memory.
+    ///
+    /// With a `communicator` of several ranks, this process keeps only its rank's slices of
+    /// the weights (`TensorParallel`) and the forward passes exchange partial sums with the
+    /// other ranks; every rank must make the model with the same arguments.
     public init(config: ModelConfig, store: any WeightStore, pool: ComputePool,
-                precision: PrecisionChoice = .exact, streaming: ExpertStreamingOptions? = nil) throws(CheckpointError) {
-        self.config = config
+                precision: PrecisionChoice = .exact, streaming: ExpertStreamingOptions? = nil,
+                communicator: any Communicator = SingleProcessCommunicator()) throws(CheckpointError) {
+        self.fullConfig = config
         self.store = store
         self.pool = pool
+        self.communicator = communicator
         let reader = WeightReader(store: store)
-        let weights: DecoderWeights
+        var weights: DecoderWeights
         switch config.architecture {
         case .mixtral: weights = try MixtralArchitecture.load(config, reader)
         case .mistral, .llama: weights = try LlamaArchitecture.load(config, reader)
+        }
+        if communicator.size > 1 {
+            // Streaming reads whole experts from the file into slots; it does not know slices yet.
+            guard streaming == nil else {
+                throw .tensorParallelUnavailable(reason: "expert streaming (--ram-budget) does not work with several ranks yet")
+            }
+            let (local, localConfig, slices) = try TensorParallel.slice(weights, config: config, rank: communicator.rank,
+                                                                        size: communicator.size,
+                                                                        isMapped: { store.fileLocation(of: $0) != nil })
+            weights = local
+            self.config = localConfig
+            self.slices = slices
+        } else {
+            self.config = config
+            self.slices = nil
         }
         self.weights = weights
         self.precision = precision.resolved(quantizedMatrices: Self.hasQuantizedMatrices(weights))
@@ -253,7 +284,16 @@ public final class LanguageModel: @unchecked Sendable {
         storeKeysValues(s.k.pointer, s.v.pointer, count: t, first: firstPosition, cache: cache, layer: layerIndex)
         attend(s.q.pointer, tokens: t, firstPosition: firstPosition, cache: cache, layer: layerIndex, s.attended.pointer)
         linear(s.attended.pointer, tokens: t, layer.attention.o, s.projected.pointer, precision: s.products, pool: pool)
+        sumAcrossRanks(s.projected, count: t * h)
         for i in 0..<(t * h) { x[i] += s.projected[i] }
+    }
+
+    /// Split over several ranks, each rank's product of a row-split layer (o_proj, down) is a
+    /// partial sum: this adds all ranks' in rank order, before the residual add. One process:
+    /// nothing (the single-process path is unchanged).
+    func sumAcrossRanks(_ buffer: FloatBuffer, count: Int) {
+        guard communicator.size > 1 else { return }
+        communicator.allReduceSum(buffer.pointer, count: count)
     }
 
     func mlpBlock(_ layer: DecoderWeights.Layer, index: Int, x: FloatBuffer, scratch s: Scratch, tokens t: Int) throws(ModelError) {
@@ -269,6 +309,7 @@ public final class LanguageModel: @unchecked Sendable {
             }
             try runFeedForwards(layer: index, experts: [0], resident: [ffn], inputs: [s.normed.pointer], tokens: [t],
                                 outputs: [out.pointer], products: s.products)
+            sumAcrossRanks(out, count: t * h)
             for i in 0..<(t * h) { x[i] += out[i] }
             withExtendedLifetime(out) {}
         case .sparseMoE(let router, let experts):
@@ -351,6 +392,7 @@ public final class LanguageModel: @unchecked Sendable {
                 for i in 0..<h { moeOut[item.token * h + i] += outputs[slot][row * h + i] * item.weight }
             }
         }
+        sumAcrossRanks(moeOut, count: t * h)
         for i in 0..<(t * h) { x[i] += moeOut[i] }
         withExtendedLifetime((gathered, outputs, moeOut)) {}
     }

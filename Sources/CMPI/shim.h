@@ -1,0 +1,48 @@
+// MPI for Swift (the MPI trait: `swift build --traits MPI`). MPICH's handles
+// (MPI_COMM_WORLD, MPI_FLOAT, ...) are cast macros that Swift cannot import, so the few
+// calls the engine makes are wrapped here. Every call uses MPI_COMM_WORLD.
+#ifndef CMPI_SHIM_H
+#define CMPI_SHIM_H
+
+#include <mpi.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/// MPI_Init_thread asking for MPI_THREAD_SERIALIZED (one thread at a time calls MPI; the
+/// compute pool's workers never do). Returns the level provided, or -1 on failure.
+static inline int cmpi_init(void) {
+    int provided = 0;
+    if (MPI_Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED, &provided) != MPI_SUCCESS) return -1;
+    return provided;
+}
+
+static inline int cmpi_thread_serialized(void) { return MPI_THREAD_SERIALIZED; }
+
+static inline int cmpi_rank(void) {
+    int rank = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    return rank;
+}
+
+static inline int cmpi_size(void) {
+    int size = 1;
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    return size;
+}
+
+/// Every rank's `count` floats, in rank order, into `gathered` [size * count].
+static inline int cmpi_allgather_floats(const float *values, int count, float *gathered) {
+    return MPI_Allgather(values, count, MPI_FLOAT, gathered, count, MPI_FLOAT, MPI_COMM_WORLD);
+}
+
+static inline int cmpi_broadcast_int64(int64_t *values, int count, int root) {
+    return MPI_Bcast(values, count, MPI_INT64_T, root, MPI_COMM_WORLD);
+}
+
+static inline int cmpi_barrier(void) { return MPI_Barrier(MPI_COMM_WORLD); }
+
+static inline int cmpi_finalize(void) { return MPI_Finalize(); }
+
+static inline void cmpi_abort(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
+
+#endif

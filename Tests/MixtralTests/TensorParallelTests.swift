@@ -1,0 +1,200 @@
+import Foundation
+import Testing
+@testable import Mixtral
+import MixtralKernels
+
+/// Tensor parallelism (`TensorParallel`) with N ranks as N threads of this process
+/// (`LocalCommunicatorGroup`, which adds partial sums in rank order as MPICommunicator
+/// does): the logits equal the single-process model's within 1e-5 of the largest logit,
+/// every rank gets the same bits, and greedy tokens are identical.
+/// What the rank threads of a test return.
+final class RankResults<T>: @unchecked Sendable {
+    let lock = NSLock()
+    var values: [Int: Result<T, any Error>] = [:]
+}
+
+@Suite struct TensorParallelTests {
+    /// Fixtures and the rank counts their key/value heads allow (2 kv heads for the
+    /// Mixtral fixtures, 4 for mistral-dense and llama-tied).
+    static let cases: [(String, Int)] = [
+        ("mixtral-gqa", 2), ("mixtral-sliding", 2), ("mixtral-bf16", 2),
+        ("mistral-dense", 2), ("mistral-dense", 4), ("llama-tied", 2), ("llama-tied", 4),
+    ]
+
+    /// `body(rank)` on `size` threads at once (collectives need every rank running, so
+    /// not a pool that may run fewer at a time); results in rank order.
+    static func onRanks<T: Sendable>(_ size: Int, _ body: @escaping @Sendable (Int) throws -> T) throws -> [T] {
+        let results = RankResults<T>()
+        let done = DispatchSemaphore(value: 0)
+        for rank in 0..<size {
+            let thread = Thread {
+                let result = Result { try body(rank) }
+                results.lock.lock()
+                results.values[rank] = result
+                results.lock.unlock()
+                done.signal()
+            }
+            thread.stackSize = 8 << 20
+            thread.start()
+        }
+        for _ in 0..<size { done.wait() }
+        return try (0..<size).map { rank throws -> T in
+            guard let result = results.values[rank] else { throw CheckpointError.fileNotFound("rank \(rank)") }
+            return try result.get()
+        }
+    }
+
+    static func model(_ name: String, communicator: any Communicator = SingleProcessCommunicator(),
+                      threads: Int = 1) throws -> LanguageModel {
+        let folder = Fixtures.parity(name)
+        return try LanguageModel(config: ModelConfig.load(path: folder + "/config.json"), store: SafeTensorsCheckpoint(folder: folder),
+                                 pool: ComputePool(threadCount: threads), communicator: communicator)
+    }
+
+    @Test(arguments: cases)
+    func logitsMatchOneProcess(_ name: String, _ size: Int) throws {
+        let prompt = try Fixtures.reference(name).prompt_ids
+        let single = try Self.model(name).forward(prompt, cache: Self.model(name).makeCache(), allLogits: true)
+        let group = LocalCommunicatorGroup(size: size)
+        let perRank = try Self.onRanks(size) { rank in
+            let model = try Self.model(name, communicator: group.communicator(rank: rank))
+            let cache = model.makeCache()
+            // The prompt in one pass, then two more tokens one step at a time (the decode path).
+            var logits = try model.forward(prompt, cache: cache, allLogits: true)
+            logits += try model.forward([prompt[0]], cache: cache, allLogits: true)
+            logits += try model.forward([prompt[1]], cache: cache, allLogits: true)
+            return logits
+        }
+        let reference = try Self.model(name)
+        let cache = reference.makeCache()
+        var expected = try reference.forward(prompt, cache: cache, allLogits: true)
+        #expect(Array(expected) == single)
+        expected += try reference.forward([prompt[0]], cache: cache, allLogits: true)
+        expected += try reference.forward([prompt[1]], cache: cache, allLogits: true)
+        let scale = expected.map(abs).max() ?? 1
+        for (rank, logits) in perRank.enumerated() {
+            #expect(logits == perRank[0], "rank \(rank) computed other bits than rank 0")
+            #expect(logits.count == expected.count)
+            let worst = zip(logits, expected).map { abs($0 - $1) }.max() ?? .infinity
+            #expect(worst <= 1e-5 * scale, "\(name) over \(size) ranks: max difference \(worst), max |logit| \(scale)")
+        }
+    }
+
+    @Test(arguments: cases)
+    func greedyTokensMatchOneProcess(_ name: String, _ size: Int) throws {
+        let reference = try Fixtures.reference(name)
+        var options = try GenerationOptions.defaults(folder: Fixtures.parity(name), config: Self.model(name).config)
+        options.maxNewTokens = 24
+        options.eosTokenIDs = []
+        options.doSample = false
+        let expected = try Self.model(name).generate(prompt: reference.prompt_ids, options: options).generatedIDs
+        let fixed = options
+        let group = LocalCommunicatorGroup(size: size)
+        let perRank = try Self.onRanks(size) { rank in
+            try Self.model(name, communicator: group.communicator(rank: rank))
+                .generate(prompt: reference.prompt_ids, options: fixed).generatedIDs
+        }
+        for ids in perRank { #expect(ids == expected, "\(name) over \(size) ranks") }
+    }
+
+    /// Seeded sampling: rank 0's seed and tokens are every rank's.
+    @Test func sampledTokensMatchOneProcess() throws {
+        let name = "mixtral-gqa"
+        let prompt = try Fixtures.reference(name).prompt_ids
+        var options = GenerationOptions()
+        options.maxNewTokens = 16
+        options.doSample = true
+        options.temperature = 1.5
+        options.seed = 1234
+        let expected = try Self.model(name).generate(prompt: prompt, options: options).generatedIDs
+        let fixed = options
+        let group = LocalCommunicatorGroup(size: 2)
+        let perRank = try Self.onRanks(2) { rank in
+            var local = fixed
+            if rank != 0 { local.seed = nil }  // rank 0's seed wins
+            return try Self.model(name, communicator: group.communicator(rank: rank))
+                .generate(prompt: prompt, options: local).generatedIDs
+        }
+        for ids in perRank { #expect(ids == expected) }
+    }
+
+    /// The batched path (the server's) all-reduces too.
+    @Test func batchedForwardMatchesOneProcess() throws {
+        let name = "mistral-dense"
+        let prompt = try Fixtures.reference(name).prompt_ids
+        let reference = try Self.model(name)
+        let expected = try reference.forward(batch: [BatchEntry(tokens: prompt, cache: reference.makeCache()),
+                                                     BatchEntry(tokens: [prompt[0]], cache: reference.makeCache())])
+        let group = LocalCommunicatorGroup(size: 2)
+        let perRank = try Self.onRanks(2) { rank in
+            let model = try Self.model(name, communicator: group.communicator(rank: rank))
+            return try model.forward(batch: [BatchEntry(tokens: prompt, cache: model.makeCache()),
+                                             BatchEntry(tokens: [prompt[0]], cache: model.makeCache())])
+        }
+        for result in perRank {
+            for (got, want) in zip(result, expected) {
+                let got = try #require(got), want = try #require(want)
+                let scale = want.map(abs).max() ?? 1
+                #expect(zip(got, want).map { abs($0 - $1) }.max()! <= 1e-5 * scale)
+            }
+        }
+    }
+
+    @Test func eachRankHoldsItsShare() throws {
+        let group = LocalCommunicatorGroup(size: 2)
+        let shapes = try Self.onRanks(2) { rank in
+            let model = try Self.model("mixtral-gqa", communicator: group.communicator(rank: rank))
+            let layer = model.weights.layers[0]
+            guard case .sparseMoE(let router, let experts) = layer.mlp else { return [Int]() }
+            return [model.config.numHeads, model.config.numKeyValueHeads, layer.attention.q.rows, layer.attention.k.rows,
+                    layer.attention.o.rows, layer.attention.o.columns, router.rows, experts[0].gate.rows, experts[0].down.columns,
+                    model.fullConfig.numHeads]
+        }
+        // 4 heads of 16, 2 kv heads, intermediate 96, 4 experts, hidden 64.
+        #expect(shapes == [[2, 1, 32, 16, 64, 32, 4, 48, 48, 4], [2, 1, 32, 16, 64, 32, 4, 48, 48, 4]])
+    }
+
+    @Test func refusesWhatDoesNotSplit() throws {
+        // 2 key/value heads over 4 ranks.
+        let group = LocalCommunicatorGroup(size: 4)
+        #expect {
+            _ = try Self.model("mixtral-gqa", communicator: group.communicator(rank: 0))
+        } throws: { error in
+            guard case .tensorParallelUnavailable(let reason) = error as? CheckpointError else { return false }
+            return reason.contains("key/value heads")
+        }
+        // Q8_0 blocks of 32 weights: down's 96 columns over 2 ranks would cut a block at 48.
+        let folder = Fixtures.parity("mistral-dense")
+        let pool = ComputePool(threadCount: 1)
+        let store = try QuantizingWeightStore(base: SafeTensorsCheckpoint(folder: folder), type: .q8_0, pool: pool)
+        #expect {
+            _ = try LanguageModel(config: ModelConfig.load(path: folder + "/config.json"), store: store, pool: pool,
+                                  communicator: LocalCommunicatorGroup(size: 2).communicator(rank: 1))
+        } throws: { error in
+            guard case .tensorParallelUnavailable(let reason) = error as? CheckpointError else { return false }
+            return reason.contains("Q8_0 block")
+        }
+        // Expert streaming does not know slices yet.
+        #expect {
+            _ = try LanguageModel(config: ModelConfig.load(path: folder + "/config.json"), store: SafeTensorsCheckpoint(folder: folder),
+                                  pool: pool, streaming: ExpertStreamingOptions(ramBudget: 1 << 30),
+                                  communicator: LocalCommunicatorGroup(size: 2).communicator(rank: 0))
+        } throws: { error in
+            guard case .tensorParallelUnavailable = error as? CheckpointError else { return false }
+            return true
+        }
+    }
+
+    /// The group's sum is added in rank order, the same bits on every rank.
+    @Test func localAllReduceAddsInRankOrder() throws {
+        let group = LocalCommunicatorGroup(size: 3)
+        let values: [[Float]] = [[1e8, 1, 0.5], [1, -1e8, 0.25], [-1e8, 1e8, 0.125]]
+        let sums = try Self.onRanks(3) { rank in
+            var mine = values[rank]
+            mine.withUnsafeMutableBufferPointer { group.communicator(rank: rank).allReduceSum($0.baseAddress!, count: 3) }
+            return mine
+        }
+        let expected: [Float] = [(values[0][0] + values[1][0]) + values[2][0], (values[0][1] + values[1][1]) + values[2][1], 0.875]
+        for sum in sums { #expect(sum == expected) }
+    }
+}

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Tensor parallelism over MPI (issue 17): `mpiexec -n N mixtral score|generate` on the
+# parity fixtures must give the single-process results: logits within 1e-5 of the largest
+# logit, greedy and seeded-sampling tokens identical, for N = 1, 2 and (where the
+# key/value heads allow) 4, on Mixtral fixtures and dense ones. Prints PASS/FAIL lines;
+# exits non-zero on any failure.
+#
+#   scripts/ci/mpi.sh [MPI_MIXTRAL [SINGLE_MIXTRAL]]
+#
+# MPI_MIXTRAL: a binary built with `--traits MPI` (default: builds one into .build-mpi).
+# SINGLE_MIXTRAL: the single-process reference (default: .build/release/mixtral when it
+# exists, else MPI_MIXTRAL run without mpiexec, which is the same code with one process).
+# Needs mpiexec (Debian: mpich, libmpich-dev). MPICH oversubscribes the cores by itself.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+MPI_MIXTRAL="${1:-}"
+if [ -z "$MPI_MIXTRAL" ]; then
+  swift build -c release --scratch-path .build-mpi --traits MPI --product mixtral
+  MPI_MIXTRAL=.build-mpi/release/mixtral
+fi
+SINGLE_MIXTRAL="${2:-}"
+if [ -z "$SINGLE_MIXTRAL" ]; then
+  if [ -x .build/release/mixtral ]; then SINGLE_MIXTRAL=.build/release/mixtral; else SINGLE_MIXTRAL="$MPI_MIXTRAL"; fi
+fi
+command -v mpiexec >/dev/null || { echo "FAIL mpiexec not found (apt-get install mpich libmpich-dev)"; exit 1; }
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+failures=0
+pass() { echo "PASS $*"; }
+fail() { echo "FAIL $*"; failures=$((failures + 1)); }
+
+# Max |a - b| / max |b| of two float32 .npy files (no numpy needed).
+compare_npy() {
+  python3 - "$1" "$2" <<'PY'
+import struct, sys
+def load(path):
+    data = open(path, "rb").read()
+    header_len = struct.unpack("<H", data[8:10])[0]
+    body = data[10 + header_len:]
+    return struct.unpack("<%df" % (len(body) // 4), body)
+a, b = load(sys.argv[1]), load(sys.argv[2])
+if len(a) != len(b):
+    print("inf"); sys.exit()
+scale = max(abs(x) for x in b) or 1.0
+print("%.3e" % (max(abs(x - y) for x, y in zip(a, b)) / scale))
+PY
+}
+
+json_field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$1" "$2"; }
+
+# fixture: the rank counts its key/value heads allow (Mixtral fixtures have 2, dense 4).
+for entry in "mixtral-gqa:1 2" "mixtral-sliding:1 2" "mistral-dense:1 2 4" "llama-tied:1 2 4"; do
+  name="${entry%%:*}"
+  ranks="${entry#*:}"
+  model="Tests/MixtralTests/Fixtures/parity/$name"
+  ids="$(python3 -c "import json; print(','.join(map(str, json.load(open('$model/reference.json'))['prompt_ids'])))")"
+  "$SINGLE_MIXTRAL" score --model "$model" --ids "$ids" --logits-out "$work/$name.single.npy" 2>/dev/null
+  "$SINGLE_MIXTRAL" generate --model "$model" --ids "$ids" --json --greedy --ignore-eos --max-new-tokens 24 \
+    >"$work/$name.single.greedy.json" 2>/dev/null
+  "$SINGLE_MIXTRAL" generate --model "$model" --ids "$ids" --json --do-sample --temperature 1.5 --seed 7 --ignore-eos \
+    --max-new-tokens 24 >"$work/$name.single.sampled.json" 2>/dev/null
+  for n in $ranks; do
+    label="$name mpiexec -n $n"
+    # Prompt in one batch, then one token per step after the 16th (the decode path too).
+    if timeout 300 mpiexec -n "$n" "$MPI_MIXTRAL" score --model "$model" --ids "$ids" --batch-tokens 16 \
+        --logits-out "$work/$name.$n.npy" 2>"$work/$name.$n.err"; then
+      "$SINGLE_MIXTRAL" score --model "$model" --ids "$ids" --batch-tokens 16 --logits-out "$work/$name.single16.npy" 2>/dev/null
+      difference="$(compare_npy "$work/$name.$n.npy" "$work/$name.single16.npy")"
+      if python3 -c "import sys; sys.exit(0 if float('$difference') <= 1e-5 else 1)"; then
+        pass "$label score: max relative difference $difference"
+      else
+        fail "$label score: max relative difference $difference > 1e-5"
+      fi
+    else
+      fail "$label score exited non-zero: $(tail -1 "$work/$name.$n.err")"
+    fi
+    for mode in greedy sampled; do
+      if [ "$mode" = greedy ]; then flags=(--greedy); else flags=(--do-sample --temperature 1.5 --seed 7); fi
+      if timeout 300 mpiexec -n "$n" "$MPI_MIXTRAL" generate --model "$model" --ids "$ids" --json "${flags[@]}" --ignore-eos \
+          --max-new-tokens 24 >"$work/$name.$n.$mode.json" 2>"$work/$name.$n.$mode.err"; then
+        got="$(json_field "$work/$name.$n.$mode.json" generated_ids)"
+        want="$(json_field "$work/$name.single.$mode.json" generated_ids)"
+        if [ "$got" = "$want" ]; then pass "$label generate ($mode): identical tokens"; else fail "$label generate ($mode): $got != $want"; fi
+      else
+        fail "$label generate ($mode) exited non-zero: $(tail -1 "$work/$name.$n.$mode.err")"
+      fi
+    done
+  done
+done
+
+# A split that does not divide the key/value heads is refused (not a hang, not N answers).
+if timeout 120 mpiexec -n 4 "$MPI_MIXTRAL" score --model Tests/MixtralTests/Fixtures/parity/mixtral-gqa --ids 1,2,3 \
+    --logits-out "$work/refused.npy" >/dev/null 2>"$work/refused.err"; then
+  fail "mixtral-gqa over 4 ranks (2 key/value heads) was not refused"
+elif grep -q "key/value heads" "$work/refused.err"; then
+  pass "mixtral-gqa over 4 ranks refused: $(grep -m1 "key/value heads" "$work/refused.err")"
+else
+  fail "mixtral-gqa over 4 ranks failed without the expected message: $(tail -1 "$work/refused.err")"
+fi
+
+if [ "$failures" -ne 0 ]; then echo "mpi: $failures check(s) failed"; exit 1; fi
+echo "mpi: all checks passed"
