@@ -27,8 +27,7 @@ struct GenerateCommand: ParsableCommand {
     private func generate() throws {
         let bundle = try modelOptions.load(splitOverRanks: true)
         let communicator = bundle.model.communicator
-        var prompt = try promptOptions.tokens(bundle)
-        if communicator.size > 1 { prompt = communicator.broadcast(ids: prompt) }
+        let prompt = try promptOptions.tokens(bundle)
         let isRoot = communicator.rank == 0
         let options = try sampling.options(bundle)
         let tokenizer = bundle.tokenizer

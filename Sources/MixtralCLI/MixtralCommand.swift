@@ -145,7 +145,14 @@ struct PromptOptions: ParsableArguments {
     @Option(name: .long, help: "Prompt as comma-separated token ids (no tokenizer, no BOS added), e.g. 1,2,3.")
     var ids: String?
 
+    /// The prompt's ids; split over several ranks, rank 0's on every rank.
     func tokens(_ bundle: ModelBundle) throws -> [Int] {
+        let communicator = bundle.model.communicator
+        let ids = try localTokens(bundle)
+        return communicator.size > 1 ? communicator.broadcast(ids: ids) : ids
+    }
+
+    private func localTokens(_ bundle: ModelBundle) throws -> [Int] {
         let texts = [prompt, text].compactMap { $0 }
         if let ids {
             guard texts.isEmpty else { throw CLIError("give the prompt either as text or as --ids, not both") }

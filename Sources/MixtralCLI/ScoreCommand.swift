@@ -26,8 +26,7 @@ struct ScoreCommand: ParsableCommand {
     private func score() throws {
         let bundle = try modelOptions.load(splitOverRanks: true)
         let communicator = bundle.model.communicator
-        var prompt = try promptOptions.tokens(bundle)
-        if communicator.size > 1 { prompt = communicator.broadcast(ids: prompt) }
+        let prompt = try promptOptions.tokens(bundle)
         let start = Date()
         let cache = bundle.model.makeCache()
         let firstBatch = min(max(batchTokens ?? prompt.count, 1), prompt.count)

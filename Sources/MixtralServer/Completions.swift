@@ -29,8 +29,8 @@ final class CompletionService: Sendable {
     let limits: ServerLimits
     let metrics: ServerMetrics
     let logger: Logger
-    /// The vocabulary's bytes, built by the first `grammar` request and kept: a server
-    /// that never gets one does not pay for it at start.
+    /// The vocabulary's bytes, built by the first request that constrains its answer and
+    /// kept: a server that never gets one does not pay for it at start.
     private let builtVocabulary = Mutex<TokenVocabulary?>(nil)
     /// How the model writes tool calls (nil: no chat format).
     let toolFormat: ToolCallFormat?
@@ -50,10 +50,9 @@ final class CompletionService: Sendable {
 
     var contextLength: Int { scheduler.configuration.contextLength }
 
-    /// The vocabulary trie when the request constrains its answer, else nil (not needed).
-    private func vocabulary(for fields: RequestFields) -> TokenVocabulary? {
-        guard GenerationParameters.needsVocabulary(fields) else { return nil }
-        return builtVocabulary.withLock { built in
+    /// The vocabulary trie, built at the first request that constrains its answer.
+    private func vocabulary() -> TokenVocabulary? {
+        builtVocabulary.withLock { built in
             if let built { return built }
             let vocabulary = TokenVocabulary(tokenizer: prompts.tokenizer, vocabularySize: prompts.vocabularySize)
             built = vocabulary
@@ -91,7 +90,7 @@ final class CompletionService: Sendable {
         try checkModel(fields, required: true)
         let parameters = try GenerationParameters(fields, defaults: defaults, limits: limits,
                                                   vocabularySize: prompts.vocabularySize, chat: false,
-                                                  vocabulary: vocabulary(for: fields))
+                                                  vocabulary: vocabulary)
         let promptList = try prompts.completionPrompts(fields)
         // OpenAI's default for completions is 16 tokens (cut to the context when it is fuller).
         let handles = try submit(promptList, parameters) { prompt in
@@ -105,7 +104,7 @@ final class CompletionService: Sendable {
         try checkModel(fields, required: true)
         let parameters = try GenerationParameters(fields, defaults: defaults, limits: limits,
                                                   vocabularySize: prompts.vocabularySize, chat: true,
-                                                  vocabulary: vocabulary(for: fields), toolFormat: toolFormat)
+                                                  vocabulary: vocabulary, toolFormat: toolFormat)
         let prompt = try prompts.chatPrompt(fields, tools: parameters.tools)
         // A chat answer may fill the context unless limited.
         let handles = try submit([prompt], parameters) { prompt in

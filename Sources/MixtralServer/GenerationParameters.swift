@@ -22,10 +22,10 @@ struct GenerationParameters: Sendable {
     /// Reads the fields over the model's defaults (generation_config.json, as the CLI does):
     /// an absent `temperature` keeps the model's default decoding, 0 is greedy.
     /// `vocabulary` serves the constraints (`grammar`, `json_schema`, `response_format`, a
-    /// forced tool call); the caller builds it only for a request that has one
-    /// (`needsVocabulary`). `toolFormat`: the chat encoder's, for requests with tools.
+    /// forced tool call): it is called only for a request that has one, so the caller can
+    /// build the trie then. `toolFormat`: the chat encoder's, for requests with tools.
     init(_ fields: RequestFields, defaults: GenerationOptions, limits: ServerLimits, vocabularySize: Int,
-         chat: Bool, vocabulary: TokenVocabulary? = nil, toolFormat: ToolCallFormat? = nil) throws(APIError) {
+         chat: Bool, vocabulary: () -> TokenVocabulary? = { nil }, toolFormat: ToolCallFormat? = nil) throws(APIError) {
         var options = defaults
         options.logitBias = try Self.logitBias(fields, vocabularySize: vocabularySize)
         var tools: ToolRequest? = nil
@@ -33,7 +33,7 @@ struct GenerationParameters: Sendable {
         self.tools = tools
         self.toolFormat = tools == nil ? nil : toolFormat
         if let grammar = try Self.grammar(fields, tools: tools, toolFormat: toolFormat) {
-            guard let vocabulary else { throw .invalidRequest("constrained output needs the model's tokenizer") }
+            guard let vocabulary = vocabulary() else { throw .invalidRequest("constrained output needs the model's tokenizer") }
             do {
                 options.grammar = try GrammarConstraint(grammar: grammar, vocabulary: vocabulary, eosTokenIDs: defaults.eosTokenIDs)
             } catch {
@@ -115,15 +115,6 @@ struct GenerationParameters: Sendable {
             bias[id] = Float(number)
         }
         return bias
-    }
-
-    /// Whether the request asks for constrained output, so that the caller builds the
-    /// vocabulary trie.
-    static func needsVocabulary(_ fields: RequestFields) -> Bool {
-        if fields["grammar"] != nil || fields["json_schema"] != nil { return true }
-        if let type = fields["response_format"]?["type"]?.stringValue, type != "text" { return true }
-        if fields["tools"] != nil, let choice = fields["tool_choice"], choice.stringValue != "auto", choice.stringValue != "none" { return true }
-        return false
     }
 
     /// The grammar the answer must match, from one of: llama-server's `grammar` (GBNF) and

@@ -326,28 +326,27 @@ final class GrammarAutomaton {
 
     private func append(_ entry: Entry) {
         let id = entries.count
-        if id == rowCapacity {
-            let bigger = UnsafeMutablePointer<Int32>.allocate(capacity: rowCapacity << 9)
-            bigger.update(from: rows, count: rowCapacity << 8)
-            rows.deallocate()
-            rows = bigger
-            rowCapacity <<= 1
-        }
-        (rows + (id << 8)).initialize(repeating: Self.unknown, count: 256)
+        Self.addRow(id, width: 8, to: &rows, capacity: &rowCapacity)
         entries.append(entry)
+    }
+
+    /// Row `index` (of `1 << width` entries) of a transition table, all `unknown`; the
+    /// table doubles when it is full, so pointers into it are stale afterwards.
+    private static func addRow(_ index: Int, width: Int, to table: inout UnsafeMutablePointer<Int32>, capacity: inout Int) {
+        if index == capacity {
+            let bigger = UnsafeMutablePointer<Int32>.allocate(capacity: capacity << (width + 1))
+            bigger.update(from: table, count: capacity << width)
+            table.deallocate()
+            table = bigger
+            capacity <<= 1
+        }
+        (table + (index << width)).initialize(repeating: unknown, count: 1 << width)
     }
 
     private func partialId(_ key: PartialKey) -> Int32 {
         if let id = partialIds[key] { return id }
         let id = partials.count
-        if id == partialRowCapacity {
-            let bigger = UnsafeMutablePointer<Int32>.allocate(capacity: partialRowCapacity << 7)
-            bigger.update(from: partialRows, count: partialRowCapacity << 6)
-            partialRows.deallocate()
-            partialRows = bigger
-            partialRowCapacity <<= 1
-        }
-        (partialRows + (id << 6)).initialize(repeating: Self.unknown, count: 64)
+        Self.addRow(id, width: 6, to: &partialRows, capacity: &partialRowCapacity)
         partials.append(key)
         partialIds[key] = Int32(id)
         return Int32(id)
