@@ -35,6 +35,12 @@ static inline int cmpi_allgather_floats(const float *values, int count, float *g
     return MPI_Allgather(values, count, MPI_FLOAT, gathered, count, MPI_FLOAT, MPI_COMM_WORLD);
 }
 
+/// Every rank's `counts[rank]` floats, in rank order, into `gathered` at `offsets[rank]`.
+static inline int cmpi_allgatherv_floats(const float *values, int count, float *gathered,
+                                         const int *counts, const int *offsets) {
+    return MPI_Allgatherv(values, count, MPI_FLOAT, gathered, counts, offsets, MPI_FLOAT, MPI_COMM_WORLD);
+}
+
 static inline int cmpi_broadcast_int64(int64_t *values, int count, int root) {
     return MPI_Bcast(values, count, MPI_INT64_T, root, MPI_COMM_WORLD);
 }

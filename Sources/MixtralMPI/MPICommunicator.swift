@@ -67,6 +67,9 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     private var gathered: UnsafeMutablePointer<Float>
     private var gatheredCount = 0
 
+    /// The most floats one all-gather of an all-reduce moves per rank.
+    static let piece = 1 << 15
+
     /// Whether MPI_Init ran (MPI_Finalize is then due at exit).
     nonisolated(unsafe) static var started = false
 
@@ -95,22 +98,41 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         let start = DispatchTime.now().uptimeNanoseconds
         lock.lock()
         defer { lock.unlock() }
-        if gatheredCount < size * count {
+        // In pieces of at most `piece` floats: the gathered copies stay small (a prefill's
+        // all-reduce would otherwise hold N copies of every row) and in cache while added.
+        let piece = min(count, Self.piece)
+        if gatheredCount < size * piece {
             gathered.deallocate()
-            gatheredCount = size * count
+            gatheredCount = size * piece
             gathered = .allocate(capacity: gatheredCount)
         }
-        // MPI's counts are 32-bit; one call's rows times hidden size stay far below.
-        precondition(count <= Int(Int32.max), "an all-reduce of \(count) floats exceeds MPI's count")
-        if cmpi_allgather_floats(values, Int32(count), gathered) != MPI_SUCCESS { ParallelRuntime.abort(code: 1) }
-        for i in 0..<count {
-            var sum = gathered[i]
-            for source in 1..<size { sum += gathered[source * count + i] }
-            values[i] = sum
+        var first = 0
+        while first < count {
+            let n = min(piece, count - first)
+            if cmpi_allgather_floats(values + first, Int32(n), gathered) != MPI_SUCCESS { ParallelRuntime.abort(code: 1) }
+            for i in 0..<n {
+                var sum = gathered[i]
+                for source in 1..<size { sum += gathered[source * n + i] }
+                values[first + i] = sum
+            }
+            first += n
         }
         stats.allReduces += 1
         // A ring all-gather sends every other rank's share on: (N-1) shares per rank.
         stats.bytesSent += (size - 1) * count * MemoryLayout<Float>.size
+        stats.seconds += Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+    }
+
+    public func allGather(_ local: UnsafePointer<Float>, counts: [Int], into gathered: UnsafeMutablePointer<Float>) {
+        let start = DispatchTime.now().uptimeNanoseconds
+        lock.lock()
+        defer { lock.unlock() }
+        precondition(counts.reduce(0, +) <= Int(Int32.max), "an all-gather of \(counts.reduce(0, +)) floats exceeds MPI's count")
+        let counts32 = counts.map { Int32($0) }
+        var offsets = [Int32](repeating: 0, count: counts.count)
+        for i in 1..<max(counts.count, 1) { offsets[i] = offsets[i - 1] + counts32[i - 1] }
+        if cmpi_allgatherv_floats(local, counts32[rank], gathered, counts32, offsets) != MPI_SUCCESS { ParallelRuntime.abort(code: 1) }
+        stats.bytesSent += (size - 1) * counts[rank] * MemoryLayout<Float>.size
         stats.seconds += Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
     }
 

@@ -146,12 +146,18 @@ final class RankResults<T>: @unchecked Sendable {
             let model = try Self.model("mixtral-gqa", communicator: group.communicator(rank: rank))
             let layer = model.weights.layers[0]
             guard case .sparseMoE(let router, let experts) = layer.mlp else { return [Int]() }
+            // Every slice is the rank's own copy, none points into the mapped file.
+            let matrices = [model.weights.embedTokens, model.weights.lmHead, router, layer.attention.q, layer.attention.o,
+                            experts[0].gate, experts[0].down]
+            let inFile = matrices.filter { model.store.fileLocation(of: $0.base) != nil }.count
             return [model.config.numHeads, model.config.numKeyValueHeads, layer.attention.q.rows, layer.attention.k.rows,
                     layer.attention.o.rows, layer.attention.o.columns, router.rows, experts[0].gate.rows, experts[0].down.columns,
-                    model.fullConfig.numHeads]
+                    model.fullConfig.numHeads, model.weights.lmHead.rows, model.weights.embedTokens.rows, inFile]
         }
-        // 4 heads of 16, 2 kv heads, intermediate 96, 4 experts, hidden 64.
-        #expect(shapes == [[2, 1, 32, 16, 64, 32, 4, 48, 48, 4], [2, 1, 32, 16, 64, 32, 4, 48, 48, 4]])
+        // 4 heads of 16, 2 kv heads, intermediate 96, 4 experts, hidden 64, vocabulary 320.
+        #expect(shapes == [[2, 1, 32, 16, 64, 32, 4, 48, 48, 4, 160, 160, 0], [2, 1, 32, 16, 64, 32, 4, 48, 48, 4, 160, 160, 0]])
+        #expect(TensorParallel.vocabularyRange(vocabularySize: 10, rank: 1, size: 3) == 3..<6)
+        #expect(TensorParallel.vocabularyRange(vocabularySize: 10, rank: 2, size: 3) == 6..<10)
     }
 
     @Test func refusesWhatDoesNotSplit() throws {
@@ -196,5 +202,22 @@ final class RankResults<T>: @unchecked Sendable {
         }
         let expected: [Float] = [(values[0][0] + values[1][0]) + values[2][0], (values[0][1] + values[1][1]) + values[2][1], 0.875]
         for sum in sums { #expect(sum == expected) }
+    }
+
+    /// The group's all-gather sets the ranks' shares side by side, in rank order, whatever
+    /// their sizes.
+    @Test func localAllGatherSetsSharesSideBySide() throws {
+        let group = LocalCommunicatorGroup(size: 3)
+        let shares: [[Float]] = [[1, 2], [3], [4, 5, 6]]
+        let gathered = try Self.onRanks(3) { rank in
+            var all = [Float](repeating: 0, count: 6)
+            shares[rank].withUnsafeBufferPointer { mine in
+                all.withUnsafeMutableBufferPointer {
+                    group.communicator(rank: rank).allGather(mine.baseAddress!, counts: [2, 1, 3], into: $0.baseAddress!)
+                }
+            }
+            return all
+        }
+        for all in gathered { #expect(all == [1, 2, 3, 4, 5, 6]) }
     }
 }

@@ -146,6 +146,11 @@ public final class GGUFFile: @unchecked Sendable {
         return nil
     }
 
+    /// Drops this process's pages of the mapped files (see `WeightStore.dropMappedPages`).
+    public func dropMappedPages() {
+        for mapping in mappings { mapping.dropMappedPages() }
+    }
+
     /// Size of the (first) file in bytes.
     public var fileSize: Int { mappings[0].count }
 

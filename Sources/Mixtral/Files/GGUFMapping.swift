@@ -53,6 +53,9 @@ final class GGUFMapping: @unchecked Sendable {
         resident?.alignCacheLines(fileOffset: fileOffset)
     }
 
+    /// See `ResidentBytes.dropMappedPages`.
+    func dropMappedPages() { resident?.dropMappedPages() }
+
     /// See `ResidentBytes.mappedFileOffset`.
     func mappedFileOffset(of pointer: UnsafeRawPointer) -> Int? {
         resident?.mappedFileOffset(of: pointer)

@@ -63,6 +63,8 @@ public final class GGUFWeightStore: WeightStore, @unchecked Sendable {
         }
     }
 
+    public func dropMappedPages() { file.dropMappedPages() }
+
     public func fileLocation(of pointer: UnsafeRawPointer) -> WeightFileLocation? {
         file.fileLocation(of: pointer)
     }

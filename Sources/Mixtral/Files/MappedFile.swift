@@ -65,6 +65,11 @@ public final class MappedFile: @unchecked Sendable {
         storage = .resident(bytes)
     }
 
+    /// See `ResidentBytes.dropMappedPages`.
+    func dropMappedPages() {
+        if case .resident(let bytes) = storage { bytes.dropMappedPages() }
+    }
+
     /// See `ResidentBytes.mappedFileOffset`.
     func mappedFileOffset(of pointer: UnsafeRawPointer) -> Int? {
         guard case .resident(let bytes) = storage else { return nil }

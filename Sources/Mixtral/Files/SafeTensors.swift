@@ -187,6 +187,10 @@ public final class SafeTensorsCheckpoint: WeightStore, @unchecked Sendable {
     public var tensorNames: [String] { fileOfTensor.keys.sorted() }
     public func contains(_ name: String) -> Bool { fileOfTensor[name] != nil }
 
+    public func dropMappedPages() {
+        for file in files.values { file.mapping.dropMappedPages() }
+    }
+
     public func fileLocation(of pointer: UnsafeRawPointer) -> WeightFileLocation? {
         for file in files.values {
             if let offset = file.mapping.mappedFileOffset(of: pointer) { return WeightFileLocation(path: file.path, offset: offset) }

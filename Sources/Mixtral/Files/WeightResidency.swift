@@ -64,6 +64,13 @@ struct ResidentBytes {
         return pointer - base
     }
 
+    /// Drops this process's pages of a file mapping (the kernel reads them again when they
+    /// are touched); nothing for bytes read into memory, which would be lost.
+    func dropMappedPages() {
+        guard !inMemory else { return }
+        _ = madvise(allocation, allocationLength, Int32(MADV_DONTNEED))
+    }
+
     /// Releases the memory or mapping.
     func release() {
         munmap(allocation, allocationLength)

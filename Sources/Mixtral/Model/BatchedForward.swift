@@ -58,11 +58,7 @@ extension LanguageModel {
         for entry in batch { entry.cache.reserve(entry.tokens.count) }
 
         let x = FloatBuffer(capacity: total * h)
-        for (entry, span) in zip(batch, spans) {
-            for (offset, id) in entry.tokens.enumerated() {
-                dequantizeRow(weights.embedTokens.type, weights.embedTokens.row(id), x.pointer + (span.lowerBound + offset) * h, count: h)
-            }
-        }
+        embed(batch.flatMap(\.tokens), into: x.pointer)  // the spans follow the batch's order
         // RoPE tables for every row, each at its own sequence's position.
         var cosTable: [Float] = [], sinTable: [Float] = []
         for (entry, first) in zip(batch, firstPositions) {
@@ -89,10 +85,7 @@ extension LanguageModel {
                 normalizeRow(x.pointer + row * h, norm.baseAddress!, normed.pointer + slot * h)
             }
         }
-        var logits = [Float](repeating: 0, count: wanted.count * c.vocabSize)
-        logits.withUnsafeMutableBufferPointer { out in
-            linear(normed.pointer, tokens: wanted.count, weights.lmHead, out.baseAddress!, precision: products, pool: pool)
-        }
+        let logits = projectLogits(normed.pointer, rows: wanted.count, products: products)
         for (slot, entryIndex) in wanted.enumerated() {
             results[entryIndex] = Array(logits[(slot * c.vocabSize)..<((slot + 1) * c.vocabSize)])
         }

@@ -37,7 +37,7 @@ public final class LanguageModel: @unchecked Sendable {
     /// The processes the model is split over (tensor parallelism, `TensorParallel`); one
     /// process by default, where nothing is split or exchanged.
     public let communicator: any Communicator
-    /// The copied column slices of a split model (o_proj, down), kept while the model lives.
+    /// The memory of a split model's slices, kept while the model lives.
     let slices: TensorParallelSlices?
     public let weights: DecoderWeights
     public let pool: ComputePool
@@ -79,7 +79,7 @@ public final class LanguageModel: @unchecked Sendable {
             }
             let (local, localConfig, slices) = try TensorParallel.slice(weights, config: config, rank: communicator.rank,
                                                                         size: communicator.size,
-                                                                        isMapped: { store.fileLocation(of: $0) != nil })
+                                                                        dropSourcePages: { store.dropMappedPages() })
             weights = local
             self.config = localConfig
             self.slices = slices
@@ -205,9 +205,7 @@ public final class LanguageModel: @unchecked Sendable {
         cache.reserve(t)
 
         let x = FloatBuffer(capacity: t * h)
-        for (row, id) in tokens.enumerated() {
-            dequantizeRow(weights.embedTokens.type, weights.embedTokens.row(id), x.pointer + row * h, count: h)
-        }
+        embed(tokens, into: x.pointer)
         let scratch = Scratch(config: c, tokens: t, products: precision)
         let (cosTable, sinTable) = ropeTables(positions: first..<(first + t))
         for (index, layer) in weights.layers.enumerated() {
@@ -223,10 +221,7 @@ public final class LanguageModel: @unchecked Sendable {
         weights.finalNorm.withUnsafeBufferPointer { norm in
             for r in 0..<rows { normalizeRow(x.pointer + (firstRow + r) * h, norm.baseAddress!, normed.pointer + r * h) }
         }
-        var logits = [Float](repeating: 0, count: rows * c.vocabSize)
-        logits.withUnsafeMutableBufferPointer { out in
-            linear(normed.pointer, tokens: rows, weights.lmHead, out.baseAddress!, precision: scratch.products, pool: pool)
-        }
+        let logits = projectLogits(normed.pointer, rows: rows, products: scratch.products)
         // Kernels read buffers through raw pointers: keep their owners alive until here.
         withExtendedLifetime((x, scratch, normed)) {}
         return logits
@@ -294,6 +289,66 @@ public final class LanguageModel: @unchecked Sendable {
     func sumAcrossRanks(_ buffer: FloatBuffer, count: Int) {
         guard communicator.size > 1 else { return }
         communicator.allReduceSum(buffer.pointer, count: count)
+    }
+
+    /// The embedding rows of `ids`, one after another. Split over several ranks each holds
+    /// the rows of its share of the vocabulary (`TensorParallel.vocabularyRange`) and writes
+    /// -0.0 for the others; the all-reduce then yields the owner's row bit for bit, since
+    /// x + (-0.0) = x for every x, zeros of either sign included.
+    func embed(_ ids: [Int], into x: UnsafeMutablePointer<Float>) {
+        let h = config.hiddenSize
+        let table = weights.embedTokens
+        guard communicator.size > 1 else {
+            for (row, id) in ids.enumerated() { dequantizeRow(table.type, table.row(id), x + row * h, count: h) }
+            return
+        }
+        let owned = TensorParallel.vocabularyRange(vocabularySize: config.vocabSize, rank: communicator.rank, size: communicator.size)
+        for (row, id) in ids.enumerated() {
+            if owned.contains(id) {
+                dequantizeRow(table.type, table.row(id - owned.lowerBound), x + row * h, count: h)
+            } else {
+                (x + row * h).update(repeating: -0.0, count: h)
+            }
+        }
+        communicator.allReduceSum(x, count: ids.count * h)
+    }
+
+    /// lm_head over `rows` final-normed rows: logits [rows, vocab]. Split over several ranks
+    /// each computes its rows of the vocabulary (`TensorParallel.vocabularyRange`), and an
+    /// all-gather sets the shares side by side: each logit is one rank's product, the bits
+    /// one process computes.
+    func projectLogits(_ normed: UnsafePointer<Float>, rows: Int, products: ActivationPrecision) -> [Float] {
+        let vocabulary = config.vocabSize
+        var logits = [Float](repeating: 0, count: rows * vocabulary)
+        guard communicator.size > 1 else {
+            logits.withUnsafeMutableBufferPointer { out in
+                linear(normed, tokens: rows, weights.lmHead, out.baseAddress!, precision: products, pool: pool)
+            }
+            return logits
+        }
+        let shares = (0..<communicator.size).map {
+            TensorParallel.vocabularyRange(vocabularySize: vocabulary, rank: $0, size: communicator.size)
+        }
+        let local = [Float](unsafeUninitializedCapacity: rows * weights.lmHead.rows) { buffer, count in
+            linear(normed, tokens: rows, weights.lmHead, buffer.baseAddress!, precision: products, pool: pool)
+            count = rows * weights.lmHead.rows
+        }
+        // Gathered rank by rank: rank r's [rows, share r] block, then rank r+1's.
+        var gathered = [Float](repeating: 0, count: rows * vocabulary)
+        local.withUnsafeBufferPointer { mine in
+            gathered.withUnsafeMutableBufferPointer { all in
+                communicator.allGather(mine.baseAddress!, counts: shares.map { rows * $0.count }, into: all.baseAddress!)
+            }
+        }
+        var offset = 0
+        for share in shares {
+            for r in 0..<rows {
+                let source = offset + r * share.count, target = r * vocabulary + share.lowerBound
+                logits.replaceSubrange(target..<(target + share.count), with: gathered[source..<(source + share.count)])
+            }
+            offset += rows * share.count
+        }
+        return logits
     }
 
     func mlpBlock(_ layer: DecoderWeights.Layer, index: Int, x: FloatBuffer, scratch s: Scratch, tokens t: Int) throws(ModelError) {

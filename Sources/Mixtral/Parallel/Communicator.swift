@@ -35,6 +35,10 @@ public protocol Communicator: Sendable {
     /// 0, 1, ..., size - 1, so the result depends neither on timing nor on the rank: every
     /// rank gets the same bits.
     func allReduceSum(_ values: UnsafeMutablePointer<Float>, count: Int)
+    /// Every rank's `local` floats side by side in rank order, on every rank: `gathered`
+    /// receives `counts[0]` floats from rank 0, then `counts[1]` from rank 1, and so on
+    /// (`counts[rank]` is this rank's; every rank passes the same `counts`).
+    func allGather(_ local: UnsafePointer<Float>, counts: [Int], into gathered: UnsafeMutablePointer<Float>)
     /// Replaces `values` on every rank by `root`'s (the counts must agree).
     func broadcast(_ values: inout [Int64], root: Int)
     /// The all-reduces so far.
@@ -58,6 +62,9 @@ public struct SingleProcessCommunicator: Communicator {
     public var rank: Int { 0 }
     public var size: Int { 1 }
     public func allReduceSum(_ values: UnsafeMutablePointer<Float>, count: Int) {}
+    public func allGather(_ local: UnsafePointer<Float>, counts: [Int], into gathered: UnsafeMutablePointer<Float>) {
+        gathered.update(from: local, count: counts[0])
+    }
     public func broadcast(_ values: inout [Int64], root: Int) {}
     public var statistics: CommunicationStats { CommunicationStats() }
 }
@@ -120,6 +127,22 @@ public final class LocalCommunicatorGroup: @unchecked Sendable {
         sum.withUnsafeBufferPointer { values.update(from: $0.baseAddress!, count: count) }
     }
 
+    fileprivate func allGather(rank: Int, _ local: UnsafePointer<Float>, counts: [Int], into gathered: UnsafeMutablePointer<Float>) {
+        condition.lock()
+        floatSlots[rank] = UnsafeMutablePointer(mutating: local)
+        condition.unlock()
+        barrier()  // every rank's share is published
+        condition.lock()
+        let slots = floatSlots
+        condition.unlock()
+        var offset = 0
+        for source in 0..<size {
+            if let share = slots[source] { (gathered + offset).update(from: share, count: counts[source]) }
+            offset += counts[source]
+        }
+        barrier()  // every rank has read every share
+    }
+
     fileprivate func broadcast(rank: Int, _ values: inout [Int64], root: Int) {
         if rank == root {
             condition.lock()
@@ -151,6 +174,13 @@ public final class LocalCommunicator: Communicator, @unchecked Sendable {
         group.allReduceSum(rank: rank, values, count: count)
         stats.allReduces += 1
         stats.bytesSent += (size - 1) * count * MemoryLayout<Float>.size
+        stats.seconds += Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+    }
+
+    public func allGather(_ local: UnsafePointer<Float>, counts: [Int], into gathered: UnsafeMutablePointer<Float>) {
+        let start = DispatchTime.now().uptimeNanoseconds
+        group.allGather(rank: rank, local, counts: counts, into: gathered)
+        stats.bytesSent += (size - 1) * counts[rank] * MemoryLayout<Float>.size
         stats.seconds += Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
     }
 

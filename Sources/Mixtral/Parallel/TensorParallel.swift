@@ -8,12 +8,18 @@ import MixtralKernels
 /// - o_proj: the columns of its query heads, so its product is a partial sum over heads;
 /// - each expert's (a dense MLP's) gate and up: rows r*I/N ..< (r+1)*I/N of the
 ///   intermediate dimension; down: the same columns, again a partial sum;
-/// - embeddings, norms, routers and lm_head: whole (replicated).
+/// - lm_head and the embedding: the rows of its share of the vocabulary (`vocabularyRange`).
+///   Each rank computes those logits whole and an all-gather sets them side by side; the
+///   owner of a token's embedding row sends it to the others in an all-reduce (`embed`).
+///   Both give the single process's bits;
+/// - norms and routers: whole (replicated).
 /// Two all-reduces per layer (after o_proj, after the MLP or MoE output) make every rank's
 /// residual stream the same, so every rank routes, normalises and computes the logits alike.
 ///
-/// Row slices point into the weight file in place; a matrix has no column stride, so a
-/// column slice is copied into memory the model owns (`TensorParallelSlices`).
+/// Every slice is copied into memory the rank owns (`TensorParallelSlices`) and the file's
+/// pages it came from are dropped, so a rank's resident memory is its share of the model,
+/// whatever granularity the kernel maps file pages with (recent kernels map a whole large
+/// page-cache folio, up to 2 MB, on one touch, which would keep the other ranks' rows).
 public enum TensorParallel {
     /// Whether `config` splits over `size` ranks; the reason when it does not.
     static func check(_ config: ModelConfig, size: Int) -> String? {
@@ -37,94 +43,123 @@ public enum TensorParallel {
         return local
     }
 
-    /// `weights` cut to rank `rank` of `size` (see the type's comment), with the memory of
-    /// the column slices. Throws when the model does not split so: heads or intermediate
-    /// size not divisible by `size`, or a column slice that would cut a quantised block.
-    /// `isMapped` says whether a matrix is mapped from its file (`WeightStore.fileLocation`):
-    /// only then are its pages dropped after its slice is copied.
+    /// The rows of lm_head (the logits) rank `rank` of `size` computes: contiguous shares
+    /// that differ by at most one row.
+    public static func vocabularyRange(vocabularySize: Int, rank: Int, size: Int) -> Range<Int> {
+        (vocabularySize * rank / size)..<(vocabularySize * (rank + 1) / size)
+    }
+
+    /// `weights` cut to rank `rank` of `size` (see the type's comment), copied into the
+    /// returned storage. Throws when the model does not split so: heads or intermediate size
+    /// not divisible by `size`, or a column slice that would cut a quantised block.
+    /// `dropSourcePages` runs after each copy (`WeightStore.dropMappedPages`), so that at
+    /// no time does the rank hold much more than its share.
     static func slice(_ weights: DecoderWeights, config: ModelConfig, rank: Int, size: Int,
-                      isMapped: (UnsafeRawPointer) -> Bool) throws(CheckpointError) -> (DecoderWeights, ModelConfig, TensorParallelSlices) {
+                      dropSourcePages: @escaping () -> Void) throws(CheckpointError) -> (DecoderWeights, ModelConfig, TensorParallelSlices) {
         if let reason = check(config, size: size) { throw .tensorParallelUnavailable(reason: reason) }
         guard (0..<size).contains(rank) else { throw .tensorParallelUnavailable(reason: "rank \(rank) is not in 0..<\(size)") }
         let local = rankConfig(config, size: size)
-        let storage = TensorParallelSlices()
+        let storage = TensorParallelSlices(dropSourcePages: dropSourcePages)
         let qRows = local.numHeads * local.headDim, kvRows = local.numKeyValueHeads * local.headDim
         let ffnRows = local.intermediateSize
         func feedForward(_ ffn: DecoderWeights.FeedForward, _ name: String) throws(CheckpointError) -> DecoderWeights.FeedForward {
-            .init(gate: ffn.gate.rowSlice(rank * ffnRows, count: ffnRows),
-                  up: ffn.up.rowSlice(rank * ffnRows, count: ffnRows),
-                  down: try storage.columnSlice(ffn.down, first: rank * ffnRows, count: ffnRows, name: name + " down",
-                                                dropSourcePages: isMapped(ffn.down.base)))
+            .init(gate: storage.rows(of: ffn.gate, first: rank * ffnRows, count: ffnRows),
+                  up: storage.rows(of: ffn.up, first: rank * ffnRows, count: ffnRows),
+                  down: try storage.columns(of: ffn.down, first: rank * ffnRows, count: ffnRows, name: name + " down"))
         }
         var sliced = weights
         for (index, layer) in weights.layers.enumerated() {
             let a = layer.attention
             var out = layer
-            out.attention = .init(q: a.q.rowSlice(rank * qRows, count: qRows),
-                                  k: a.k.rowSlice(rank * kvRows, count: kvRows),
-                                  v: a.v.rowSlice(rank * kvRows, count: kvRows),
-                                  o: try storage.columnSlice(a.o, first: rank * qRows, count: qRows, name: "layer \(index) o_proj",
-                                                             dropSourcePages: isMapped(a.o.base)))
+            out.attention = .init(q: storage.rows(of: a.q, first: rank * qRows, count: qRows),
+                                  k: storage.rows(of: a.k, first: rank * kvRows, count: kvRows),
+                                  v: storage.rows(of: a.v, first: rank * kvRows, count: kvRows),
+                                  o: try storage.columns(of: a.o, first: rank * qRows, count: qRows, name: "layer \(index) o_proj"))
             switch layer.mlp {
             case .dense(let ffn):
                 out.mlp = .dense(try feedForward(ffn, "layer \(index) mlp"))
             case .sparseMoE(let router, let experts):
                 var local: [DecoderWeights.FeedForward] = []
                 for (e, expert) in experts.enumerated() { local.append(try feedForward(expert, "layer \(index) expert \(e)")) }
-                out.mlp = .sparseMoE(router: router, experts: local)
+                out.mlp = .sparseMoE(router: storage.rows(of: router, first: 0, count: router.rows), experts: local)
             }
             sliced.layers[index] = out
         }
+        let vocabulary = vocabularyRange(vocabularySize: weights.lmHead.rows, rank: rank, size: size)
+        sliced.lmHead = storage.rows(of: weights.lmHead, first: vocabulary.lowerBound, count: vocabulary.count)
+        let embedding = vocabularyRange(vocabularySize: weights.embedTokens.rows, rank: rank, size: size)
+        sliced.embedTokens = storage.rows(of: weights.embedTokens, first: embedding.lowerBound, count: embedding.count)
         return (sliced, local, storage)
     }
 }
 
-extension WeightMatrix {
-    /// Rows `first ..< first + count`, in place.
-    func rowSlice(_ first: Int, count: Int) -> WeightMatrix {
-        WeightMatrix(type: type, rows: count, columns: columns, base: row(first))
-    }
-}
-
-/// The memory of a model slice's column slices (o_proj and down), freed with the model.
+/// The memory of a rank's share of the weights, freed with the model: regions of anonymous
+/// memory advised as 2 MB pages (as the single process reads its weights, for the same
+/// decode speed), filled slice by slice.
 final class TensorParallelSlices: @unchecked Sendable {
-    private var buffers: [UnsafeMutableRawPointer] = []
+    private let dropSourcePages: () -> Void
+    private var heapBuffers: [UnsafeMutableRawPointer] = []
+    private var regions: [(start: UnsafeMutableRawPointer, length: Int)] = []
+    private var next: UnsafeMutableRawPointer?
+    private var remaining = 0
     private(set) var byteCount = 0
 
-    deinit { for buffer in buffers { buffer.deallocate() } }
+    init(dropSourcePages: @escaping () -> Void) { self.dropSourcePages = dropSourcePages }
 
-    /// Columns `first ..< first + count` of `matrix`, copied row by row into owned memory.
-    /// A quantised row is a sequence of blocks, so the slice must start and end on block
-    /// boundaries. With `dropSourcePages` (the matrix is mapped from its file) the source's
-    /// pages are then dropped from this process's memory (MADV_DONTNEED: a mapped file
-    /// reads them again if touched), so a rank's resident memory holds its slice, not the
-    /// whole matrix.
-    func columnSlice(_ matrix: WeightMatrix, first: Int, count: Int, name: String,
-                     dropSourcePages: Bool) throws(CheckpointError) -> WeightMatrix {
+    deinit {
+        for region in regions { munmap(region.start, region.length) }
+        for buffer in heapBuffers { buffer.deallocate() }
+    }
+
+    /// `bytes` of fresh memory at a 64-byte boundary.
+    private func allocate(_ bytes: Int) -> UnsafeMutableRawPointer {
+        let rounded = (max(bytes, 1) + 63) / 64 * 64
+        if rounded > remaining {
+            let hugePage = 1 << 21
+            let length = (max(rounded, 64 << 20) + hugePage - 1) / hugePage * hugePage
+            if let region = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), region != MAP_FAILED {
+                #if os(Linux)
+                _ = madvise(region, length, 14)  // MADV_HUGEPAGE
+                #endif
+                regions.append((region, length))
+                next = region
+                remaining = length
+            } else {
+                let buffer = UnsafeMutableRawPointer.allocate(byteCount: rounded, alignment: 64)
+                heapBuffers.append(buffer)
+                byteCount += bytes
+                return buffer
+            }
+        }
+        let pointer = next!
+        next = pointer + rounded
+        remaining -= rounded
+        byteCount += bytes
+        return pointer
+    }
+
+    /// Rows `first ..< first + count` of `matrix`, copied.
+    func rows(of matrix: WeightMatrix, first: Int, count: Int) -> WeightMatrix {
+        let bytes = count * matrix.rowBytes
+        let buffer = allocate(bytes)
+        buffer.copyMemory(from: matrix.row(first), byteCount: bytes)
+        dropSourcePages()
+        return WeightMatrix(type: matrix.type, rows: count, columns: matrix.columns, base: UnsafeRawPointer(buffer))
+    }
+
+    /// Columns `first ..< first + count` of `matrix`, copied row by row. A quantised row is
+    /// a sequence of blocks, so the slice must start and end on block boundaries.
+    func columns(of matrix: WeightMatrix, first: Int, count: Int, name: String) throws(CheckpointError) -> WeightMatrix {
         let block = matrix.type.blockSize
         guard first % block == 0, count % block == 0, let rowBytes = matrix.type.byteCount(elements: count) else {
             throw .tensorParallelUnavailable(reason: "\(name): columns \(first)..<\(first + count) of \(matrix.columns) would cut a \(matrix.type.rawValue) block of \(block) weights")
         }
-        let bytes = matrix.rows * rowBytes
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 1), alignment: 64)
+        let buffer = allocate(matrix.rows * rowBytes)
         let offset = first / block * matrix.type.blockBytes
         for r in 0..<matrix.rows {
             (buffer + r * rowBytes).copyMemory(from: matrix.row(r) + offset, byteCount: rowBytes)
         }
-        buffers.append(buffer)
-        byteCount += bytes
-        if dropSourcePages { Self.dropPages(matrix.base, byteCount: matrix.byteCount) }
+        dropSourcePages()
         return WeightMatrix(type: matrix.type, rows: matrix.rows, columns: count, base: UnsafeRawPointer(buffer))
-    }
-
-    /// Tells the kernel the whole pages inside `base ..< base + byteCount` are not needed.
-    /// Only for memory mapped from a weight file, which the kernel reads again if it is
-    /// touched (on anonymous memory MADV_DONTNEED would zero it).
-    static func dropPages(_ base: UnsafeRawPointer, byteCount: Int) {
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let start = (Int(bitPattern: base) + page - 1) / page * page
-        let end = (Int(bitPattern: base) + byteCount) / page * page
-        guard end > start, let pointer = UnsafeMutableRawPointer(bitPattern: start) else { return }
-        _ = madvise(pointer, end - start, Int32(MADV_DONTNEED))
     }
 }

@@ -39,6 +39,7 @@ public final class QuantizingWeightStore: WeightStore, @unchecked Sendable {
     public var location: String { base.location }
     public var tensorNames: [String] { base.tensorNames }
     public func contains(_ name: String) -> Bool { base.contains(name) }
+    public func dropMappedPages() { base.dropMappedPages() }
 
     public func tensor(_ name: String) throws(CheckpointError) -> TensorView {
         let source = try base.tensor(name)

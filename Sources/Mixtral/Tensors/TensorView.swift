@@ -46,10 +46,15 @@ public protocol WeightStore: Sendable {
     /// when the store maps its files rather than holding the bytes in memory; expert
     /// streaming reads them from there. nil otherwise.
     func fileLocation(of pointer: UnsafeRawPointer) -> WeightFileLocation?
+    /// Drops this process's resident pages of the files the store maps (the kernel reads
+    /// them again if they are touched): a tensor-parallel rank that has copied its slices
+    /// keeps only those. Nothing for bytes held in memory.
+    func dropMappedPages()
 }
 
 extension WeightStore {
     public func fileLocation(of pointer: UnsafeRawPointer) -> WeightFileLocation? { nil }
+    public func dropMappedPages() {}
 }
 
 /// A byte offset in a weight file.
