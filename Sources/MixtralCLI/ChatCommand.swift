@@ -20,34 +20,46 @@ struct ChatCommand: ParsableCommand {
     var system: String?
     @OptionGroup var sampling: SamplingOptions
 
-    func run() throws {
-        let bundle = try modelOptions.load()
+    func run() throws { try runOnRanks(chat) }
+
+    /// Split over several ranks, rank 0 reads the messages (mpiexec gives it the standard
+    /// input), encodes them and broadcasts each turn's prompt; every rank then runs the same
+    /// generation (see `LanguageModel.generate`), and only rank 0 prints.
+    private func chat() throws {
+        let bundle = try modelOptions.load(splitOverRanks: true)
+        let communicator = bundle.model.communicator
+        let isRoot = communicator.rank == 0
         let encoder = try bundle.chatEncoder()
         var options = try sampling.options(bundle)
         if sampling.maxNewTokens == nil { options.maxNewTokens = max(options.maxNewTokens, 512) }
         var messages: [ChatMessage] = system.map { [.system($0)] } ?? []
         let interactive = message == nil
         while true {
-            let text: String
-            if let message {
-                text = message
-            } else {
-                FileHandle.standardError.write(Data("> ".utf8))
-                guard let line = readLine(), !line.isEmpty else { return }
-                text = line
+            var prompt: [Int] = []  // empty: the conversation ends
+            if isRoot {
+                var text = message
+                if text == nil {
+                    FileHandle.standardError.write(Data("> ".utf8))
+                    if let line = readLine(), !line.isEmpty { text = line }
+                }
+                if let text {
+                    messages.append(.user(text))
+                    prompt = try encoder.encode(messages: messages)
+                }
             }
-            messages.append(.user(text))
-            let prompt = try encoder.encode(messages: messages)
+            prompt = communicator.broadcast(ids: prompt)
+            guard !prompt.isEmpty else { return }
             let cache = bundle.model.makeCache(maxPositions: sampling.ctx)
             let result = try bundle.model.generate(prompt: prompt, options: options, cache: cache,
                                                    tokenizer: bundle.tokenizer) { token in
-                printFlush(token.text)
+                if isRoot { printFlush(token.text) }
                 return true
             }
-            print()
-            let answer = result.text
-            messages.append(.assistant(answer.trimmingCharacters(in: CharacterSet.whitespaces)))
-            log(String(format: "(%d tokens, %.1f tokens/s)", result.generatedIDs.count, result.generatedTokensPerSecond))
+            if isRoot {
+                print()
+                messages.append(.assistant(result.text.trimmingCharacters(in: CharacterSet.whitespaces)))
+                log(String(format: "(%d tokens, %.1f tokens/s)", result.generatedIDs.count, result.generatedTokensPerSecond))
+            }
             if !interactive { return }
         }
     }

@@ -21,7 +21,7 @@ struct ModelOptions: ParsableArguments {
         valueName: "path"))
     var model: String?
 
-    @Option(name: .long, help: "Worker threads (default: one per core).")
+    @Option(name: .long, help: "Worker threads (default: one per core; under mpiexec, the cores divided among the ranks on this machine).")
     var threads: Int?
 
     @Option(name: .long, help: ArgumentHelp(
@@ -70,12 +70,13 @@ struct ModelOptions: ParsableArguments {
     }
 
     /// Loads the model. Under `mpiexec -n N` (N > 1) a command that can split the model
-    /// (`splitOverRanks`: generate, score, bench) keeps this rank's slices; others refuse.
+    /// (`splitOverRanks`: generate, chat, score, perplexity, bench, serve) keeps this rank's
+    /// slices; others refuse.
     func load(splitOverRanks: Bool = false) throws -> ModelBundle {
         let communicator: any Communicator
         if let ranks = ParallelRuntime.launcherSize, ranks > 1 {
             guard splitOverRanks else {
-                throw CLIError("started by mpiexec with \(ranks) ranks, but this command does not split the model over ranks (generate, score and bench do); run it without mpiexec")
+                throw CLIError("started by mpiexec with \(ranks) ranks, but this command does not split the model over ranks (generate, chat, score, perplexity, bench and serve do); run it without mpiexec")
             }
             communicator = try ParallelRuntime.start()
             // Rank 0 speaks for all; the other ranks only compute.
@@ -91,7 +92,10 @@ struct ModelOptions: ParsableArguments {
         let path = try model ?? DefaultModel.path()
         let quantizeType = try quantize.map { try parseWeightType($0, allowed: QuantizingWeightStore.supportedTypes) }
         var lastReport = Date.distantPast
-        let bundle = try ModelBundle.load(path: path, threads: threads, quantize: quantizeType,
+        // Ranks sharing this machine share its cores: by default each takes its part.
+        let defaultThreads = communicator.size > 1
+            ? max(1, ComputePool.defaultThreadCount() / (ParallelRuntime.launcherLocalSize ?? 1)) : nil
+        let bundle = try ModelBundle.load(path: path, threads: threads ?? defaultThreads, quantize: quantizeType,
                                           residency: mmap ? .mapped : .automatic, precision: precision,
                                           // Split, each rank holds 1/N of the split weights: the automatic
                                           // budget (for the whole model) does not apply; --ram-budget is refused.
@@ -109,7 +113,7 @@ struct ModelOptions: ParsableArguments {
                    Date().timeIntervalSince(start), bundle.model.precision.rawValue, kernels.summary))
         if communicator.size > 1 {
             let full = bundle.model.fullConfig
-            log("split over \(communicator.size) MPI ranks: each holds \(c.numHeads) of \(full.numHeads) heads, \(c.numKeyValueHeads) of \(full.numKeyValueHeads) key/value heads, \(c.intermediateSize) of \(full.intermediateSize) intermediate rows")
+            log("split over \(communicator.size) MPI ranks: rank 0 holds \(c.numHeads) of \(full.numHeads) heads, \(c.numKeyValueHeads) of \(full.numKeyValueHeads) key/value heads, \(c.intermediateSize) of \(full.intermediateSize) intermediate rows and \(bundle.model.weights.lmHead.rows) of \(full.vocabSize) vocabulary rows; \(bundle.model.pool.threadCount) threads per rank")
         }
         if let stats = bundle.model.expertStreamingStats {
             let total = c.numLayers * max(1, c.numExperts)

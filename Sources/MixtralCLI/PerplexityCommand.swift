@@ -25,20 +25,32 @@ struct PerplexityCommand: ParsableCommand {
     @Option(name: .long, help: "A --save-logits file of a reference run on the same text and --ctx.")
     var klReference: String?
 
-    func run() throws {
+    func run() throws { try runOnRanks(score) }
+
+    /// Split over several ranks, rank 0 reads and tokenizes the text and broadcasts the
+    /// tokens; every rank runs the same chunks, and only rank 0 reads the reference, saves
+    /// and prints.
+    private func score() throws {
         guard ctx >= 4 else { throw CLIError("--ctx must be at least 4 (half of each chunk is context), not \(ctx)") }
         if let chunks, chunks < 1 { throw CLIError("--chunks must be at least 1, not \(chunks)") }
-        let bundle = try modelOptions.load()
+        let bundle = try modelOptions.load(splitOverRanks: true)
+        let communicator = bundle.model.communicator
+        let isRoot = communicator.rank == 0
         guard let tokenizer = bundle.tokenizer else { throw CLIError("\(bundle.path) has no tokenizer") }
-        guard let data = try readRegularFile(file), let text = String(data: data, encoding: .utf8) else {
-            throw CLIError("cannot read \(file) as UTF-8 text")
+        var tokens: [Int] = []
+        if isRoot {
+            guard let data = try readRegularFile(file), let text = String(data: data, encoding: .utf8) else {
+                throw CLIError("cannot read \(file) as UTF-8 text")
+            }
+            tokens = try tokenizer.encode(text, addSpecialTokens: false)
         }
-        var tokens = try tokenizer.encode(text, addSpecialTokens: false)
+        tokens = communicator.broadcast(ids: tokens)
         if let chunks, !chunks.multipliedReportingOverflow(by: ctx).overflow { tokens = Array(tokens.prefix(chunks * ctx)) }
         let vocab = bundle.model.config.vocabSize
         let perChunk = ctx - 1 - ctx / 2
         var saved: [Float] = []
-        let reference = try klReference.map { path -> [Float] in
+        let reference = try klReference.flatMap { path -> [Float]? in
+            guard isRoot else { return nil }
             let (values, shape) = try NPY.read(path: path)
             guard shape.count == 2, shape[1] == vocab else { throw CLIError("\(path): expected [positions, \(vocab)] logits, found \(shape)") }
             return values
@@ -51,8 +63,9 @@ struct PerplexityCommand: ParsableCommand {
         let result = try bundle.model.perplexity(
             tokens: tokens, context: ctx, bos: tokenizer.bosTokenID,
             reference: reference.map { values in { chunk in Array(values[(chunk * perChunk * vocab)..<((chunk + 1) * perChunk * vocab)]) } },
-            onChunk: { _, logits in if saveLogits != nil { saved += logits } },
+            onChunk: { _, logits in if saveLogits != nil && isRoot { saved += logits } },
             progress: { done, total in log(String(format: "[%d/%d] %.1f s", done, total, Date().timeIntervalSince(start))) })
+        guard isRoot else { return }
         if let saveLogits { try NPY.write(saved, shape: [saved.count / vocab, vocab], to: saveLogits) }
         print(String(format: "perplexity: %.4f ± %.4f over %d tokens (%d chunks of %d)", result.perplexity, result.perplexityError,
                      result.scoredTokens, result.chunks, ctx))

@@ -13,7 +13,9 @@ struct ServeCommand: ParsableCommand {
         "stream": true for server-sent events), POST /tokenize, POST /detokenize, GET /health, \
         GET /metrics (Prometheus). Decoding follows the model's defaults like `mixtral generate` \
         unless the request sets temperature (0: greedy), top_p, top_k, min_p, repetition_penalty, seed. \
-        SIGTERM or SIGINT stops accepting connections, finishes the requests in flight and exits.
+        SIGTERM or SIGINT stops accepting connections, finishes the requests in flight and exits. \
+        Under `mpiexec -n N` (a build with `--traits MPI`) the model is split over N ranks: rank 0 \
+        serves HTTP and schedules, the others run its forward passes on their slices.
         """)
 
     @OptionGroup var modelOptions: ModelOptions
@@ -62,7 +64,9 @@ struct ServeCommand: ParsableCommand {
         if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("--log-level: unknown level '\(logLevel)'") }
     }
 
-    func run() throws {
+    func run() throws { try runOnRanks(serve) }
+
+    private func serve() throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -70,7 +74,16 @@ struct ServeCommand: ParsableCommand {
             return handler
         }
         let logger = Logger(label: "mixtral.serve")
-        let bundle = try modelOptions.load()
+        let bundle = try modelOptions.load(splitOverRanks: true)
+        // Split over ranks (mpiexec -n N), rank 0 serves; the others replay its steps.
+        guard bundle.model.communicator.rank == 0 else {
+            // mpiexec passes SIGTERM and SIGINT to every rank: rank 0 finishes the requests in
+            // flight and then says stop, so the others must outlive the signal.
+            signal(SIGTERM, SIG_IGN)
+            signal(SIGINT, SIG_IGN)
+            RankFollower(model: bundle.model).run()
+            return
+        }
         let folderName = URL(fileURLWithPath: bundle.path).standardizedFileURL.lastPathComponent
         var configuration = ServerConfiguration(modelName: modelName ?? folderName)
         configuration.host = host

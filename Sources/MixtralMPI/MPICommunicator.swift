@@ -33,6 +33,16 @@ public enum ParallelRuntime {
         return nil
     }
 
+    /// The number of ranks the launcher started on this machine (MPICH's MPI_LOCALNRANKS,
+    /// Open MPI's OMPI_COMM_WORLD_LOCAL_SIZE); nil outside a launcher.
+    public static var launcherLocalSize: Int? {
+        let environment = ProcessInfo.processInfo.environment
+        for key in ["MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE"] {
+            if let value = environment[key], let size = Int(value), size >= 1 { return size }
+        }
+        return nil
+    }
+
     /// The communicator of this process: MPI's when the launcher started several ranks,
     /// else one process. Call once, from the main thread; `finish` ends MPI at exit.
     public static func start() throws(ParallelStartError) -> any Communicator {

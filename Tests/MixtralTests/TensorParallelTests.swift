@@ -15,10 +15,11 @@ final class RankResults<T>: @unchecked Sendable {
 
 @Suite struct TensorParallelTests {
     /// Fixtures and the rank counts their key/value heads allow (2 kv heads for the
-    /// Mixtral fixtures, 4 for mistral-dense and llama-tied).
+    /// Mixtral fixtures, 4 for mistral-dense and llama-tied; 3 ranks split those unevenly,
+    /// 1, 1 and 2 heads, and the vocabulary in shares of unequal size).
     static let cases: [(String, Int)] = [
         ("mixtral-gqa", 2), ("mixtral-sliding", 2), ("mixtral-bf16", 2),
-        ("mistral-dense", 2), ("mistral-dense", 4), ("llama-tied", 2), ("llama-tied", 4),
+        ("mistral-dense", 2), ("mistral-dense", 3), ("mistral-dense", 4), ("llama-tied", 2), ("llama-tied", 3), ("llama-tied", 4),
     ]
 
     /// `body(rank)` on `size` threads at once (collectives need every rank running, so
@@ -160,6 +161,84 @@ final class RankResults<T>: @unchecked Sendable {
         #expect(TensorParallel.vocabularyRange(vocabularySize: 10, rank: 2, size: 3) == 6..<10)
     }
 
+    /// Quantised down projections split in whole blocks: Q8_0's 96 columns (3 blocks) over 2
+    /// ranks are 32 and 64 columns, and the logits still match one process.
+    @Test func quantizedBlocksSplitUnevenly() throws {
+        let folder = Fixtures.parity("mistral-dense")
+        @Sendable func model(_ communicator: any Communicator) throws -> LanguageModel {
+            let pool = ComputePool(threadCount: 1)
+            return try LanguageModel(config: ModelConfig.load(path: folder + "/config.json"),
+                                     store: QuantizingWeightStore(base: SafeTensorsCheckpoint(folder: folder), type: .q8_0, pool: pool),
+                                     pool: pool, communicator: communicator)
+        }
+        let prompt = try Fixtures.reference("mistral-dense").prompt_ids
+        let single = try model(SingleProcessCommunicator())
+        let expected = try single.forward(prompt, cache: single.makeCache(), allLogits: true)
+        let group = LocalCommunicatorGroup(size: 2)
+        let perRank = try Self.onRanks(2) { rank in
+            let local = try model(group.communicator(rank: rank))
+            guard case .dense(let ffn) = local.weights.layers[0].mlp else { return ([Float](), 0) }
+            return (try local.forward(prompt, cache: local.makeCache(), allLogits: true), ffn.down.columns)
+        }
+        #expect(perRank.map(\.1) == [32, 64])
+        let scale = expected.map(abs).max() ?? 1
+        for (logits, _) in perRank {
+            #expect(zip(logits, expected).map { abs($0 - $1) }.max()! <= 1e-5 * scale)
+        }
+    }
+
+    /// A split server: rank 0 announces each operation (`ReplicatedStep`) and the other ranks
+    /// replay it (`RankFollower`), so batched steps, prefix copies and freed caches give
+    /// rank 0 the single process's logits.
+    @Test func followersReplayAnnouncedSteps() throws {
+        let name = "mixtral-gqa"
+        let prompt = try Fixtures.reference(name).prompt_ids
+        @Sendable func run(_ model: LanguageModel) throws -> [Float] {
+            let a = model.makeCache(maxPositions: 64), b = model.makeCache(maxPositions: 64)
+            var logits: [Float] = []
+            func forward(_ entries: [BatchEntry], live: [KVCache]) throws {
+                model.announce(.forward(entries: entries.map {
+                    .init(cache: $0.cache.id, maxPositions: $0.cache.maxPositions, tokens: $0.tokens, wantsLogits: $0.wantsLogits)
+                }, live: live.map(\.id)))
+                for result in try model.forward(batch: entries) { logits += result ?? [] }
+            }
+            try forward([BatchEntry(tokens: prompt, cache: a), BatchEntry(tokens: [prompt[0]], cache: b)], live: [a, b])
+            try forward([BatchEntry(tokens: [prompt[1]], cache: a)], live: [a])  // b is freed
+            let c = model.makeCache(maxPositions: 64)
+            model.announce(.copyPrefix(target: .init(cache: c.id, maxPositions: 64), source: a.id, count: 3))
+            #expect(c.copyPrefix(of: a, count: 3))
+            try forward([BatchEntry(tokens: [prompt[2]], cache: c), BatchEntry(tokens: [prompt[3]], cache: a)], live: [a, c])
+            model.announce(.stop)
+            return logits
+        }
+        let expected = try run(Self.model(name))
+        let group = LocalCommunicatorGroup(size: 2)
+        let perRank = try Self.onRanks(2) { rank in
+            let model = try Self.model(name, communicator: group.communicator(rank: rank))
+            guard rank == 0 else {
+                RankFollower(model: model).run()
+                return [Float]()
+            }
+            return try run(model)
+        }
+        let scale = expected.map(abs).max() ?? 1
+        #expect(perRank[0].count == expected.count)
+        #expect(zip(perRank[0], expected).map { abs($0 - $1) }.max()! <= 1e-5 * scale)
+    }
+
+    @Test func replicatedStepsRoundTrip() {
+        let steps: [ReplicatedStep] = [
+            .stop,
+            .forward(entries: [.init(cache: 7, maxPositions: 512, tokens: [1, 2, 3], wantsLogits: false),
+                               .init(cache: 9, maxPositions: 64, tokens: [4])], live: [7, 9, 11]),
+            .copyPrefix(target: .init(cache: 12, maxPositions: 512), source: 11, count: 40),
+        ]
+        for step in steps { #expect(ReplicatedStep(encoded: step.encoded) == step) }
+        #expect(ReplicatedStep(encoded: []) == nil)
+        #expect(ReplicatedStep(encoded: [1, 5, 1]) == nil)  // 5 live caches announced, 1 given
+        #expect(ReplicatedStep(encoded: [0, 0]) == nil)
+    }
+
     @Test func refusesWhatDoesNotSplit() throws {
         // 2 key/value heads over 4 ranks.
         let group = LocalCommunicatorGroup(size: 4)
@@ -169,16 +248,16 @@ final class RankResults<T>: @unchecked Sendable {
             guard case .tensorParallelUnavailable(let reason) = error as? CheckpointError else { return false }
             return reason.contains("key/value heads")
         }
-        // Q8_0 blocks of 32 weights: down's 96 columns over 2 ranks would cut a block at 48.
+        // Q8_0 blocks of 32 weights: down's 96 columns are 3 blocks, too few for 4 ranks.
         let folder = Fixtures.parity("mistral-dense")
         let pool = ComputePool(threadCount: 1)
         let store = try QuantizingWeightStore(base: SafeTensorsCheckpoint(folder: folder), type: .q8_0, pool: pool)
         #expect {
             _ = try LanguageModel(config: ModelConfig.load(path: folder + "/config.json"), store: store, pool: pool,
-                                  communicator: LocalCommunicatorGroup(size: 2).communicator(rank: 1))
+                                  communicator: LocalCommunicatorGroup(size: 4).communicator(rank: 1))
         } throws: { error in
             guard case .tensorParallelUnavailable(let reason) = error as? CheckpointError else { return false }
-            return reason.contains("Q8_0 block")
+            return reason.contains("pieces of 32")
         }
         // Expert streaming does not know slices yet.
         #expect {

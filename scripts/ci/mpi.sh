@@ -2,8 +2,10 @@
 # Tensor parallelism over MPI (issue 17): `mpiexec -n N mixtral score|generate` on the
 # parity fixtures must give the single-process results: logits within 1e-5 of the largest
 # logit, greedy and seeded-sampling tokens identical, for N = 1, 2 and (where the
-# key/value heads allow) 4, on Mixtral fixtures and dense ones. Prints PASS/FAIL lines;
-# exits non-zero on any failure.
+# key/value heads allow) 4, on Mixtral fixtures and dense ones; perplexity and chat on the
+# default model split unevenly (N = 2) and evenly (N = 3); and, with MPI_SERVER_PYTHON set
+# (a Python with the openai package), the server suite under `mpiexec -n 2`. Prints
+# PASS/FAIL lines; exits non-zero on any failure.
 #
 #   scripts/ci/mpi.sh [MPI_MIXTRAL [SINGLE_MIXTRAL]]
 #
@@ -64,7 +66,7 @@ for entry in "mixtral-gqa:1 2" "mixtral-sliding:1 2" "mistral-dense:1 2 4" "llam
   for n in $ranks; do
     label="$name mpiexec -n $n"
     # Prompt in one batch, then one token per step after the 16th (the decode path too).
-    if timeout 300 mpiexec -n "$n" "$MPI_MIXTRAL" score --model "$model" --ids "$ids" --batch-tokens 16 \
+    if timeout 120 mpiexec -n "$n" "$MPI_MIXTRAL" score --model "$model" --ids "$ids" --batch-tokens 16 \
         --logits-out "$work/$name.$n.npy" 2>"$work/$name.$n.err"; then
       "$SINGLE_MIXTRAL" score --model "$model" --ids "$ids" --batch-tokens 16 --logits-out "$work/$name.single16.npy" 2>/dev/null
       difference="$(compare_npy "$work/$name.$n.npy" "$work/$name.single16.npy")"
@@ -78,7 +80,7 @@ for entry in "mixtral-gqa:1 2" "mixtral-sliding:1 2" "mistral-dense:1 2 4" "llam
     fi
     for mode in greedy sampled; do
       if [ "$mode" = greedy ]; then flags=(--greedy); else flags=(--do-sample --temperature 1.5 --seed 7); fi
-      if timeout 300 mpiexec -n "$n" "$MPI_MIXTRAL" generate --model "$model" --ids "$ids" --json "${flags[@]}" --ignore-eos \
+      if timeout 120 mpiexec -n "$n" "$MPI_MIXTRAL" generate --model "$model" --ids "$ids" --json "${flags[@]}" --ignore-eos \
           --max-new-tokens 24 >"$work/$name.$n.$mode.json" 2>"$work/$name.$n.$mode.err"; then
         got="$(json_field "$work/$name.$n.$mode.json" generated_ids)"
         want="$(json_field "$work/$name.single.$mode.json" generated_ids)"
@@ -90,7 +92,48 @@ for entry in "mixtral-gqa:1 2" "mixtral-sliding:1 2" "mistral-dense:1 2 4" "llam
   done
 done
 
-# A split that does not divide the key/value heads is refused (not a hang, not N answers).
+# The default model (SmolLM2-135M Q4_1: 9 heads, 3 key/value heads) splits unevenly over 2
+# ranks (2 and 1 key/value heads) and evenly over 3. Exact precision, where the split
+# changes only the order of the partial sums. perplexity: the scored logits; chat: the
+# greedy answer's text.
+default_model="${MIXTRAL_DEFAULT_MODEL:-$HOME/.cache/swift-mixtral/SmolLM2-135M-Instruct.Q4_1.gguf}"
+if [ -f "$default_model" ]; then
+  head -c 6000 README.md >"$work/text.txt"
+  "$SINGLE_MIXTRAL" perplexity --model "$default_model" --precision exact --file "$work/text.txt" --ctx 64 --chunks 3     --save-logits "$work/ppl.single.npy" >/dev/null 2>&1
+  "$SINGLE_MIXTRAL" chat --model "$default_model" --precision exact --greedy --max-new-tokens 24     --message "Name three colours." >"$work/chat.single.txt" 2>/dev/null
+  for n in 2 3; do
+    if timeout 120 mpiexec -n "$n" "$MPI_MIXTRAL" perplexity --model "$default_model" --precision exact --file "$work/text.txt"         --ctx 64 --chunks 3 --save-logits "$work/ppl.$n.npy" >/dev/null 2>"$work/ppl.$n.err"; then
+      difference="$(compare_npy "$work/ppl.$n.npy" "$work/ppl.single.npy")"
+      if python3 -c "import sys; sys.exit(0 if float('$difference') <= 1e-5 else 1)"; then
+        pass "SmolLM2 mpiexec -n $n perplexity: max relative difference of the logits $difference"
+      else
+        fail "SmolLM2 mpiexec -n $n perplexity: max relative difference $difference > 1e-5"
+      fi
+    else
+      fail "SmolLM2 mpiexec -n $n perplexity exited non-zero: $(tail -1 "$work/ppl.$n.err")"
+    fi
+    if timeout 120 mpiexec -n "$n" "$MPI_MIXTRAL" chat --model "$default_model" --precision exact --greedy --max-new-tokens 24         --message "Name three colours." >"$work/chat.$n.txt" 2>"$work/chat.$n.err" && cmp -s "$work/chat.$n.txt" "$work/chat.single.txt"; then
+      pass "SmolLM2 mpiexec -n $n chat: the same answer ($(head -c 60 "$work/chat.$n.txt" | tr '\n' ' '))"
+    else
+      fail "SmolLM2 mpiexec -n $n chat: $(head -c 80 "$work/chat.$n.txt") != $(head -c 80 "$work/chat.single.txt") $(tail -1 "$work/chat.$n.err")"
+    fi
+  done
+else
+  fail "the default model is missing ($default_model; scripts/get-default-model.sh installs it)"
+fi
+
+# The server split over 2 ranks: scripts/server/test_server.py (greedy and seeded answers
+# equal one process's CLI, streaming, batching, prefix reuse, hostile traffic, SIGTERM).
+if [ -n "${MPI_SERVER_PYTHON:-}" ]; then
+  if "$MPI_SERVER_PYTHON" scripts/server/test_server.py --mixtral "$MPI_MIXTRAL" --ranks 2 >"$work/server.log" 2>&1; then
+    pass "mpiexec -n 2 serve: $(grep -E '^[0-9]+ passed' "$work/server.log")"
+  else
+    grep -E "^(FAIL|PASS)|Error|error" "$work/server.log" | grep -v "^PASS" | head -20
+    fail "mpiexec -n 2 serve: $(grep -E '^[0-9]+ passed' "$work/server.log" || tail -1 "$work/server.log")"
+  fi
+fi
+
+# More ranks than key/value heads are refused (not a hang, not N answers).
 if timeout 120 mpiexec -n 4 "$MPI_MIXTRAL" score --model Tests/MixtralTests/Fixtures/parity/mixtral-gqa --ids 1,2,3 \
     --logits-out "$work/refused.npy" >/dev/null 2>"$work/refused.err"; then
   fail "mixtral-gqa over 4 ranks (2 key/value heads) was not refused"

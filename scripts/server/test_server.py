@@ -42,8 +42,11 @@ PROMPTS = [
 class Server:
     """A `mixtral serve` process; its log is collected from standard error."""
 
+    # Under --ranks N every server runs split over N MPI ranks (`mpiexec -n N`).
+    launcher = []
+
     def __init__(self, mixtral, model, *extra):
-        self.process = subprocess.Popen([mixtral, "serve", "--model", model, "--host", "127.0.0.1", "--port", "0", *extra],
+        self.process = subprocess.Popen([*Server.launcher, mixtral, "serve", "--model", model, "--host", "127.0.0.1", "--port", "0", *extra],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.lines = []
         ready = threading.Event()
@@ -162,7 +165,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mixtral", default=os.path.join(ROOT, ".build/release/mixtral"))
     parser.add_argument("--model", help="model folder (default: a tiny random Mixtral made now)")
+    parser.add_argument("--ranks", type=int, default=1,
+                        help="run the servers under `mpiexec -n RANKS` (a --traits MPI build); answers are still compared with one process")
     args = parser.parse_args()
+    if args.ranks > 1:
+        Server.launcher = ["mpiexec", "-n", str(args.ranks)]
     temporary = tempfile.TemporaryDirectory()
     model = args.model
     if model is None:
@@ -180,7 +187,10 @@ def main():
     suite.run("SIGTERM: exit code 0", lambda: check_exit(server))
     run_limit_tests(suite, model)
     run_timeout_tests(suite, model)
-    run_streaming_tests(suite, model)
+    if args.ranks > 1:
+        print("SKIP streaming experts within a RAM budget: --ram-budget is refused with several ranks", flush=True)
+    else:
+        run_streaming_tests(suite, model)
     print(f"{suite.passed} passed, {suite.failed} failed")
     return 1 if suite.failed else 0
 

@@ -199,6 +199,7 @@ public final class BatchScheduler: @unchecked Sendable {
             while active.isEmpty && waiting.isEmpty && !stopping { condition.wait() }
             if stopping && active.isEmpty && waiting.isEmpty {
                 condition.unlock()
+                model.announce(.stop)
                 stopped.signal()
                 return
             }
@@ -259,7 +260,11 @@ public final class BatchScheduler: @unchecked Sendable {
             while length < limit && entry.ids[length] == prompt[length] { length += 1 }
             if length > (best?.length ?? 0) { best = (index, length) }
         }
-        guard let best, sequence.cache.copyPrefix(of: kept[best.index].cache, count: best.length) else { return }
+        guard let best else { return }
+        let source = kept[best.index].cache
+        model.announce(.copyPrefix(target: .init(cache: sequence.cache.id, maxPositions: sequence.cache.maxPositions),
+                                   source: source.id, count: best.length))
+        guard sequence.cache.copyPrefix(of: source, count: best.length) else { return }
         sequence.prefilled = best.length
         reusedPromptTokens += best.length
         kept.append(kept.remove(at: best.index))  // most recently used last
@@ -301,6 +306,9 @@ public final class BatchScheduler: @unchecked Sendable {
         let clock = ContinuousClock()
         let start = clock.now
         let results: [[Float]?]
+        model.announce(.forward(entries: entries.map {
+            .init(cache: $0.cache.id, maxPositions: $0.cache.maxPositions, tokens: $0.tokens, wantsLogits: $0.wantsLogits)
+        }, live: active.map(\.cache.id) + kept.map(\.cache.id)))
         do {
             results = try model.forward(batch: entries)
         } catch {

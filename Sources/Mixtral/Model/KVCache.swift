@@ -1,4 +1,5 @@
 import MixtralKernels
+import Synchronization
 
 /// Keys (after RoPE) and values of every processed position, per layer, in fp32 (fp16
 /// values under `.fast`, as llama.cpp's default F16 cache holds them). Values
@@ -11,6 +12,10 @@ public final class KVCache: @unchecked Sendable {
     var values: [FloatBuffer]
     /// Positions stored so far.
     public private(set) var count = 0
+    /// A name no other cache of this process has: the ranks of a split server name their
+    /// copies of one sequence's cache by rank 0's (`ReplicatedStep`).
+    public let id = KVCache.lastID.add(1, ordering: .relaxed).newValue
+    private static let lastID = Atomic<Int>(0)
 
     /// `maxPositions` beyond what 32-bit kernel indices address (a config may claim any
     /// `max_position_embeddings`) is cut to that; memory grows only with use.

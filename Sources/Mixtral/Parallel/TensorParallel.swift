@@ -1,13 +1,15 @@
 import Foundation
 import MixtralKernels
 
-/// Megatron-style tensor parallelism: rank r of N holds
-/// - q/k/v: the rows of its query heads (numHeads/N) and key/value heads (numKeyValueHeads/N);
-///   a contiguous range of query heads uses a contiguous range of key/value heads (GQA), so
-///   attention needs nothing from the other ranks and each rank keeps its own KV cache;
+/// Megatron-style tensor parallelism: rank r of N holds (`Share`: contiguous ranges that
+/// differ by at most one head or block when N does not divide evenly)
+/// - q/k/v: the rows of its key/value heads (about numKeyValueHeads/N) and of the query heads
+///   that attend with them (GQA), so attention needs nothing from the other ranks and each
+///   rank keeps its own KV cache;
 /// - o_proj: the columns of its query heads, so its product is a partial sum over heads;
-/// - each expert's (a dense MLP's) gate and up: rows r*I/N ..< (r+1)*I/N of the
-///   intermediate dimension; down: the same columns, again a partial sum;
+/// - each expert's (a dense MLP's) gate and up: its rows of the intermediate dimension
+///   (about I/N, in whole blocks of the down projection's type); down: the same columns,
+///   again a partial sum;
 /// - lm_head and the embedding: the rows of its share of the vocabulary (`vocabularyRange`).
 ///   Each rank computes those logits whole and an all-gather sets them side by side; the
 ///   owner of a token's embedding row sends it to the others in an all-reduce (`embed`).
@@ -21,26 +23,59 @@ import MixtralKernels
 /// whatever granularity the kernel maps file pages with (recent kernels map a whole large
 /// page-cache folio, up to 2 MB, on one touch, which would keep the other ranks' rows).
 public enum TensorParallel {
-    /// Whether `config` splits over `size` ranks; the reason when it does not.
-    static func check(_ config: ModelConfig, size: Int) -> String? {
+    /// Whether `config` splits over `size` ranks, each taking at least one key/value head and
+    /// one `unit` of the intermediate dimension; the reason when it does not.
+    static func check(_ config: ModelConfig, size: Int, unit: Int) -> String? {
         guard size >= 1 else { return "the number of ranks must be at least 1" }
-        if config.numKeyValueHeads % size != 0 {
-            return "\(config.numKeyValueHeads) key/value heads do not split over \(size) ranks (the number of ranks must divide the key/value heads)"
+        if size > config.numKeyValueHeads {
+            return "\(config.numKeyValueHeads) key/value heads do not split over \(size) ranks (each rank needs one; at most \(config.numKeyValueHeads) ranks)"
         }
-        if config.intermediateSize % size != 0 {
-            return "intermediate size \(config.intermediateSize) does not split over \(size) ranks"
+        if config.intermediateSize % unit != 0 || size > config.intermediateSize / unit {
+            return "intermediate size \(config.intermediateSize) does not split over \(size) ranks in pieces of \(unit) (the down projection's block)"
         }
         return nil
     }
 
-    /// The shape rank's slice computes: its share of the heads and of the intermediate
-    /// dimension. `headDim` is stored, not derived, so it stays the model's.
-    static func rankConfig(_ config: ModelConfig, size: Int) -> ModelConfig {
-        var local = config
-        local.numHeads = config.numHeads / size
-        local.numKeyValueHeads = config.numKeyValueHeads / size
-        local.intermediateSize = config.intermediateSize / size
-        return local
+    /// What rank `rank` of `size` computes: a contiguous range of key/value heads (with their
+    /// query heads) and of the intermediate dimension, in whole `unit`s. Shares differ by
+    /// at most one head and one unit, so any number of ranks up to the key/value heads works
+    /// (3 key/value heads over 2 ranks: 2 and 1).
+    struct Share {
+        var keyValueHeads: Range<Int>
+        var heads: Range<Int>
+        var intermediate: Range<Int>
+
+        init(_ config: ModelConfig, rank: Int, size: Int, unit: Int) {
+            let kv = config.numKeyValueHeads
+            keyValueHeads = (kv * rank / size)..<(kv * (rank + 1) / size)
+            let group = config.numHeads / kv
+            heads = (keyValueHeads.lowerBound * group)..<(keyValueHeads.upperBound * group)
+            let units = config.intermediateSize / unit
+            intermediate = (units * rank / size * unit)..<(units * (rank + 1) / size * unit)
+        }
+
+        /// The shape this share computes. `headDim` is stored, not derived, so it stays the
+        /// model's.
+        func config(_ config: ModelConfig) -> ModelConfig {
+            var local = config
+            local.numHeads = heads.count
+            local.numKeyValueHeads = keyValueHeads.count
+            local.intermediateSize = intermediate.count
+            return local
+        }
+    }
+
+    /// The block of the down projections' type (1 for float weights): an intermediate share
+    /// must hold whole blocks, as its columns are cut out of them.
+    static func intermediateUnit(_ weights: DecoderWeights) -> Int {
+        var unit = 1
+        for layer in weights.layers {
+            switch layer.mlp {
+            case .dense(let ffn): unit = max(unit, ffn.down.type.blockSize)
+            case .sparseMoE(_, let experts): for expert in experts { unit = max(unit, expert.down.type.blockSize) }
+            }
+        }
+        return unit
     }
 
     /// The rows of lm_head (the logits) rank `rank` of `size` computes: contiguous shares
@@ -56,25 +91,29 @@ public enum TensorParallel {
     /// no time does the rank hold much more than its share.
     static func slice(_ weights: DecoderWeights, config: ModelConfig, rank: Int, size: Int,
                       dropSourcePages: @escaping () -> Void) throws(CheckpointError) -> (DecoderWeights, ModelConfig, TensorParallelSlices) {
-        if let reason = check(config, size: size) { throw .tensorParallelUnavailable(reason: reason) }
+        let unit = intermediateUnit(weights)
+        if let reason = check(config, size: size, unit: unit) { throw .tensorParallelUnavailable(reason: reason) }
         guard (0..<size).contains(rank) else { throw .tensorParallelUnavailable(reason: "rank \(rank) is not in 0..<\(size)") }
-        let local = rankConfig(config, size: size)
+        let share = Share(config, rank: rank, size: size, unit: unit)
+        let local = share.config(config)
         let storage = TensorParallelSlices(dropSourcePages: dropSourcePages)
-        let qRows = local.numHeads * local.headDim, kvRows = local.numKeyValueHeads * local.headDim
-        let ffnRows = local.intermediateSize
-        func feedForward(_ ffn: DecoderWeights.FeedForward, _ name: String) throws(CheckpointError) -> DecoderWeights.FeedForward {
-            .init(gate: storage.rows(of: ffn.gate, first: rank * ffnRows, count: ffnRows),
-                  up: storage.rows(of: ffn.up, first: rank * ffnRows, count: ffnRows),
-                  down: try storage.columns(of: ffn.down, first: rank * ffnRows, count: ffnRows, name: name + " down"))
+        let d = config.headDim
+        let q = share.heads.lowerBound * d, qRows = share.heads.count * d
+        let kv = share.keyValueHeads.lowerBound * d, kvRows = share.keyValueHeads.count * d
+        let ffn = share.intermediate.lowerBound, ffnRows = share.intermediate.count
+        func feedForward(_ weights: DecoderWeights.FeedForward, _ name: String) throws(CheckpointError) -> DecoderWeights.FeedForward {
+            .init(gate: storage.rows(of: weights.gate, first: ffn, count: ffnRows),
+                  up: storage.rows(of: weights.up, first: ffn, count: ffnRows),
+                  down: try storage.columns(of: weights.down, first: ffn, count: ffnRows, name: name + " down"))
         }
         var sliced = weights
         for (index, layer) in weights.layers.enumerated() {
             let a = layer.attention
             var out = layer
-            out.attention = .init(q: storage.rows(of: a.q, first: rank * qRows, count: qRows),
-                                  k: storage.rows(of: a.k, first: rank * kvRows, count: kvRows),
-                                  v: storage.rows(of: a.v, first: rank * kvRows, count: kvRows),
-                                  o: try storage.columns(of: a.o, first: rank * qRows, count: qRows, name: "layer \(index) o_proj"))
+            out.attention = .init(q: storage.rows(of: a.q, first: q, count: qRows),
+                                  k: storage.rows(of: a.k, first: kv, count: kvRows),
+                                  v: storage.rows(of: a.v, first: kv, count: kvRows),
+                                  o: try storage.columns(of: a.o, first: q, count: qRows, name: "layer \(index) o_proj"))
             switch layer.mlp {
             case .dense(let ffn):
                 out.mlp = .dense(try feedForward(ffn, "layer \(index) mlp"))
