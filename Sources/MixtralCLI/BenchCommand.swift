@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Mixtral
 import MixtralKernels
+import MixtralMPI
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -28,8 +29,50 @@ struct BenchCommand: ParsableCommand {
     var d = 0
     @Flag(name: .long, help: "Print one JSON object.")
     var json = false
+    @Flag(name: .long, help: "Under mpiexec: time the all-reduce alone, without a model. For 1, 16 and 512 tokens of Mixtral-8x7B's and 8x22B's hidden sizes (4096 and 6144 floats per token), the median and 90th percentile over 50 x -r calls.")
+    var collectives = false
 
-    func run() throws { try runOnRanks(bench) }
+    func run() throws { try runOnRanks(collectives ? benchCollectives : bench) }
+
+    /// The all-reduce between the ranks, as the forward passes call it (`allReduceSum`),
+    /// back to back: its time per call when the ranks arrive together.
+    private func benchCollectives() throws {
+        let communicator = try ParallelRuntime.start()
+        guard communicator.size > 1 else { throw CLIError("--collectives times the exchange between ranks: run it under mpiexec -n N, N > 1") }
+        logQuietly = communicator.rank != 0
+        var results: [[String: Any]] = []
+        for tokens in [1, 16, 512] {
+            for hidden in [4096, 6144] {
+                let count = tokens * hidden
+                var values = [Float](repeating: Float(communicator.rank), count: count)
+                var seconds: [Double] = []
+                let calls = 50 * r
+                for call in 0..<(calls + 5) {
+                    let start = DispatchTime.now().uptimeNanoseconds
+                    values.withUnsafeMutableBufferPointer { communicator.allReduceSum($0.baseAddress!, count: count) }
+                    if call >= 5 { seconds.append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9) }  // after 5 warm-up calls
+                    values.withUnsafeMutableBufferPointer { $0.update(repeating: Float(communicator.rank)) }
+                }
+                seconds.sort()
+                results.append(["tokens": tokens, "floats_per_token": hidden, "bytes_per_rank": count * 4,
+                                "median_seconds": seconds[seconds.count / 2], "p90_seconds": seconds[seconds.count * 9 / 10]])
+            }
+        }
+        guard communicator.rank == 0 else { return }
+        if json {
+            let data = try JSONSerialization.data(withJSONObject: ["ranks": communicator.size, "all_reduce": results], options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        print("all-reduce over \(communicator.size) ranks (each rank's partial sums to every rank, added in rank order)")
+        print("| tokens | floats per token | bytes per rank | median | p90 |")
+        print("| ---: | ---: | ---: | ---: | ---: |")
+        for result in results {
+            print(String(format: "| %d | %d | %d | %.1f us | %.1f us |", result["tokens"] as? Int ?? 0, result["floats_per_token"] as? Int ?? 0,
+                         result["bytes_per_rank"] as? Int ?? 0, (result["median_seconds"] as? Double ?? 0) * 1e6,
+                         (result["p90_seconds"] as? Double ?? 0) * 1e6))
+        }
+    }
 
     /// Split over several ranks (`mpiexec -n N`), every rank runs the same steps (the random
     /// tokens come from a fixed seed); rank 0 prints, with what the ranks exchanged.

@@ -116,14 +116,17 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
             gatheredCount = size * piece
             gathered = .allocate(capacity: gatheredCount)
         }
+        let shares = gathered
         var first = 0
         while first < count {
             let n = min(piece, count - first)
-            if cmpi_allgather_floats(values + first, Int32(n), gathered) != MPI_SUCCESS { ParallelRuntime.abort(code: 1) }
-            for i in 0..<n {
-                var sum = gathered[i]
-                for source in 1..<size { sum += gathered[source * n + i] }
-                values[first + i] = sum
+            if cmpi_allgather_floats(values + first, Int32(n), shares) != MPI_SUCCESS { ParallelRuntime.abort(code: 1) }
+            // ((rank 0 + rank 1) + rank 2) + ..., one rank at a time so that the loop vectorises.
+            let sum = values + first
+            sum.update(from: shares, count: n)
+            for source in 1..<size {
+                let share = UnsafePointer(shares + source * n)
+                for i in 0..<n { sum[i] += share[i] }
             }
             first += n
         }
