@@ -109,8 +109,7 @@ extension LanguageModel {
             attend(s.q.pointer + span.lowerBound * qWidth, tokens: span.count, firstPosition: first, cache: entry.cache,
                    layer: layerIndex, s.attended.pointer + span.lowerBound * qWidth)
         }
-        linear(s.attended.pointer, tokens: t, layer.attention.o, s.projected.pointer, precision: s.products, pool: pool)
-        sumAcrossRanks(s.projected, count: t * h)
+        projectAttention(s.attended.pointer, tokens: t, layer.attention.o, into: s.projected.pointer, products: s.products)
         for i in 0..<(t * h) { x[i] += s.projected[i] }
     }
 }

@@ -39,6 +39,9 @@ public final class LanguageModel: @unchecked Sendable {
     public let communicator: any Communicator
     /// The memory of a split model's slices, kept while the model lives.
     let slices: TensorParallelSlices?
+    /// Split over several ranks: what each rank computes, in rank order (empty on one
+    /// process).
+    let shares: [TensorParallel.Share]
     public let weights: DecoderWeights
     public let pool: ComputePool
     /// The arithmetic, fixed when the model is made: exact fp32 activations, or llama.cpp's
@@ -83,9 +86,11 @@ public final class LanguageModel: @unchecked Sendable {
             weights = local
             self.config = localConfig
             self.slices = slices
+            shares = TensorParallel.shares(config, size: communicator.size)
         } else {
             self.config = config
             self.slices = nil
+            shares = []
         }
         self.weights = weights
         self.precision = precision.resolved(quantizedMatrices: Self.hasQuantizedMatrices(weights))
@@ -278,21 +283,12 @@ public final class LanguageModel: @unchecked Sendable {
         projectQueriesKeysValues(layer, x: x, scratch: s, tokens: t, cos: cos, sin: sin)
         storeKeysValues(s.k.pointer, s.v.pointer, count: t, first: firstPosition, cache: cache, layer: layerIndex)
         attend(s.q.pointer, tokens: t, firstPosition: firstPosition, cache: cache, layer: layerIndex, s.attended.pointer)
-        linear(s.attended.pointer, tokens: t, layer.attention.o, s.projected.pointer, precision: s.products, pool: pool)
-        sumAcrossRanks(s.projected, count: t * h)
+        projectAttention(s.attended.pointer, tokens: t, layer.attention.o, into: s.projected.pointer, products: s.products)
         for i in 0..<(t * h) { x[i] += s.projected[i] }
     }
 
-    /// Split over several ranks, each rank's product of a row-split layer (o_proj, down) is a
-    /// partial sum: this adds all ranks' in rank order, before the residual add. One process:
-    /// nothing (the single-process path is unchanged).
-    func sumAcrossRanks(_ buffer: FloatBuffer, count: Int) {
-        guard communicator.size > 1 else { return }
-        communicator.allReduceSum(buffer.pointer, count: count)
-    }
-
     /// The embedding rows of `ids`, one after another. Split over several ranks each holds
-    /// the rows of its share of the vocabulary (`TensorParallel.vocabularyRange`) and writes
+    /// the rows of its share of the vocabulary and writes
     /// -0.0 for the others; the all-reduce then yields the owner's row bit for bit, since
     /// x + (-0.0) = x for every x, zeros of either sign included.
     func embed(_ ids: [Int], into x: UnsafeMutablePointer<Float>) {
@@ -302,7 +298,7 @@ public final class LanguageModel: @unchecked Sendable {
             for (row, id) in ids.enumerated() { dequantizeRow(table.type, table.row(id), x + row * h, count: h) }
             return
         }
-        let owned = TensorParallel.vocabularyRange(vocabularySize: config.vocabSize, rank: communicator.rank, size: communicator.size)
+        let owned = shares[communicator.rank].vocabulary
         for (row, id) in ids.enumerated() {
             if owned.contains(id) {
                 dequantizeRow(table.type, table.row(id - owned.lowerBound), x + row * h, count: h)
@@ -314,9 +310,8 @@ public final class LanguageModel: @unchecked Sendable {
     }
 
     /// lm_head over `rows` final-normed rows: logits [rows, vocab]. Split over several ranks
-    /// each computes its rows of the vocabulary (`TensorParallel.vocabularyRange`), and an
-    /// all-gather sets the shares side by side: each logit is one rank's product, the bits
-    /// one process computes.
+    /// each computes its rows of the vocabulary, and an all-gather sets the shares side by
+    /// side.
     func projectLogits(_ normed: UnsafePointer<Float>, rows: Int, products: ActivationPrecision) -> [Float] {
         let vocabulary = config.vocabSize
         var logits = [Float](repeating: 0, count: rows * vocabulary)
@@ -326,27 +321,15 @@ public final class LanguageModel: @unchecked Sendable {
             }
             return logits
         }
-        let shares = (0..<communicator.size).map {
-            TensorParallel.vocabularyRange(vocabularySize: vocabulary, rank: $0, size: communicator.size)
-        }
-        let local = [Float](unsafeUninitializedCapacity: rows * weights.lmHead.rows) { buffer, count in
+        let mine = weights.lmHead.rows
+        let local = [Float](unsafeUninitializedCapacity: rows * mine) { buffer, count in
             linear(normed, tokens: rows, weights.lmHead, buffer.baseAddress!, precision: products, pool: pool)
-            count = rows * weights.lmHead.rows
+            count = rows * mine
         }
-        // Gathered rank by rank: rank r's [rows, share r] block, then rank r+1's.
-        var gathered = [Float](repeating: 0, count: rows * vocabulary)
         local.withUnsafeBufferPointer { mine in
-            gathered.withUnsafeMutableBufferPointer { all in
-                communicator.allGather(mine.baseAddress!, counts: shares.map { rows * $0.count }, into: all.baseAddress!)
+            logits.withUnsafeMutableBufferPointer { whole in
+                gatherColumns([mine.baseAddress!], rows: [rows], columns: shares.map(\.vocabulary), width: vocabulary, into: [whole.baseAddress!])
             }
-        }
-        var offset = 0
-        for share in shares {
-            for r in 0..<rows {
-                let source = offset + r * share.count, target = r * vocabulary + share.lowerBound
-                logits.replaceSubrange(target..<(target + share.count), with: gathered[source..<(source + share.count)])
-            }
-            offset += rows * share.count
         }
         return logits
     }
@@ -357,21 +340,26 @@ public final class LanguageModel: @unchecked Sendable {
         switch layer.mlp {
         case .dense(let ffn):
             let out = FloatBuffer(capacity: t * h)
+            // Split, this rank computes its rows of the hidden size.
+            let mine = communicator.size > 1 ? FloatBuffer(capacity: t * ffn.down.rows) : out
             // Streamed, the next layer's MLP is always needed: its read starts now.
             expertStreamer?.recordRouting(layer: index, experts: [0])
             if index + 1 < weights.layers.count, case .dense = weights.layers[index + 1].mlp {
                 expertStreamer?.prefetch(layer: index + 1, experts: [0])
             }
             try runFeedForwards(layer: index, experts: [0], resident: [ffn], inputs: [s.normed.pointer], tokens: [t],
-                                outputs: [out.pointer], products: s.products)
-            sumAcrossRanks(out, count: t * h)
+                                outputs: [mine.pointer], products: s.products)
+            if communicator.size > 1 { gatherHidden(mine.pointer, tokens: t, into: out.pointer) }
             for i in 0..<(t * h) { x[i] += out[i] }
-            withExtendedLifetime(out) {}
+            withExtendedLifetime((out, mine)) {}
         case .sparseMoE(let router, let experts):
             try sparseMoE(layer: index, router: router, experts: experts, input: s.normed.pointer, tokens: t, residual: x,
                           products: s.products)
         }
     }
+
+    /// Floats of whole activations a split feed-forward gathers at a time (4 MB).
+    static let activationGroup = 1 << 20
 
     /// One feed-forward's input and output rows.
     struct FeedForwardCall {
@@ -393,13 +381,38 @@ public final class LanguageModel: @unchecked Sendable {
             gateUp.append(LinearJob(call.input, tokens: call.tokens, call.ffn.up, up))
         }
         linear(gateUp, precision: products, pool: pool)
-        var down: [LinearJob] = []
-        for (call, buffer) in zip(calls, hidden) {
-            let count = call.tokens * call.ffn.gate.rows
-            swiGLU(buffer.pointer, buffer.pointer + count, count: count)
-            down.append(LinearJob(buffer.pointer, tokens: call.tokens, call.ffn.down, call.output))
+        guard communicator.size > 1 else {
+            for (call, buffer) in zip(calls, hidden) {
+                let count = call.tokens * call.ffn.gate.rows
+                swiGLU(buffer.pointer, buffer.pointer + count, count: count)
+            }
+            let down = zip(calls, hidden).map { call, activations in
+                LinearJob(activations.pointer, tokens: call.tokens, call.ffn.down, call.output)
+            }
+            linear(down, precision: products, pool: pool)
+            withExtendedLifetime(hidden) {}
+            return
         }
-        linear(down, precision: products, pool: pool)
+        // Split, each rank holds its intermediate rows and down's rows need them all: they
+        // are gathered for a group of calls at a time (whole activations are N times a
+        // rank's), then its down products run.
+        var first = 0
+        while first < calls.count {
+            var end = first + 1
+            var floats = calls[first].tokens * fullConfig.intermediateSize
+            while end < calls.count, floats + calls[end].tokens * fullConfig.intermediateSize <= Self.activationGroup {
+                floats += calls[end].tokens * fullConfig.intermediateSize
+                end += 1
+            }
+            let group = first..<end
+            let whole = splitSwiGLU(group.map { hidden[$0].pointer }, tokens: group.map { calls[$0].tokens })
+            let down = zip(group, whole).map { index, activations in
+                LinearJob(activations.pointer, tokens: calls[index].tokens, calls[index].ffn.down, calls[index].output)
+            }
+            linear(down, precision: products, pool: pool)
+            withExtendedLifetime(whole) {}
+            first = end
+        }
         withExtendedLifetime(hidden) {}
     }
 
@@ -426,8 +439,10 @@ public final class LanguageModel: @unchecked Sendable {
         }
         // Gather each used expert's tokens, run all experts together, scatter back.
         let used = routed.indices.filter { !routed[$0].isEmpty }
+        // Split, the experts compute this rank's rows of the hidden size.
+        let rows = experts.first?.down.rows ?? h
         let gathered = used.map { FloatBuffer(capacity: routed[$0].count * h) }
-        let outputs = used.map { FloatBuffer(capacity: routed[$0].count * h) }
+        let outputs = used.map { FloatBuffer(capacity: routed[$0].count * rows) }
         for (slot, expert) in used.enumerated() {
             for (row, item) in routed[expert].enumerated() {
                 (gathered[slot].pointer + row * h).update(from: input + item.token * h, count: h)
@@ -440,16 +455,17 @@ public final class LanguageModel: @unchecked Sendable {
         try runFeedForwards(layer: layer, experts: used, resident: used.map { experts[$0] },
                             inputs: gathered.map { UnsafePointer($0.pointer) }, tokens: used.map { routed[$0].count },
                             outputs: outputs.map(\.pointer), products: products)
-        let moeOut = FloatBuffer(capacity: t * h)
-        moeOut.pointer.initialize(repeating: 0, count: t * h)
+        let mine = FloatBuffer(capacity: t * rows)
+        mine.pointer.initialize(repeating: 0, count: t * rows)
         for (slot, expert) in used.enumerated() {
             for (row, item) in routed[expert].enumerated() {
-                for i in 0..<h { moeOut[item.token * h + i] += outputs[slot][row * h + i] * item.weight }
+                for i in 0..<rows { mine[item.token * rows + i] += outputs[slot][row * rows + i] * item.weight }
             }
         }
-        sumAcrossRanks(moeOut, count: t * h)
+        let moeOut = communicator.size > 1 ? FloatBuffer(capacity: t * h) : mine
+        if communicator.size > 1 { gatherHidden(mine.pointer, tokens: t, into: moeOut.pointer) }
         for i in 0..<(t * h) { x[i] += moeOut[i] }
-        withExtendedLifetime((gathered, outputs, moeOut)) {}
+        withExtendedLifetime((gathered, outputs, mine, moeOut)) {}
     }
 
     /// Indices of the k largest values, largest first; ties go to the lower index.
