@@ -38,7 +38,7 @@ struct ModelOptions: ParsableArguments {
     var mmap = false
 
     @Option(name: .long, help: ArgumentHelp(
-        "Hold at most SIZE of weights in memory (e.g. 12G, 800M; K/M/G/T are powers of 1024): dense weights stay resident, experts (a dense model's MLPs) are read from the file on demand into a cache of that size, with the next layer's experts guessed and read ahead. Results are identical to the resident model. Default: on by itself, at 75% of the available memory, when the weight files exceed 90% of it.",
+        "Hold at most SIZE of weights in memory (e.g. 12G, 800M; K/M/G/T are powers of 1024): dense weights stay resident, experts (a dense model's MLPs) are read from the file on demand into a cache of that size, with the next layer's experts guessed and read ahead. Results are identical to the resident model. Default: on by itself, at 75% of the available memory, when the weight files exceed 90% of it. Under mpiexec: each rank's budget for its share (not on by itself).",
         valueName: "size"))
     var ramBudget: String?
 
@@ -98,7 +98,8 @@ struct ModelOptions: ParsableArguments {
         let bundle = try ModelBundle.load(path: path, threads: threads ?? defaultThreads, quantize: quantizeType,
                                           residency: mmap ? .mapped : .automatic, precision: precision,
                                           // Split, each rank holds 1/N of the split weights: the automatic
-                                          // budget (for the whole model) does not apply; --ram-budget is refused.
+                                          // budget (for the whole model) does not apply; --ram-budget is each
+                                          // rank's, which streams its own slices of the experts.
                                           streaming: communicator.size > 1 && ramBudget == nil ? nil : try streaming(path: path),
                                           communicator: communicator) { done, total in
             if done == total || Date().timeIntervalSince(lastReport) > 1 {

@@ -76,12 +76,9 @@ public final class LanguageModel: @unchecked Sendable {
         case .mistral, .llama: weights = try LlamaArchitecture.load(config, reader)
         }
         if communicator.size > 1 {
-            // Streaming reads whole experts from the file into slots; it does not know slices yet.
-            guard streaming == nil else {
-                throw .tensorParallelUnavailable(reason: "expert streaming (--ram-budget) does not work with several ranks yet")
-            }
+            // Streamed, each rank streams its own slices of the experts.
             let (local, localConfig, slices) = try TensorParallel.slice(weights, config: config, rank: communicator.rank,
-                                                                        size: communicator.size,
+                                                                        size: communicator.size, feedForwardsInFile: streaming != nil,
                                                                         dropSourcePages: { store.dropMappedPages() })
             weights = local
             self.config = localConfig
@@ -395,12 +392,14 @@ public final class LanguageModel: @unchecked Sendable {
         }
         // Split, each rank holds its intermediate rows and down's rows need them all: they
         // are gathered for a group of calls at a time (whole activations are N times a
-        // rank's), then its down products run.
+        // rank's), then its down products run. Streamed, the calls come grouped as each
+        // rank's slots allow: one call per exchange keeps the ranks' exchanges alike.
+        let groupFloats = expertStreamer == nil ? Self.activationGroup : 0
         var first = 0
         while first < calls.count {
             var end = first + 1
             var floats = calls[first].tokens * fullConfig.intermediateSize
-            while end < calls.count, floats + calls[end].tokens * fullConfig.intermediateSize <= Self.activationGroup {
+            while end < calls.count, floats + calls[end].tokens * fullConfig.intermediateSize <= groupFloats {
                 floats += calls[end].tokens * fullConfig.intermediateSize
                 end += 1
             }

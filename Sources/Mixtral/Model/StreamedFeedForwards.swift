@@ -35,7 +35,9 @@ extension LanguageModel {
             let group = experts[start..<(start + count)]
             defer { streamer.release(layer: layer, experts: group) }
             let positions = Array(start..<(start + count))
-            let ready = positions.filter { streamer.isReady(layer: layer, expert: experts[$0]) }
+            // Split over ranks, every rank runs the experts in the same order (their exchanges
+            // must match); one process runs those already read first.
+            let ready = communicator.size > 1 ? positions : positions.filter { streamer.isReady(layer: layer, expert: experts[$0]) }
             let late = positions.filter { !ready.contains($0) }
             for part in [ready, late] where !part.isEmpty {
                 feedForward(calls(try streamer.wait(layer: layer, experts: part.map { experts[$0] }), at: part), products: products)

@@ -84,7 +84,11 @@ public enum TensorParallel {
     /// returned storage. Throws when the model does not split so (more ranks than key/value
     /// heads). `dropSourcePages` runs after each copy (`WeightStore.dropMappedPages`), so
     /// that at no time does the rank hold much more than its share.
-    static func slice(_ weights: DecoderWeights, config: ModelConfig, rank: Int, size: Int,
+    ///
+    /// With `feedForwardsInFile` (expert streaming) the experts' (MLPs') slices are not
+    /// copied but point into the mapped file, untouched, where the streamer finds their
+    /// offsets: each is three runs of whole rows (gate, up, down), which it reads alone.
+    static func slice(_ weights: DecoderWeights, config: ModelConfig, rank: Int, size: Int, feedForwardsInFile: Bool = false,
                       dropSourcePages: @escaping () -> Void) throws(CheckpointError) -> (DecoderWeights, ModelConfig, TensorParallelSlices) {
         if let reason = check(config, size: size) { throw .tensorParallelUnavailable(reason: reason) }
         guard (0..<size).contains(rank) else { throw .tensorParallelUnavailable(reason: "rank \(rank) is not in 0..<\(size)") }
@@ -97,7 +101,14 @@ public enum TensorParallel {
         let q = (share.heads.lowerBound * d)..<(share.heads.upperBound * d)
         let kv = (share.keyValueHeads.lowerBound * d)..<(share.keyValueHeads.upperBound * d)
         func feedForward(_ ffn: DecoderWeights.FeedForward) -> DecoderWeights.FeedForward {
-            .init(gate: rows(ffn.gate, share.intermediate), up: rows(ffn.up, share.intermediate), down: rows(ffn.down, share.hidden))
+            guard feedForwardsInFile else {
+                return .init(gate: rows(ffn.gate, share.intermediate), up: rows(ffn.up, share.intermediate), down: rows(ffn.down, share.hidden))
+            }
+            func inPlace(_ matrix: WeightMatrix, _ range: Range<Int>) -> WeightMatrix {
+                WeightMatrix(type: matrix.type, rows: range.count, columns: matrix.columns, base: matrix.row(range.lowerBound))
+            }
+            return .init(gate: inPlace(ffn.gate, share.intermediate), up: inPlace(ffn.up, share.intermediate),
+                         down: inPlace(ffn.down, share.hidden))
         }
         var sliced = weights
         for (index, layer) in weights.layers.enumerated() {
