@@ -200,8 +200,8 @@ struct BenchCommand: ParsableCommand {
         if communicator.size > 1 {
             for result in results {
                 guard let c = result["communication"] as? [String: Any] else { continue }
-                print(String(format: "%@ over %d ranks: %.2f all-reduces, %.1f KB sent by each rank and %.2f ms communicating per token (%.0f%% of the time)",
-                             result["test"] as? String ?? "", communicator.size, c["all_reduces_per_token"] as? Double ?? 0,
+                print(String(format: "%@ over %d ranks: %.2f exchanges, %.1f KB sent by each rank and %.2f ms communicating per token (%.0f%% of the time)",
+                             result["test"] as? String ?? "", communicator.size, c["exchanges_per_token"] as? Double ?? 0,
                              (c["bytes_sent_per_token"] as? Double ?? 0) / 1e3, 1e3 * (c["seconds_per_token"] as? Double ?? 0),
                              100 * (c["share"] as? Double ?? 0)))
             }
@@ -221,7 +221,7 @@ struct BenchCommand: ParsableCommand {
             // Per token of the timed repetitions, on rank 0 (every rank sends as much).
             let timedTokens = Double(tokens * seconds.count)
             result["communication"] = [
-                "all_reduces_per_token": Double(c.allReduces) / timedTokens,
+                "exchanges_per_token": Double(c.exchanges) / timedTokens,
                 "bytes_sent_per_token": Double(c.bytesSent) / timedTokens,
                 "seconds_per_token": c.seconds / timedTokens,
                 "share": c.seconds / max(1e-9, seconds.reduce(0, +)),

@@ -130,7 +130,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
             }
             first += n
         }
-        stats.allReduces += 1
+        stats.exchanges += 1
         // A ring all-gather sends every other rank's share on: (N-1) shares per rank.
         stats.bytesSent += (size - 1) * count * MemoryLayout<Float>.size
         stats.seconds += Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
@@ -145,6 +145,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         var offsets = [Int32](repeating: 0, count: counts.count)
         for i in 1..<max(counts.count, 1) { offsets[i] = offsets[i - 1] + counts32[i - 1] }
         if cmpi_allgatherv_floats(local, counts32[rank], gathered, counts32, offsets) != MPI_SUCCESS { ParallelRuntime.abort(code: 1) }
+        stats.exchanges += 1
         stats.bytesSent += (size - 1) * counts[rank] * MemoryLayout<Float>.size
         stats.seconds += Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
     }

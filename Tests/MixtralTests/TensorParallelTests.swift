@@ -117,7 +117,7 @@ final class RankResults<T>: @unchecked Sendable {
         for ids in perRank { #expect(ids == expected) }
     }
 
-    /// The batched path (the server's) all-reduces too.
+    /// The batched path (the server's) exchanges too.
     @Test func batchedForwardMatchesOneProcess() throws {
         let name = "mistral-dense"
         let prompt = try Fixtures.reference(name).prompt_ids

@@ -81,7 +81,7 @@ def main():
     for test, figures in communication.items():
         per_token = statistics.median(f["seconds_per_token"] for f in figures)
         share = statistics.median(f["share"] for f in figures)
-        print(f"{test}: {figures[0]['all_reduces_per_token']:.2f} all-reduces and {figures[0]['bytes_sent_per_token'] / 1e3:.1f} KB "
+        print(f"{test}: {figures[0]['exchanges_per_token']:.2f} exchanges (all-gathers, all-reduces) and {figures[0]['bytes_sent_per_token'] / 1e3:.1f} KB "
               f"sent per rank per token, {per_token * 1e3:.3f} ms communicating per token ({share * 100:.0f}% of the time)")
 
 

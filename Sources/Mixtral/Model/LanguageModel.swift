@@ -355,9 +355,6 @@ public final class LanguageModel: @unchecked Sendable {
         }
     }
 
-    /// Floats of whole activations a split feed-forward gathers at a time (4 MB).
-    static let activationGroup = 1 << 20
-
     /// One feed-forward's input and output rows.
     struct FeedForwardCall {
         let ffn: DecoderWeights.FeedForward
@@ -370,6 +367,10 @@ public final class LanguageModel: @unchecked Sendable {
     /// once: all gate and up products in one parallel operation, all down products in a
     /// second one.
     func feedForward(_ calls: [FeedForwardCall], products: ActivationPrecision) {
+        guard communicator.size == 1 else {
+            splitFeedForward(calls, products: products)
+            return
+        }
         let hidden = calls.map { FloatBuffer(capacity: 2 * $0.tokens * $0.ffn.gate.rows) }
         var gateUp: [LinearJob] = []
         for (call, buffer) in zip(calls, hidden) {
@@ -378,40 +379,13 @@ public final class LanguageModel: @unchecked Sendable {
             gateUp.append(LinearJob(call.input, tokens: call.tokens, call.ffn.up, up))
         }
         linear(gateUp, precision: products, pool: pool)
-        guard communicator.size > 1 else {
-            for (call, buffer) in zip(calls, hidden) {
-                let count = call.tokens * call.ffn.gate.rows
-                swiGLU(buffer.pointer, buffer.pointer + count, count: count)
-            }
-            let down = zip(calls, hidden).map { call, activations in
-                LinearJob(activations.pointer, tokens: call.tokens, call.ffn.down, call.output)
-            }
-            linear(down, precision: products, pool: pool)
-            withExtendedLifetime(hidden) {}
-            return
+        var down: [LinearJob] = []
+        for (call, buffer) in zip(calls, hidden) {
+            let count = call.tokens * call.ffn.gate.rows
+            swiGLU(buffer.pointer, buffer.pointer + count, count: count)
+            down.append(LinearJob(buffer.pointer, tokens: call.tokens, call.ffn.down, call.output))
         }
-        // Split, each rank holds its intermediate rows and down's rows need them all: they
-        // are gathered for a group of calls at a time (whole activations are N times a
-        // rank's), then its down products run. Streamed, the calls come grouped as each
-        // rank's slots allow: one call per exchange keeps the ranks' exchanges alike.
-        let groupFloats = expertStreamer == nil ? Self.activationGroup : 0
-        var first = 0
-        while first < calls.count {
-            var end = first + 1
-            var floats = calls[first].tokens * fullConfig.intermediateSize
-            while end < calls.count, floats + calls[end].tokens * fullConfig.intermediateSize <= groupFloats {
-                floats += calls[end].tokens * fullConfig.intermediateSize
-                end += 1
-            }
-            let group = first..<end
-            let whole = splitSwiGLU(group.map { hidden[$0].pointer }, tokens: group.map { calls[$0].tokens })
-            let down = zip(group, whole).map { index, activations in
-                LinearJob(activations.pointer, tokens: calls[index].tokens, calls[index].ffn.down, calls[index].output)
-            }
-            linear(down, precision: products, pool: pool)
-            withExtendedLifetime(whole) {}
-            first = end
-        }
+        linear(down, precision: products, pool: pool)
         withExtendedLifetime(hidden) {}
     }
 

@@ -1,21 +1,22 @@
 import Foundation
 
-/// What a communicator did so far: the all-reduces, the bytes this rank sent for them and
-/// the seconds spent in them (waiting for the slowest rank included).
+/// What a communicator did so far: the exchanges (all-reduces and all-gathers), the bytes
+/// this rank sent in them and the seconds spent in them (waiting for the slowest rank
+/// included).
 public struct CommunicationStats: Sendable, Equatable {
-    public var allReduces = 0
+    public var exchanges = 0
     public var bytesSent = 0
     public var seconds = 0.0
 
-    public init(allReduces: Int = 0, bytesSent: Int = 0, seconds: Double = 0) {
-        self.allReduces = allReduces
+    public init(exchanges: Int = 0, bytesSent: Int = 0, seconds: Double = 0) {
+        self.exchanges = exchanges
         self.bytesSent = bytesSent
         self.seconds = seconds
     }
 
     /// What happened between `start` (an earlier reading) and now.
     public func since(_ start: CommunicationStats) -> CommunicationStats {
-        CommunicationStats(allReduces: allReduces - start.allReduces, bytesSent: bytesSent - start.bytesSent,
+        CommunicationStats(exchanges: exchanges - start.exchanges, bytesSent: bytesSent - start.bytesSent,
                            seconds: seconds - start.seconds)
     }
 }
@@ -41,7 +42,7 @@ public protocol Communicator: Sendable {
     func allGather(_ local: UnsafePointer<Float>, counts: [Int], into gathered: UnsafeMutablePointer<Float>)
     /// Replaces `values` on every rank by `root`'s (the counts must agree).
     func broadcast(_ values: inout [Int64], root: Int)
-    /// The all-reduces so far.
+    /// The exchanges so far.
     var statistics: CommunicationStats { get }
 }
 
@@ -172,7 +173,7 @@ public final class LocalCommunicator: Communicator, @unchecked Sendable {
     public func allReduceSum(_ values: UnsafeMutablePointer<Float>, count: Int) {
         let start = DispatchTime.now().uptimeNanoseconds
         group.allReduceSum(rank: rank, values, count: count)
-        stats.allReduces += 1
+        stats.exchanges += 1
         stats.bytesSent += (size - 1) * count * MemoryLayout<Float>.size
         stats.seconds += Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
     }
@@ -180,6 +181,7 @@ public final class LocalCommunicator: Communicator, @unchecked Sendable {
     public func allGather(_ local: UnsafePointer<Float>, counts: [Int], into gathered: UnsafeMutablePointer<Float>) {
         let start = DispatchTime.now().uptimeNanoseconds
         group.allGather(rank: rank, local, counts: counts, into: gathered)
+        stats.exchanges += 1
         stats.bytesSent += (size - 1) * counts[rank] * MemoryLayout<Float>.size
         stats.seconds += Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
     }

@@ -72,6 +72,46 @@ extension LanguageModel {
         withExtendedLifetime((whole, mine)) {}
     }
 
+    /// Floats of whole activations a split feed-forward gathers at a time (1 MB: a decode
+    /// step's experts together, even Mixtral-8x22B's two of 16,384; a prompt's in groups, so
+    /// that its buffers stay small).
+    static let activationGroup = 1 << 18
+
+    /// `feedForward` split: each rank holds its intermediate rows of gate and up, and down's
+    /// rows need all of them, so the activations are gathered between the two products. The
+    /// calls run in groups of at most `activationGroup` whole activations (a decode step's
+    /// experts in one exchange, a long prompt's in several, each group's buffers freed
+    /// before the next). Streamed, the calls come grouped as each rank's slots allow: one
+    /// call per exchange keeps the ranks' exchanges alike.
+    func splitFeedForward(_ calls: [FeedForwardCall], products: ActivationPrecision) {
+        let width = fullConfig.intermediateSize
+        let groupFloats = expertStreamer == nil ? Self.activationGroup : 0
+        var first = 0
+        while first < calls.count {
+            var end = first + 1
+            var floats = calls[first].tokens * width
+            while end < calls.count, floats + calls[end].tokens * width <= groupFloats {
+                floats += calls[end].tokens * width
+                end += 1
+            }
+            let group = Array(calls[first..<end])
+            let buffers = group.map { FloatBuffer(capacity: max(1, 2 * $0.tokens * $0.ffn.gate.rows)) }
+            var gateUp: [LinearJob] = []
+            for (call, buffer) in zip(group, buffers) {
+                gateUp.append(LinearJob(call.input, tokens: call.tokens, call.ffn.gate, buffer.pointer))
+                gateUp.append(LinearJob(call.input, tokens: call.tokens, call.ffn.up, buffer.pointer + call.tokens * call.ffn.gate.rows))
+            }
+            linear(gateUp, precision: products, pool: pool)
+            let whole = splitSwiGLU(buffers.map(\.pointer), tokens: group.map(\.tokens))
+            let down = zip(group, whole).map { call, activations in
+                LinearJob(activations.pointer, tokens: call.tokens, call.ffn.down, call.output)
+            }
+            linear(down, precision: products, pool: pool)
+            withExtendedLifetime((buffers, whole)) {}
+            first = end
+        }
+    }
+
     /// SwiGLU of several feed-forwards whose gate and up products this rank holds for its
     /// intermediate rows (`products[i]`: gate [tokens[i], rows], then up), made whole
     /// ([tokens, intermediate]) for their down projections.
