@@ -29,48 +29,66 @@ struct BenchCommand: ParsableCommand {
     var d = 0
     @Flag(name: .long, help: "Print one JSON object.")
     var json = false
-    @Flag(name: .long, help: "Under mpiexec: time the all-reduce alone, without a model. For 1, 16 and 512 tokens of Mixtral-8x7B's and 8x22B's hidden sizes (4096 and 6144 floats per token), the median and 90th percentile over 50 x -r calls.")
+    @Flag(name: .long, help: "Under mpiexec: time the exchanges alone, without a model: all-gathers of Mixtral-8x7B's and 8x22B's hidden states and expert activations per token (1, 16 and 512 tokens) and the all-reduce of one hidden state; the median and 90th percentile over 50 x -r calls.")
     var collectives = false
 
     func run() throws { try runOnRanks(collectives ? benchCollectives : bench) }
 
-    /// The all-reduce between the ranks, as the forward passes call it (`allReduceSum`),
-    /// back to back: its time per call when the ranks arrive together.
+    /// The exchanges between the ranks, as a split forward pass calls them, back to back:
+    /// their time per call when the ranks arrive together. All-gathers (each rank sends its
+    /// share of a vector every rank then holds whole) of one token's hidden state (Mixtral
+    /// 8x7B's 4096 floats, 8x22B's 6144) and of its two experts' activations (2 x 14336,
+    /// 2 x 16384), for 1 and 16 tokens and, for the hidden states, 512; and the all-reduce
+    /// of one token's hidden state (the embedding's).
     private func benchCollectives() throws {
         let communicator = try ParallelRuntime.start()
         guard communicator.size > 1 else { throw CLIError("--collectives times the exchange between ranks: run it under mpiexec -n N, N > 1") }
         logQuietly = communicator.rank != 0
-        var results: [[String: Any]] = []
-        for tokens in [1, 16, 512] {
-            for hidden in [4096, 6144] {
-                let count = tokens * hidden
-                var values = [Float](repeating: Float(communicator.rank), count: count)
-                var seconds: [Double] = []
-                let calls = 50 * r
-                for call in 0..<(calls + 5) {
-                    let start = DispatchTime.now().uptimeNanoseconds
-                    values.withUnsafeMutableBufferPointer { communicator.allReduceSum($0.baseAddress!, count: count) }
-                    if call >= 5 { seconds.append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9) }  // after 5 warm-up calls
-                    values.withUnsafeMutableBufferPointer { $0.update(repeating: Float(communicator.rank)) }
-                }
-                seconds.sort()
-                results.append(["tokens": tokens, "floats_per_token": hidden, "bytes_per_rank": count * 4,
-                                "median_seconds": seconds[seconds.count / 2], "p90_seconds": seconds[seconds.count * 9 / 10]])
+        func time(_ exchange: () -> Void) -> (median: Double, p90: Double) {
+            var seconds: [Double] = []
+            for call in 0..<(50 * r + 5) {
+                let start = DispatchTime.now().uptimeNanoseconds
+                exchange()
+                if call >= 5 { seconds.append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9) }  // after 5 warm-up calls
             }
+            seconds.sort()
+            return (seconds[seconds.count / 2], seconds[seconds.count * 9 / 10])
+        }
+        var results: [[String: Any]] = []
+        let cases = [(1, 4096), (1, 6144), (1, 28672), (1, 32768), (16, 4096), (16, 6144), (16, 28672), (16, 32768),
+                     (512, 4096), (512, 6144)]
+        for (tokens, floats) in cases {
+            let total = tokens * floats
+            let counts = (0..<communicator.size).map { TensorParallel.range(total, rank: $0, size: communicator.size).count }
+            let local = [Float](repeating: Float(communicator.rank), count: counts[communicator.rank])
+            var whole = [Float](repeating: 0, count: total)
+            let measured = time {
+                local.withUnsafeBufferPointer { mine in
+                    whole.withUnsafeMutableBufferPointer { communicator.allGather(mine.baseAddress!, counts: counts, into: $0.baseAddress!) }
+                }
+            }
+            results.append(["exchange": "all-gather", "tokens": tokens, "floats_per_token": floats,
+                            "bytes_sent_per_rank": counts[communicator.rank] * 4, "median_seconds": measured.median, "p90_seconds": measured.p90])
+        }
+        for floats in [4096, 6144] {
+            var values = [Float](repeating: -0.0, count: floats)
+            let measured = time { values.withUnsafeMutableBufferPointer { communicator.allReduceSum($0.baseAddress!, count: floats) } }
+            results.append(["exchange": "all-reduce", "tokens": 1, "floats_per_token": floats, "bytes_sent_per_rank": floats * 4,
+                            "median_seconds": measured.median, "p90_seconds": measured.p90])
         }
         guard communicator.rank == 0 else { return }
         if json {
-            let data = try JSONSerialization.data(withJSONObject: ["ranks": communicator.size, "all_reduce": results], options: [.sortedKeys])
+            let data = try JSONSerialization.data(withJSONObject: ["ranks": communicator.size, "exchanges": results], options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
             return
         }
-        print("all-reduce over \(communicator.size) ranks (each rank's partial sums to every rank, added in rank order)")
-        print("| tokens | floats per token | bytes per rank | median | p90 |")
-        print("| ---: | ---: | ---: | ---: | ---: |")
+        print("exchanges between \(communicator.size) ranks (all-gather: each rank sends its share; all-reduce: every rank sends all)")
+        print("| exchange | tokens | floats per token | bytes each rank sends | median | p90 |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: |")
         for result in results {
-            print(String(format: "| %d | %d | %d | %.1f us | %.1f us |", result["tokens"] as? Int ?? 0, result["floats_per_token"] as? Int ?? 0,
-                         result["bytes_per_rank"] as? Int ?? 0, (result["median_seconds"] as? Double ?? 0) * 1e6,
-                         (result["p90_seconds"] as? Double ?? 0) * 1e6))
+            print(String(format: "| %@ | %d | %d | %d | %.1f us | %.1f us |", result["exchange"] as? String ?? "", result["tokens"] as? Int ?? 0,
+                         result["floats_per_token"] as? Int ?? 0, result["bytes_sent_per_rank"] as? Int ?? 0,
+                         (result["median_seconds"] as? Double ?? 0) * 1e6, (result["p90_seconds"] as? Double ?? 0) * 1e6))
         }
     }
 

@@ -157,6 +157,11 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         if rc != MPI_SUCCESS { ParallelRuntime.abort(code: 1) }
     }
 
+    public func abort(reason: String) -> Never {
+        FileHandle.standardError.write(Data("error on rank \(rank): \(reason)\n".utf8))
+        ParallelRuntime.abort(code: 1)
+    }
+
     public var statistics: CommunicationStats {
         lock.lock()
         defer { lock.unlock() }

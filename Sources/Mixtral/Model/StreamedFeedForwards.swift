@@ -40,7 +40,16 @@ extension LanguageModel {
             let ready = communicator.size > 1 ? positions : positions.filter { streamer.isReady(layer: layer, expert: experts[$0]) }
             let late = positions.filter { !ready.contains($0) }
             for part in [ready, late] where !part.isEmpty {
-                feedForward(calls(try streamer.wait(layer: layer, experts: part.map { experts[$0] }), at: part), products: products)
+                let matrices: [DecoderWeights.FeedForward]
+                do {
+                    matrices = try streamer.wait(layer: layer, experts: part.map { experts[$0] })
+                } catch {
+                    // Split, the other ranks are past this point in the same pass: a failed
+                    // read here cannot be reported to one request, it ends the run.
+                    if communicator.size > 1 { communicator.abort(reason: error.description) }
+                    throw error
+                }
+                feedForward(calls(matrices, at: part), products: products)
             }
             start += count
         }

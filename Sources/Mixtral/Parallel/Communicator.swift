@@ -44,6 +44,10 @@ public protocol Communicator: Sendable {
     func broadcast(_ values: inout [Int64], root: Int)
     /// The exchanges so far.
     var statistics: CommunicationStats { get }
+    /// Ends every rank after an error on this one in the middle of a forward pass (its
+    /// exchanges would otherwise leave the others waiting forever): prints `reason` and
+    /// stops the whole run with a non-zero status.
+    func abort(reason: String) -> Never
 }
 
 extension Communicator {
@@ -68,6 +72,10 @@ public struct SingleProcessCommunicator: Communicator {
     }
     public func broadcast(_ values: inout [Int64], root: Int) {}
     public var statistics: CommunicationStats { CommunicationStats() }
+    public func abort(reason: String) -> Never {
+        FileHandle.standardError.write(Data("error: \(reason)\n".utf8))
+        exit(1)
+    }
 }
 
 /// `size` ranks as threads of one process, for tests: each thread holds its own model
@@ -189,4 +197,10 @@ public final class LocalCommunicator: Communicator, @unchecked Sendable {
     public func broadcast(_ values: inout [Int64], root: Int) { group.broadcast(rank: rank, &values, root: root) }
 
     public var statistics: CommunicationStats { stats }
+
+    /// Threads cannot end their group alone: the process stops.
+    public func abort(reason: String) -> Never {
+        FileHandle.standardError.write(Data("error on rank \(rank): \(reason)\n".utf8))
+        exit(1)
+    }
 }

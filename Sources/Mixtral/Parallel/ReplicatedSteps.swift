@@ -94,7 +94,8 @@ public final class RankFollower {
     }
 
     /// Replays rank 0's steps; returns after `stop`. A step that fails here failed on rank 0
-    /// too (the checks depend only on the step), which reports it.
+    /// too, which reports it: its checks depend only on the step, before any exchange (a
+    /// failed read in the middle of a pass ends every rank, `Communicator.abort`).
     public func run() {
         while true {
             let values = model.communicator.broadcast(ids: [], root: 0)

@@ -40,7 +40,7 @@ public enum TensorParallel {
 
     /// `count` things over `size` ranks: rank `rank`'s contiguous range (shares differ by at
     /// most one).
-    static func range(_ count: Int, rank: Int, size: Int) -> Range<Int> {
+    public static func range(_ count: Int, rank: Int, size: Int) -> Range<Int> {
         (count * rank / size)..<(count * (rank + 1) / size)
     }
 
@@ -93,11 +93,22 @@ public enum TensorParallel {
         if let reason = check(config, size: size) { throw .tensorParallelUnavailable(reason: reason) }
         guard (0..<size).contains(rank) else { throw .tensorParallelUnavailable(reason: "rank \(rank) is not in 0..<\(size)") }
         let share = Share(config, rank: rank, size: size)
-        let storage = TensorParallelSlices(dropSourcePages: dropSourcePages)
-        let d = config.headDim
-        func rows(_ matrix: WeightMatrix, _ range: Range<Int>) -> WeightMatrix {
-            storage.rows(of: matrix, first: range.lowerBound, count: range.count)
+        // Twice: once to count the bytes, so that the memory is one allocation of that size.
+        var bytes = 0
+        _ = cut(weights, share, rank: rank, size: size, headDim: config.headDim, feedForwardsInFile: feedForwardsInFile) { matrix, rows in
+            bytes += TensorParallelSlices.rounded(rows.count * matrix.rowBytes)
+            return matrix
         }
+        let storage = TensorParallelSlices(byteCount: bytes, dropSourcePages: dropSourcePages)
+        let sliced = cut(weights, share, rank: rank, size: size, headDim: config.headDim, feedForwardsInFile: feedForwardsInFile,
+                         copy: storage.rows)
+        return (sliced, share.config(config), storage)
+    }
+
+    /// `weights` with every matrix replaced by `copy(matrix, rank's rows)`, the experts'
+    /// by in-place row slices when they stay in the file.
+    private static func cut(_ weights: DecoderWeights, _ share: Share, rank: Int, size: Int, headDim d: Int, feedForwardsInFile: Bool,
+                            copy rows: (WeightMatrix, Range<Int>) -> WeightMatrix) -> DecoderWeights {
         let q = (share.heads.lowerBound * d)..<(share.heads.upperBound * d)
         let kv = (share.keyValueHeads.lowerBound * d)..<(share.keyValueHeads.upperBound * d)
         func feedForward(_ ffn: DecoderWeights.FeedForward) -> DecoderWeights.FeedForward {
@@ -125,61 +136,56 @@ public enum TensorParallel {
         }
         sliced.lmHead = rows(weights.lmHead, range(weights.lmHead.rows, rank: rank, size: size))
         sliced.embedTokens = rows(weights.embedTokens, range(weights.embedTokens.rows, rank: rank, size: size))
-        return (sliced, share.config(config), storage)
+        return sliced
     }
 }
 
-/// The memory of a rank's share of the weights, freed with the model: regions of anonymous
-/// memory advised as 2 MB pages (as the single process reads its weights, for the same
-/// decode speed), filled slice by slice.
+/// The memory of a rank's share of the weights, freed with the model: one allocation of
+/// anonymous memory advised as 2 MB pages (as the single process reads its weights, for the
+/// same decode speed), filled slice by slice.
 final class TensorParallelSlices: @unchecked Sendable {
     private let dropSourcePages: () -> Void
-    private var heapBuffers: [UnsafeMutableRawPointer] = []
-    private var regions: [(start: UnsafeMutableRawPointer, length: Int)] = []
-    private var next: UnsafeMutableRawPointer?
-    private var remaining = 0
-    private(set) var byteCount = 0
+    private let memory: UnsafeMutableRawPointer
+    private let length: Int
+    private let mapped: Bool
+    private var used = 0
 
-    init(dropSourcePages: @escaping () -> Void) { self.dropSourcePages = dropSourcePages }
+    /// A slice's bytes as laid out: each slice starts on a 64-byte line.
+    static func rounded(_ bytes: Int) -> Int { (max(bytes, 1) + 63) / 64 * 64 }
+
+    /// Room for `byteCount` bytes of slices (each `rounded`).
+    init(byteCount: Int, dropSourcePages: @escaping () -> Void) {
+        self.dropSourcePages = dropSourcePages
+        let hugePage = 1 << 21
+        let length = max(hugePage, (byteCount + hugePage - 1) / hugePage * hugePage)
+        if let region = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), region != MAP_FAILED {
+            #if os(Linux)
+            _ = madvise(region, length, 14)  // MADV_HUGEPAGE
+            #endif
+            memory = region
+            mapped = true
+        } else {
+            memory = UnsafeMutableRawPointer.allocate(byteCount: length, alignment: 64)
+            mapped = false
+        }
+        self.length = length
+    }
 
     deinit {
-        for region in regions { munmap(region.start, region.length) }
-        for buffer in heapBuffers { buffer.deallocate() }
+        if mapped { munmap(memory, length) } else { memory.deallocate() }
     }
 
-    /// `bytes` of fresh memory at a 64-byte boundary.
-    private func allocate(_ bytes: Int) -> UnsafeMutableRawPointer {
-        let rounded = (max(bytes, 1) + 63) / 64 * 64
-        if rounded > remaining {
-            let hugePage = 1 << 21
-            let length = (max(rounded, 64 << 20) + hugePage - 1) / hugePage * hugePage
-            if let region = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), region != MAP_FAILED {
-                #if os(Linux)
-                _ = madvise(region, length, 14)  // MADV_HUGEPAGE
-                #endif
-                regions.append((region, length))
-                next = region
-                remaining = length
-            } else {
-                let buffer = UnsafeMutableRawPointer.allocate(byteCount: rounded, alignment: 64)
-                heapBuffers.append(buffer)
-                byteCount += bytes
-                return buffer
-            }
-        }
-        let pointer = next!
-        next = pointer + rounded
-        remaining -= rounded
-        byteCount += bytes
-        return pointer
-    }
+    /// The bytes of the slices.
+    var byteCount: Int { used }
 
-    /// Rows `first ..< first + count` of `matrix`, copied.
-    func rows(of matrix: WeightMatrix, first: Int, count: Int) -> WeightMatrix {
-        let bytes = count * matrix.rowBytes
-        let buffer = allocate(bytes)
-        buffer.copyMemory(from: matrix.row(first), byteCount: bytes)
+    /// `rows` of `matrix`, copied.
+    func rows(of matrix: WeightMatrix, _ rows: Range<Int>) -> WeightMatrix {
+        let bytes = rows.count * matrix.rowBytes
+        precondition(used + Self.rounded(bytes) <= length, "a slice beyond the planned memory")
+        let buffer = memory + used
+        used += Self.rounded(bytes)
+        buffer.copyMemory(from: matrix.row(rows.lowerBound), byteCount: bytes)
         dropSourcePages()
-        return WeightMatrix(type: matrix.type, rows: count, columns: matrix.columns, base: UnsafeRawPointer(buffer))
+        return WeightMatrix(type: matrix.type, rows: rows.count, columns: matrix.columns, base: UnsafeRawPointer(buffer))
     }
 }
