@@ -410,35 +410,41 @@ public final class LanguageModel: @unchecked Sendable {
                 for expert in chosen { routed[expert].append((token, probabilities[expert] / total)) }
             }
         }
-        // Gather each used expert's tokens, run all experts together, scatter back.
+        // Gather each used expert's tokens, run the experts together, scatter back in expert
+        // order. Split, the experts compute this rank's rows of the hidden size, a group
+        // of them at a time (`activationGroups`), so a long prompt's buffers stay small.
         let used = routed.indices.filter { !routed[$0].isEmpty }
-        // Split, the experts compute this rank's rows of the hidden size.
         let rows = experts.first?.down.rows ?? h
-        let gathered = used.map { FloatBuffer(capacity: routed[$0].count * h) }
-        let outputs = used.map { FloatBuffer(capacity: routed[$0].count * rows) }
-        for (slot, expert) in used.enumerated() {
-            for (row, item) in routed[expert].enumerated() {
-                (gathered[slot].pointer + row * h).update(from: input + item.token * h, count: h)
-            }
-        }
         if let streamer = expertStreamer {
             streamer.recordRouting(layer: layer, experts: used)
             if streamer.options.prefetch { prefetchNextLayerExperts(after: layer, input: input, tokens: t) }
         }
-        try runFeedForwards(layer: layer, experts: used, resident: used.map { experts[$0] },
-                            inputs: gathered.map { UnsafePointer($0.pointer) }, tokens: used.map { routed[$0].count },
-                            outputs: outputs.map(\.pointer), products: products)
         let mine = FloatBuffer(capacity: t * rows)
         mine.pointer.initialize(repeating: 0, count: t * rows)
-        for (slot, expert) in used.enumerated() {
-            for (row, item) in routed[expert].enumerated() {
-                for i in 0..<rows { mine[item.token * rows + i] += outputs[slot][row * rows + i] * item.weight }
+        let groups = communicator.size > 1 ? activationGroups(used.map { routed[$0].count }) : [used.indices]
+        for group in groups {
+            let members = Array(used[group])
+            let gathered = members.map { FloatBuffer(capacity: routed[$0].count * h) }
+            let outputs = members.map { FloatBuffer(capacity: routed[$0].count * rows) }
+            for (slot, expert) in members.enumerated() {
+                for (row, item) in routed[expert].enumerated() {
+                    (gathered[slot].pointer + row * h).update(from: input + item.token * h, count: h)
+                }
             }
+            try runFeedForwards(layer: layer, experts: members, resident: members.map { experts[$0] },
+                                inputs: gathered.map { UnsafePointer($0.pointer) }, tokens: members.map { routed[$0].count },
+                                outputs: outputs.map(\.pointer), products: products)
+            for (slot, expert) in members.enumerated() {
+                for (row, item) in routed[expert].enumerated() {
+                    for i in 0..<rows { mine[item.token * rows + i] += outputs[slot][row * rows + i] * item.weight }
+                }
+            }
+            withExtendedLifetime((gathered, outputs)) {}
         }
         let moeOut = communicator.size > 1 ? FloatBuffer(capacity: t * h) : mine
         if communicator.size > 1 { gatherHidden(mine.pointer, tokens: t, into: moeOut.pointer) }
         for i in 0..<(t * h) { x[i] += moeOut[i] }
-        withExtendedLifetime((gathered, outputs, mine, moeOut)) {}
+        withExtendedLifetime((mine, moeOut)) {}
     }
 
     /// Indices of the k largest values, largest first; ties go to the lower index.

@@ -84,17 +84,8 @@ extension LanguageModel {
     /// before the next). Streamed, the calls come grouped as each rank's slots allow: one
     /// call per exchange keeps the ranks' exchanges alike.
     func splitFeedForward(_ calls: [FeedForwardCall], products: ActivationPrecision) {
-        let width = fullConfig.intermediateSize
-        let groupFloats = expertStreamer == nil ? Self.activationGroup : 0
-        var first = 0
-        while first < calls.count {
-            var end = first + 1
-            var floats = calls[first].tokens * width
-            while end < calls.count, floats + calls[end].tokens * width <= groupFloats {
-                floats += calls[end].tokens * width
-                end += 1
-            }
-            let group = Array(calls[first..<end])
+        for range in activationGroups(calls.map(\.tokens)) {
+            let group = Array(calls[range])
             let buffers = group.map { FloatBuffer(capacity: max(1, 2 * $0.tokens * $0.ffn.gate.rows)) }
             var gateUp: [LinearJob] = []
             for (call, buffer) in zip(group, buffers) {
@@ -108,8 +99,28 @@ extension LanguageModel {
             }
             linear(down, precision: products, pool: pool)
             withExtendedLifetime((buffers, whole)) {}
+        }
+    }
+
+    /// Consecutive feed-forward calls (by their token counts) whose whole activations take
+    /// at most `activationGroup` floats together, at least one call each; one call each
+    /// when streamed.
+    func activationGroups(_ tokens: [Int]) -> [Range<Int>] {
+        let width = fullConfig.intermediateSize
+        let limit = expertStreamer == nil ? Self.activationGroup : 0
+        var groups: [Range<Int>] = []
+        var first = 0
+        while first < tokens.count {
+            var end = first + 1
+            var floats = tokens[first] * width
+            while end < tokens.count, floats + tokens[end] * width <= limit {
+                floats += tokens[end] * width
+                end += 1
+            }
+            groups.append(first..<end)
             first = end
         }
+        return groups
     }
 
     /// SwiGLU of several feed-forwards whose gate and up products this rank holds for its
