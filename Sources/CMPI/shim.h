@@ -62,8 +62,6 @@ static inline int cmpi_broadcast_int64(int64_t *values, int count, int root) {
     }
 }
 
-static inline int cmpi_barrier(void) { return MPI_Barrier(MPI_COMM_WORLD); }
-
 static inline int cmpi_finalize(void) { return MPI_Finalize(); }
 
 static inline void cmpi_abort(int code) { MPI_Abort(MPI_COMM_WORLD, code); }

@@ -266,15 +266,18 @@ struct BenchCommand: ParsableCommand {
     }
 }
 
-/// Every rank's `bytes`, in rank order (on one process, `[bytes]`): each rank writes its
-/// value, in MiB, into its own slot of a zeroed vector and the all-reduce sums the vectors
-/// (whole MiB are exact in a Float up to 16 TiB).
+/// Every rank's `bytes`, in rank order (on one process, `[bytes]`), gathered in whole MiB
+/// (exact in a Float up to 16 TiB).
 func residentBytesPerRank(_ bytes: Int, _ communicator: any Communicator) -> [Int] {
     guard communicator.size > 1 else { return [bytes] }
-    var slots = [Float](repeating: 0, count: communicator.size)
-    slots[communicator.rank] = Float(bytes / (1 << 20))
-    slots.withUnsafeMutableBufferPointer { communicator.allReduceSum($0.baseAddress!, count: $0.count) }
-    return slots.map { Int($0) << 20 }
+    let mine = [Float(bytes / (1 << 20))]
+    var all = [Float](repeating: 0, count: communicator.size)
+    mine.withUnsafeBufferPointer { mine in
+        all.withUnsafeMutableBufferPointer {
+            communicator.allGather(mine.baseAddress!, counts: Array(repeating: 1, count: communicator.size), into: $0.baseAddress!)
+        }
+    }
+    return all.map { Int($0) << 20 }
 }
 
 /// Peak resident set size of this process (getrusage's ru_maxrss is in KiB on Linux).

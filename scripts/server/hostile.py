@@ -171,7 +171,8 @@ def run_hostile_tests(suite, server, still_correct, metric, rounds=3, mutants_pe
         slow_loris()
         dropped_streams()
         still_correct()
-        rss.append(rss_kib(server.process.pid))
+        # Every serving process (the ranks, when split), added up.
+        rss.append(sum(rss_kib(pid) for pid in server.pids()))
 
     for i in range(rounds):
         suite.run(f"hostile traffic, round {i + 1} ({mutants_per_round} mutated bodies, "

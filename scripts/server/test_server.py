@@ -67,6 +67,33 @@ class Server:
             raise RuntimeError("server did not start:\n" + "".join(self.lines))
         self.url = f"http://127.0.0.1:{self.port}"
 
+    def pids(self):
+        """The processes that serve: this one, or under --ranks the mixtral ranks that
+        mpiexec started below it (its own RSS says nothing of theirs)."""
+        if not Server.launcher:
+            return [self.process.pid]
+        children = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as f:
+                        parent = int(f.read().rsplit(")", 1)[1].split()[1])
+                except (OSError, ValueError, IndexError):
+                    continue
+                children.setdefault(parent, []).append(int(entry))
+        found, stack = [], [self.process.pid]
+        while stack:
+            for child in children.get(stack.pop(), []):
+                stack.append(child)
+                try:
+                    with open(f"/proc/{child}/comm") as f:
+                        if f.read().strip() == "mixtral":
+                            found.append(child)
+                except OSError:
+                    pass
+        assert found, "no mixtral ranks below mpiexec"
+        return found
+
     def client(self, api_key="unused", timeout=120):
         return openai.OpenAI(base_url=self.url + "/v1", api_key=api_key, max_retries=0, timeout=timeout)
 

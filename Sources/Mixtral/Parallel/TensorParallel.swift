@@ -175,9 +175,6 @@ final class TensorParallelSlices: @unchecked Sendable {
         if mapped { munmap(memory, length) } else { memory.deallocate() }
     }
 
-    /// The bytes of the slices.
-    var byteCount: Int { used }
-
     /// `rows` of `matrix`, copied.
     func rows(of matrix: WeightMatrix, _ rows: Range<Int>) -> WeightMatrix {
         let bytes = rows.count * matrix.rowBytes
