@@ -16,12 +16,12 @@ struct MixtralCommand: ParsableCommand {
 
 /// Options shared by the commands that load a model.
 struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp(
+    @Option(name: [.long, .customShort("m")], help: ArgumentHelp(
         "Model folder (Hugging Face layout: config.json, *.safetensors, tokenizer files) or GGUF file. Default: SmolLM2-135M-Instruct Q4_1 (scripts/get-default-model.sh installs it).",
         valueName: "path"))
     var model: String?
 
-    @Option(name: .long, help: "Worker threads (default: one per core; under mpiexec, the cores divided among the ranks on this machine).")
+    @Option(name: [.long, .customShort("t")], help: "Worker threads (default: one per core; under mpiexec, the cores divided among the ranks on this machine).")
     var threads: Int?
 
     @Option(name: .long, help: ArgumentHelp(
@@ -141,7 +141,7 @@ func streamingSummary(_ model: LanguageModel, since start: ExpertStreamingStats?
 
 /// The prompt, as text or as token ids.
 struct PromptOptions: ParsableArguments {
-    @Option(name: .long, help: "Prompt text.")
+    @Option(name: [.long, .customShort("p")], help: "Prompt text.")
     var prompt: String?
 
     @Argument(help: "Prompt text (alternative to --prompt).")

@@ -14,9 +14,9 @@ struct PerplexityCommand: ParsableCommand {
         """)
 
     @OptionGroup var modelOptions: ModelOptions
-    @Option(name: .long, help: "UTF-8 text file.")
+    @Option(name: [.long, .customShort("f")], help: "UTF-8 text file.")
     var file: String
-    @Option(name: .long, help: "Tokens per chunk.")
+    @Option(name: [.long, .customShort("c")], help: "Tokens per chunk.")
     var ctx = 512
     @Option(name: .long, help: "Score at most this many chunks (default: all).")
     var chunks: Int?

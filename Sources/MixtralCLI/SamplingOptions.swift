@@ -4,9 +4,9 @@ import Mixtral
 /// Generation settings shared by `generate` and `chat`; unset ones keep the model's
 /// defaults (generation_config.json over transformers' own).
 struct SamplingOptions: ParsableArguments {
-    @Option(name: .long, help: "Tokens to generate (default: generation_config.json's max_new_tokens, else 20).")
+    @Option(name: [.long, .customShort("n")], help: "Tokens to generate (default: generation_config.json's max_new_tokens, else 20).")
     var maxNewTokens: Int?
-    @Option(name: .long, help: "Sampling temperature; 0 means greedy.")
+    @Option(name: [.long, .customLong("temp")], help: "Sampling temperature; 0 means greedy.")
     var temperature: Float?
     @Option(name: .long, help: "Keep the K most likely tokens when sampling (0: all; transformers' default 50).")
     var topK: Int?
@@ -20,7 +20,7 @@ struct SamplingOptions: ParsableArguments {
     var presencePenalty: Float?
     @Option(name: .long, help: "OpenAI's frequency penalty, -2...2: subtracted per time a token was generated (0 = off).")
     var frequencyPenalty: Float?
-    @Option(name: .long, help: "Random seed for sampling; the same seed gives the same text.")
+    @Option(name: [.long, .customShort("s")], help: "Random seed for sampling; the same seed gives the same text.")
     var seed: UInt64?
     @Option(name: .long, help: "Stop when the generated text contains this string (repeatable); the text printed ends before it, as OpenAI's API does.")
     var stop: [String] = []
@@ -34,7 +34,7 @@ struct SamplingOptions: ParsableArguments {
     var grammar: String?
     @Option(name: .long, help: ArgumentHelp("Generate only JSON that this JSON Schema describes (turned into a grammar, as llama.cpp's --json-schema-file; properties in the schema's order).", valueName: "file"))
     var jsonSchema: String?
-    @Option(name: .long, help: "Context length limit (default: the model's max_position_embeddings).")
+    @Option(name: [.long, .customShort("c")], help: "Context length limit (default: the model's max_position_embeddings).")
     var ctx: Int?
 
     func validate() throws {

@@ -27,7 +27,7 @@ struct ServeCommand: ParsableCommand {
     var maxSequences = 16
     @Option(name: .long, help: "Sequences that may wait for a place in the batch; more get 429.")
     var maxWaiting = 64
-    @Option(name: .long, help: "Context length per sequence (default: the model's, at most 8192).")
+    @Option(name: [.long, .customShort("c")], help: "Context length per sequence (default: the model's, at most 8192).")
     var ctx: Int?
     @Option(name: .long, help: "Tokens per forward step (decode tokens plus prompt chunks).")
     var batchTokens = 256
