@@ -7,9 +7,10 @@ round, and the streaming bound
 
 h: the hit rate `mixtral bench` measured; X: the expert bytes a token uses (top-k experts
 of every layer); B: the disk's O_DIRECT read bandwidth (dd, 16 MB blocks, five offsets);
-T_compute: the resident seconds per token, fitted as a + b * layers on two files of the
-same geometry with fewer layers that fit in memory (--resident, named ...-NNl-...), and
-taken at the full layer count. Peak RSS of every run comes from wait4.
+T_compute: the resident seconds per token, fitted as a + b * layers (least squares) on two
+or more files of the same geometry with fewer layers that fit in memory (--resident), and
+taken at the full layer count. 1 / T_compute is also the ceiling of every budget: the speed
+with every expert in memory and nothing read. Peak RSS of every run comes from wait4.
 
     python3 scripts/bench/streaming.py --model models/mixtral-8x7b-geometry-q4_0.gguf \\
         --budget 18G [--budget 20G] --resident models/8x7b-4l.gguf --resident models/8x7b-8l.gguf \\
@@ -160,9 +161,14 @@ def main():
     x = k * layers * first["expert_streaming"]["expert_bytes"]
     t_compute = None
     if len(points) >= 2:
-        (l1, t1), (l2, t2) = points[0], points[-1]
-        t_compute = t1 + (t2 - t1) / (l2 - l1) * (layers - l1)
-        print(f"T_compute at {layers} layers: {t_compute:.3f} s per token (fitted on {l1} and {l2} layers)")
+        # Least squares a + b * layers over the resident files.
+        mean_l = statistics.fmean(l for l, _ in points)
+        mean_t = statistics.fmean(t for _, t in points)
+        slope = (sum((l - mean_l) * (t - mean_t) for l, t in points)
+                 / sum((l - mean_l) ** 2 for l, _ in points))
+        t_compute = mean_t + slope * (layers - mean_l)
+        print(f"T_compute at {layers} layers: {t_compute:.3f} s per token ({slope * 1e3:.2f} ms per layer, fitted on "
+              f"{', '.join(str(l) for l, _ in points)} layers)")
     print(f"X: {k} experts x {layers} layers x {first['expert_streaming']['expert_bytes'] / 1e6:.1f} MB = {x / 1e9:.2f} GB per token")
     llama_rate = statistics.median(r for r, _ in llama)
     report = {"disk_bandwidth": bandwidth, "resident": points, "t_compute": t_compute, "x": x,
@@ -184,6 +190,11 @@ def main():
               f"{rss / 2**30:.2f} GiB | " + (f"{bound:.3f} | {rate / bound:.0%} |" if bound else "| |"))
     llama_rss = max(r for _, r in llama)
     print(f"| llama.cpp, mmap ({llama_mode}) | page cache | {llama_rate:.3f} | 1.00x | | | | | {llama_rss / 2**30:.2f} GiB | | |")
+    if t_compute:
+        # With every expert in memory (h = 1) nothing is read: the resident speed is the
+        # ceiling of any budget on this machine.
+        print(f"\nzero-read ceiling 1 / T_compute = {1 / t_compute:.3f} t/s = {1 / t_compute / llama_rate:.2f}x llama.cpp")
+        report["ceiling"] = 1 / t_compute
     if args.json_out:
         with open(args.json_out, "w") as f:
             json.dump(report, f, indent=1)
