@@ -64,22 +64,15 @@ AVX2 __m256i nibbles32(const uint8_t *qs) {
 
 // MARK: - Few tokens: four rows at a time, llama.cpp's vec_dot order
 
-// Software prefetch at least 8 KB ahead in each row stream, into L2: four streams prefetched
-// into L1 would fill a 32 KB L1 (see MX_PREFETCH in Portable.h). The four rows of a group
-// are one contiguous run, so when they span more than 8 KB (long rows: a down projection's
-// 14336 columns), 8 KB ahead of one row lands inside a row of the same group, already being
-// read; the prefetch then reaches the same place in the next group.
-enum { ROWS = 4, PREFETCH_BYTES = 8192 };
-
-static inline size_t prefetch_distance(size_t row_bytes) {
-    return ROWS * row_bytes > PREFETCH_BYTES ? ROWS * row_bytes : PREFETCH_BYTES;
-}
+// Rows per group and the software prefetch, shared with the other int8 decode kernels
+// (KernelVariants.h).
+enum { ROWS = MX_INT8_DECODE_ROWS, PREFETCH_BYTES = MX_INT8_PREFETCH_BYTES };
 
 AVX2 void dot4(int type, const uint8_t *w, size_t row_bytes, int k, const int8_t *q, const float *d, const float *s,
                float *y) {
     const int blocks = k / 32;
     const int block_bytes = type == MX_INT8_Q8_0 ? 34 : type == MX_INT8_Q4_0 ? 18 : 20;
-    const size_t ahead = prefetch_distance(row_bytes);
+    const size_t ahead = mx_int8_prefetch_distance(row_bytes);
     __m256 acc[ROWS];
     float minimum_terms[ROWS];
     for (int r = 0; r < ROWS; r++) { acc[r] = _mm256_setzero_ps(); minimum_terms[r] = 0; }
@@ -116,7 +109,7 @@ AVX2 void dot4(int type, const uint8_t *w, size_t row_bytes, int k, const int8_t
 AVX2 void dot4_q4_0(const uint8_t *w, size_t row_bytes, int k, const int8_t *q, const float *d, float *y) {
     const int blocks = k / 32;
     const __m256i low4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1), eight = _mm256_set1_epi8(8);
-    const size_t ahead = prefetch_distance(row_bytes);
+    const size_t ahead = mx_int8_prefetch_distance(row_bytes);
     const uint8_t *rows[ROWS];
     for (int r = 0; r < ROWS; r++) rows[r] = w + (size_t)r * row_bytes;
     __m256 acc[ROWS];

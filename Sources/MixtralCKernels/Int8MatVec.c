@@ -45,16 +45,9 @@ TARGET __m512i activations2(const int8_t *q, int b, int blocks) {
     return _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(q + 32 * b)));
 }
 
-// Software prefetch at least 8 KB ahead in each row stream, into L2: four streams prefetched
-// into L1 would fill a 32 KB L1 (see MX_PREFETCH in Portable.h). The four rows of a group
-// are one contiguous run, so when they span more than 8 KB (long rows: a down projection's
-// 14336 columns), 8 KB ahead of one row lands inside a row of the same group, already being
-// read; the prefetch then reaches the same place in the next group.
-enum { ROWS = 4, PREFETCH_BYTES = 8192 };
-
-static inline size_t prefetch_distance(size_t row_bytes) {
-    return ROWS * row_bytes > PREFETCH_BYTES ? ROWS * row_bytes : PREFETCH_BYTES;
-}
+// Rows per group and the software prefetch, shared with the other int8 decode kernels
+// (KernelVariants.h).
+enum { ROWS = MX_INT8_DECODE_ROWS, PREFETCH_BYTES = MX_INT8_PREFETCH_BYTES };
 
 // Q4_0 with AVX512-VBMI: fewer instructions per block pair, since this path is compute-bound
 // at memory speed. One masked 36-byte load holds both blocks (d, 16 bytes of nibbles, d,
@@ -78,7 +71,7 @@ TARGET_VBMI static void dot4_q4_0(const uint8_t *w, size_t row_bytes, int k, con
     const __m512i scale_pairs = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
                                                  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 41, 32, 9, 0);
     const __m512i low_nibbles = _mm512_set1_epi8(0x0F);
-    const size_t ahead = prefetch_distance(row_bytes);
+    const size_t ahead = mx_int8_prefetch_distance(row_bytes);
     __m512 acc[ROWS];
     for (int r = 0; r < ROWS; r++) acc[r] = _mm512_setzero_ps();
     for (int b = 0; b < blocks; b += 2) {

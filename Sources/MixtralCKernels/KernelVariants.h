@@ -8,6 +8,19 @@
 #include <math.h>
 #include <string.h>
 
+/// The int8 decode kernels (Int8AVX2.c, Int8MatVec.c) read four rows at a time and prefetch
+/// at least 8 KB ahead in each row stream, into L2: four streams prefetched into L1 would
+/// fill a 32 KB L1 (see MX_PREFETCH in Portable.h). The four rows of a group are one
+/// contiguous run, so when they span more than 8 KB (long rows: a down projection's 14336
+/// columns), 8 KB ahead of one row lands inside a row of the same group, already being
+/// read; the prefetch then reaches the same place in the next group.
+enum { MX_INT8_DECODE_ROWS = 4, MX_INT8_PREFETCH_BYTES = 8192 };
+
+static inline size_t mx_int8_prefetch_distance(size_t row_bytes) {
+    const size_t group = MX_INT8_DECODE_ROWS * row_bytes;
+    return group > MX_INT8_PREFETCH_BYTES ? group : MX_INT8_PREFETCH_BYTES;
+}
+
 /// The eight 6-bit sub-block scales and mins of a Q4_K/Q5_K block of 256 (the 12 bytes at
 /// `packed`) as bytes, for the AVX2 and AVX-512 decode and pack (kQuantScaleAndMin): bytes 0-3
 /// hold scales 0-3 and their top bits are the top bits of scales 4-7; bytes 4-7 the same

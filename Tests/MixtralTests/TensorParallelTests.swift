@@ -276,9 +276,6 @@ final class RankResults<T>: @unchecked Sendable {
             guard case .tensorParallelUnavailable(let reason) = error as? CheckpointError else { return false }
             return reason.contains("key/value heads")
         }
-        let folder = Fixtures.parity("mistral-dense")
-        let pool = ComputePool(threadCount: 1)
-        _ = (folder, pool)
     }
 
     /// The group's sum is added in rank order, the same bits on every rank.

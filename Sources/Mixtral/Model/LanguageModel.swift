@@ -371,14 +371,7 @@ public final class LanguageModel: @unchecked Sendable {
             splitFeedForward(calls, products: products)
             return
         }
-        let hidden = calls.map { FloatBuffer(capacity: 2 * $0.tokens * $0.ffn.gate.rows) }
-        var gateUp: [LinearJob] = []
-        for (call, buffer) in zip(calls, hidden) {
-            let up = buffer.pointer + call.tokens * call.ffn.gate.rows
-            gateUp.append(LinearJob(call.input, tokens: call.tokens, call.ffn.gate, buffer.pointer))
-            gateUp.append(LinearJob(call.input, tokens: call.tokens, call.ffn.up, up))
-        }
-        linear(gateUp, precision: products, pool: pool)
+        let hidden = gateAndUp(calls, products: products)
         var down: [LinearJob] = []
         for (call, buffer) in zip(calls, hidden) {
             let count = call.tokens * call.ffn.gate.rows
@@ -387,6 +380,19 @@ public final class LanguageModel: @unchecked Sendable {
         }
         linear(down, precision: products, pool: pool)
         withExtendedLifetime(hidden) {}
+    }
+
+    /// Each call's gate and up products in one parallel operation, into a buffer per call:
+    /// gate [tokens, gate rows], then up.
+    func gateAndUp(_ calls: [FeedForwardCall], products: ActivationPrecision) -> [FloatBuffer] {
+        let buffers = calls.map { FloatBuffer(capacity: max(1, 2 * $0.tokens * $0.ffn.gate.rows)) }
+        var jobs: [LinearJob] = []
+        for (call, buffer) in zip(calls, buffers) {
+            jobs.append(LinearJob(call.input, tokens: call.tokens, call.ffn.gate, buffer.pointer))
+            jobs.append(LinearJob(call.input, tokens: call.tokens, call.ffn.up, buffer.pointer + call.tokens * call.ffn.gate.rows))
+        }
+        linear(jobs, precision: products, pool: pool)
+        return buffers
     }
 
     /// Mixtral's sparse MoE block: router softmax over all experts in fp32, top-k,

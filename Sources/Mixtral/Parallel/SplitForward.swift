@@ -86,13 +86,7 @@ extension LanguageModel {
     func splitFeedForward(_ calls: [FeedForwardCall], products: ActivationPrecision) {
         for range in activationGroups(calls.map(\.tokens)) {
             let group = Array(calls[range])
-            let buffers = group.map { FloatBuffer(capacity: max(1, 2 * $0.tokens * $0.ffn.gate.rows)) }
-            var gateUp: [LinearJob] = []
-            for (call, buffer) in zip(group, buffers) {
-                gateUp.append(LinearJob(call.input, tokens: call.tokens, call.ffn.gate, buffer.pointer))
-                gateUp.append(LinearJob(call.input, tokens: call.tokens, call.ffn.up, buffer.pointer + call.tokens * call.ffn.gate.rows))
-            }
-            linear(gateUp, precision: products, pool: pool)
+            let buffers = gateAndUp(group, products: products)
             let whole = splitSwiGLU(buffers.map(\.pointer), tokens: group.map(\.tokens))
             let down = zip(group, whole).map { call, activations in
                 LinearJob(activations.pointer, tokens: call.tokens, call.ffn.down, call.output)
